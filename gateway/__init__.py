@@ -1,0 +1,1 @@
+"""The WebSocket gateway: Kafka in, exact books out to many clients."""

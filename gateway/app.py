@@ -1,0 +1,227 @@
+"""Wiring of one gateway process: Kafka -> Materializer -> Market -> Hub -> WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.server import serve
+
+from core.market import Market
+from gateway.auth import TokenVerifier
+from gateway.hub import Hub
+from gateway.server import GatewayServer, close_later
+from mdgw import metrics
+from mdgw.config import Config
+from mdgw.kafka.admin import partition_count
+from mdgw.kafka.sink import KafkaSink
+from mdgw.kafka.source import Record, ThreadedConsumer, load_snapshots
+from mdgw.materializer import Materializer
+from schemas import wire
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GatewayRuntime:
+    """Everything a running gateway holds, for tests and the CLI."""
+
+    config: Config
+    market: Market
+    hub: Hub
+    server: GatewayServer
+    materializer: Materializer
+    consumer: ThreadedConsumer
+    sink: KafkaSink
+    port: int = 0
+    started: float = field(default_factory=time.monotonic)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    ready: bool = False
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext | None:
+    if not cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+async def _every(seconds: float, fn: Any) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            fn()
+        except Exception:  # a timer must never die silently and stop the service
+            log.exception("timer %s failed", getattr(fn, "__name__", fn))
+
+
+def trade_start_offsets(
+    consumer: ThreadedConsumer, topic: str, parts: int, since_ms: int
+) -> list[tuple[str, int, int]]:
+    """Where to start the trades topic: the first record of the stats window."""
+    from confluent_kafka import TopicPartition
+
+    tps = [TopicPartition(topic, p, since_ms) for p in range(parts)]
+    found = consumer._consumer.offsets_for_times(tps, timeout=10)
+    out = []
+    for tp in found:
+        out.append((topic, tp.partition, tp.offset if tp.offset >= 0 else -2))
+    return out
+
+
+async def start_gateway(
+    config: Config, *, worker_index: int = 0, reuse_port: bool = False
+) -> GatewayRuntime:
+    """Bootstrap books from the snapshot topic, start consuming and serving."""
+    g, k = config.gateway, config.kafka
+    loop = asyncio.get_running_loop()
+    market = Market(trades_per_stream=g.trades_per_stream)
+    hub = Hub(market, high_water=g.high_water_bytes, slow_timeout=g.slow_timeout)
+    sink = KafkaSink(k, linger_ms=5)
+    writer = worker_index == 0
+    mat = Materializer(
+        market,
+        k,
+        dlq=sink,
+        on_book=hub.on_book,
+        on_trade=hub.on_trade,
+        snapshot_sink=sink if writer else None,
+        snapshot_every_updates=g.snapshot_every_updates,
+        snapshot_every_ms=g.snapshot_every_ms,
+        checkpoint_every_ms=g.checkpoint_every_ms,
+    )
+    t0 = time.perf_counter()
+    snapshots = await asyncio.to_thread(load_snapshots, k)
+    resume = mat.load_snapshots(snapshots)
+    log.info("loaded %d snapshots in %.3fs", len(resume and snapshots), time.perf_counter() - t0)
+    consumer = ThreadedConsumer(k, f"{g.group_id}-{worker_index}")
+    book_parts = await asyncio.to_thread(partition_count, k, k.book_topic)
+    trade_parts = await asyncio.to_thread(partition_count, k, k.trades_topic)
+    since_ms = int(time.time() * 1000) - 24 * 3600 * 1000
+    assignment = [(k.book_topic, p, resume.get(p, -2)) for p in range(book_parts)]
+    assignment += await asyncio.to_thread(
+        trade_start_offsets, consumer, k.trades_topic, trade_parts, since_ms
+    )
+    consumer.assign(assignment)
+
+    verifier = TokenVerifier(config.auth) if config.auth.jwt_enabled else None
+    runtime: GatewayRuntime
+    server = GatewayServer(g, hub, verifier=verifier, health=lambda: health(runtime))
+
+    def on_batch(records: list[Record]) -> None:
+        mat.handle(records)
+        hub.flush()
+        done = time.perf_counter_ns()
+        for rec in records:
+            metrics.BROADCAST_LATENCY.observe((done - rec.received_ns) / 1e9)
+
+    consumer.start(loop, on_batch)
+    ws = await serve(
+        server.handler,
+        g.host,
+        g.port,
+        process_request=server.process_request,
+        select_subprotocol=server.select_subprotocol,
+        subprotocols=["marketdata.v1.json", "marketdata.v1.protobuf"],
+        compression="deflate" if g.compression else None,
+        max_size=g.max_message_size,
+        ping_interval=g.ping_interval or None,
+        ping_timeout=g.connection_timeout or None,
+        open_timeout=10,
+        ssl=tls_context(g.tls_cert, g.tls_key),
+        reuse_port=reuse_port or None,
+        origins=None,
+    )
+    port = ws.sockets[0].getsockname()[1] if ws.sockets else g.port
+    runtime = GatewayRuntime(config, market, hub, server, mat, consumer, sink, port)
+    runtime.ws = ws  # type: ignore[attr-defined]
+
+    def heartbeat() -> None:
+        now = time.time_ns()
+        hub.broadcast_all(wire.heartbeat_json(now), wire.heartbeat_pb(now))
+
+    def stats() -> None:
+        hub.send_stats(time.time_ns())
+
+    def slow() -> None:
+        hub.check_slow(lambda s, code, reason: close_later(s, code, reason))
+        server.expire_tokens()
+
+    def housekeeping() -> None:
+        sink.poll()
+        metrics.STALE_STREAMS.set(sum(1 for b in all_books(market) if b.stale))
+
+    runtime.tasks = [
+        asyncio.create_task(_every(g.conflation_ms / 1000, hub.tick_conflated)),
+        asyncio.create_task(_every(g.heartbeat_interval, heartbeat)),
+        asyncio.create_task(_every(1.0, stats)),
+        asyncio.create_task(_every(0.1, slow)),
+        asyncio.create_task(_every(0.5, housekeeping)),
+        asyncio.create_task(_lag_loop(consumer)),
+    ]
+    runtime.ready = True
+    log.info("gateway worker %d serving ws on %s:%d", worker_index, g.host, port)
+    return runtime
+
+
+async def _lag_loop(consumer: ThreadedConsumer) -> None:
+    while True:
+        await asyncio.sleep(5)
+        lag = await asyncio.to_thread(consumer.lag)
+        for (topic, part), n in lag.items():
+            metrics.CONSUMER_LAG.labels(topic, str(part)).set(n)
+
+
+def all_books(market: Market) -> list[Any]:
+    return [b for s in market.streams() if (b := market.book(s)) is not None]
+
+
+def health(rt: GatewayRuntime) -> dict[str, Any]:
+    books = all_books(rt.market)
+    return {
+        "status": "healthy",
+        "ready": rt.ready,
+        "connections": len(rt.hub.sessions),
+        "streams": len(books),
+        "stale_streams": sum(1 for b in books if b.stale),
+        "records_consumed": rt.materializer.counters.consumed,
+        "dlq": rt.materializer.counters.dlq,
+        "uptime_s": round(time.monotonic() - rt.started, 3),
+    }
+
+
+async def stop_gateway(rt: GatewayRuntime, timeout: float = 10.0) -> None:
+    """Graceful shutdown: 1001 to clients, consumer closed, snapshots flushed."""
+    rt.server.shutting_down = True
+    for task in rt.tasks:
+        task.cancel()
+    ws = rt.ws  # type: ignore[attr-defined]
+    ws.close(close_connections=False)
+    closes = [s.conn.close(1001, "server shutting down") for s in list(rt.hub.sessions)]
+    if closes:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*closes, return_exceptions=True), timeout)
+    await asyncio.to_thread(rt.consumer.close)
+    rt.materializer.flush_snapshots()
+    await asyncio.to_thread(rt.sink.flush, timeout)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ws.wait_closed(), timeout)
+
+
+async def serve_gateway(config: Config, worker_index: int = 0, reuse_port: bool = False) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    rt = await start_gateway(config, worker_index=worker_index, reuse_port=reuse_port)
+    await stop.wait()
+    log.info("shutting down gateway worker %d", worker_index)
+    await stop_gateway(rt)

@@ -1,0 +1,310 @@
+"""Fan-out: book events in, encoded-once frames out to every subscriber of a view.
+
+A *view* is one (stream or aggregated symbol, depth, speed). Each view message is
+encoded once per format in use and the same bytes are queued to every subscriber;
+queues are written at the end of the consumer batch (one frame per message, or one
+batch frame for clients that opted in), so there is no per-client await on the path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.book import ApplyResult
+from core.market import Market
+from core.views import DepthView
+
+from core.types import BookUpdate, Trade, parse_stream_key
+from gateway.session import Session
+from mdgw import metrics
+from schemas import wire
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewKey:
+    aggregated: bool
+    name: str
+    """Stream (EXCHANGE:SYMBOL) or, for aggregated views, the canonical symbol."""
+    depth: int
+    conflated: bool
+
+
+@dataclass(eq=False, slots=True)
+class ViewSlot:
+    key: ViewKey
+    view: Any
+    json_subs: set[Session] = field(default_factory=set)
+    pb_subs: set[Session] = field(default_factory=set)
+    stale: bool = False
+    dirty: bool = False
+
+    def subscribers(self) -> set[Session]:
+        return self.json_subs | self.pb_subs
+
+
+def status_fields(key: ViewKey) -> dict[str, str]:
+    if key.aggregated:
+        return {"symbol": key.name}
+    exchange, symbol = parse_stream_key(key.name)
+    return {"exchange": exchange.name, "symbol": symbol}
+
+
+class Hub:
+    """Owns the views and subscriptions; turns market events into client frames."""
+
+    def __init__(
+        self,
+        market: Market,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        high_water: int = 1 << 20,
+        slow_timeout: float = 5.0,
+    ) -> None:
+        self.market = market
+        self.clock = clock
+        self.high_water = high_water
+        self.slow_timeout = slow_timeout
+        self.sessions: set[Session] = set()
+        self.views: dict[ViewKey, ViewSlot] = {}
+        self.by_name: dict[str, list[ViewSlot]] = {}
+        self.trade_subs: dict[str, set[Session]] = {}
+        self.stats_subs: dict[str, set[Session]] = {}
+        self._touched: list[Session] = []
+        self.frames_out = 0
+
+    # ---- subscriptions -------------------------------------------------------------
+
+    def source(self, key: ViewKey) -> Any:
+        return self.market.aggregated(key.name) if key.aggregated else self.market.book(key.name)
+
+    def slot(self, key: ViewKey) -> ViewSlot | None:
+        """The view slot for key, created on first use; None if the source is unknown."""
+        slot = self.views.get(key)
+        if slot is None:
+            src = self.source(key)
+            if src is None:
+                return None
+            slot = ViewSlot(key, DepthView(src, key.depth))
+            slot.stale = bool(getattr(src, "stale", False))
+            self.views[key] = slot
+            self.by_name.setdefault(key.name, []).append(slot)
+        return slot
+
+    def add_view(self, session: Session, key: ViewKey) -> bool:
+        slot = self.slot(key)
+        if slot is None:
+            return False
+        (slot.pb_subs if session.binary else slot.json_subs).add(session)
+        session.views.add(key)
+        if slot.stale:
+            session.send_control(
+                "status", **status_fields(key), status="stale", reason="waiting for snapshot"
+            )
+        else:
+            self.send_snapshot(session, slot)
+        return True
+
+    def remove_view(self, session: Session, key: ViewKey) -> None:
+        session.views.discard(key)
+        slot = self.views.get(key)
+        if slot is None:
+            return
+        slot.json_subs.discard(session)
+        slot.pb_subs.discard(session)
+        if not slot.json_subs and not slot.pb_subs:
+            del self.views[key]
+            slots = self.by_name.get(key.name, [])
+            if slot in slots:
+                slots.remove(slot)
+            if not slots:
+                self.by_name.pop(key.name, None)
+
+    def remove_session(self, session: Session) -> None:
+        for key in list(session.views):
+            self.remove_view(session, key)
+        for stream in session.trade_streams:
+            self.trade_subs.get(stream, set()).discard(session)
+        for stream in session.stats_streams:
+            self.stats_subs.get(stream, set()).discard(session)
+        self.sessions.discard(session)
+
+    def send_snapshot(self, session: Session, slot: ViewSlot) -> None:
+        snap = slot.view.snapshot()
+        snap.gateway_ns = self.clock()
+        agg = slot.key.aggregated
+        frame = (
+            wire.book_pb(snap, aggregated=agg)
+            if session.binary
+            else wire.book_json(snap, aggregated=agg)
+        )
+        session.send_data(frame)
+
+    def resync(self, session: Session, names: tuple[str, ...]) -> int:
+        """Fresh snapshots of the session's book views on these streams/symbols."""
+        sent = 0
+        for key in list(session.views):
+            if key.name in names:
+                slot = self.views.get(key)
+                if slot is not None and not slot.stale:
+                    self.send_snapshot(session, slot)
+                    sent += 1
+        return sent
+
+    # ---- market events -------------------------------------------------------------
+
+    def on_book(self, stream: str, result: ApplyResult, agg_symbol: str | None) -> None:
+        """After the market applied a book record: update views of the stream (and agg)."""
+        slots = self.by_name.get(stream)
+        if slots:
+            self._update_slots(slots, result)
+        if agg_symbol is not None:
+            agg_slots = self.by_name.get(agg_symbol)
+            if agg_slots:
+                self._update_slots(agg_slots, ApplyResult.APPLIED)
+
+    def _update_slots(self, slots: list[ViewSlot], result: ApplyResult) -> None:
+        for slot in slots:
+            if result is ApplyResult.GAP:
+                self.mark_stale(slot, "sequence gap")
+            elif slot.stale:
+                if result is ApplyResult.SNAPSHOT or not getattr(
+                    self.source(slot.key), "stale", False
+                ):
+                    self.recover(slot)
+            elif result is ApplyResult.APPLIED or result is ApplyResult.SNAPSHOT:
+                if slot.key.conflated:
+                    slot.dirty = True
+                else:
+                    msg = slot.view.on_update()
+                    if msg is not None:
+                        self.deliver(slot, msg)
+
+    def mark_stale(self, slot: ViewSlot, reason: str) -> None:
+        if slot.stale:
+            return
+        slot.stale = True
+        fields = status_fields(slot.key)
+        for s in slot.subscribers():
+            s.send_control("status", **fields, status="stale", reason=reason)
+
+    def recover(self, slot: ViewSlot) -> None:
+        """A stale view's source is whole again: reset it and send fresh snapshots."""
+        slot.stale = False
+        slot.dirty = False
+        slot.view.reset()
+        for s in slot.subscribers():
+            if s.behind_since is None:
+                self.send_snapshot(s, slot)
+
+    def stream_lost(self, stream: str, reason: str) -> None:
+        """The stream's book was dropped (partition revoked): subscribers go stale."""
+        for slot in self.by_name.get(stream, []):
+            self.mark_stale(slot, reason)
+
+    def deliver(self, slot: ViewSlot, msg: BookUpdate) -> None:
+        msg.gateway_ns = self.clock()
+        agg = slot.key.aggregated
+        touched = self._touched
+        if slot.json_subs:
+            frame = wire.book_json(msg, aggregated=agg)
+            for s in slot.json_subs:
+                if s.behind_since is None:
+                    if not s.pending:
+                        touched.append(s)
+                    s.pending.append(frame)
+                else:
+                    s.dropped += 1
+        if slot.pb_subs:
+            frame = wire.book_pb(msg, aggregated=agg)
+            for s in slot.pb_subs:
+                if s.behind_since is None:
+                    if not s.pending:
+                        touched.append(s)
+                    s.pending.append(frame)
+                else:
+                    s.dropped += 1
+
+    def on_trade(self, trade: Trade) -> None:
+        subs = self.trade_subs.get(trade.stream)
+        if not subs:
+            return
+        now = self.clock()
+        jframe = pframe = None
+        touched = self._touched
+        for s in subs:
+            if s.binary:
+                pframe = pframe or wire.trade_pb(trade, now)
+                frame = pframe
+            else:
+                jframe = jframe or wire.trade_json(trade, now)
+                frame = jframe
+            if not s.pending:
+                touched.append(s)
+            s.pending.append(frame)
+
+    def tick_conflated(self) -> None:
+        """Timer (every conflation interval): one message per dirty conflated view."""
+        for slot in list(self.views.values()):
+            if slot.dirty and not slot.stale:
+                slot.dirty = False
+                msg = slot.view.flush()
+                if msg is not None:
+                    self.deliver(slot, msg)
+        self.flush()
+
+    def flush(self) -> int:
+        """Write every queued frame; mark sessions past the high-water mark as behind."""
+        touched, self._touched = self._touched, []
+        frames = 0
+        hw = self.high_water
+        for s in touched:
+            frames += s.flush()
+            if s.behind_since is None and s.buffered() > hw:
+                s.behind_since = time.monotonic()
+        self.frames_out += frames
+        return frames
+
+    def broadcast_all(self, json_frame: bytes, pb_frame: bytes) -> None:
+        """Heartbeats: one frame per format, to every session."""
+        for s in list(self.sessions):
+            s.send_data(pb_frame if s.binary else json_frame)
+
+    def send_stats(self, now_ns: int) -> None:
+        for stream, subs in list(self.stats_subs.items()):
+            if not subs:
+                continue
+            stats = self.market.stats(stream, now_ns)
+            if stats is None:
+                continue
+            jframe, pframe = wire.stats_json(stats), wire.stats_pb(stats)
+            for s in subs:
+                s.send_data(pframe if s.binary else jframe)
+
+    def check_slow(self, close: Callable[[Session, int, str], None]) -> None:
+        """Resync drained sessions; close those that stayed behind too long (1013)."""
+        now = time.monotonic()
+        low = self.high_water // 4
+        for s in list(self.sessions):
+            if s.behind_since is None:
+                continue
+            if s.buffered() <= low:
+                s.behind_since = None
+                s.resyncs += 1
+                metrics.SLOW_RESYNCS.inc()
+                for key in list(s.views):
+                    slot = self.views.get(key)
+                    if slot is None or slot.stale:
+                        continue
+                    s.send_control(
+                        "status", **status_fields(key), status="resync", reason="slow consumer"
+                    )
+                    self.send_snapshot(s, slot)
+            elif now - s.behind_since > self.slow_timeout:
+                metrics.SLOW_DISCONNECTS.inc()
+                close(s, 1013, "slow consumer")

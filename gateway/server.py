@@ -1,0 +1,333 @@
+"""The WebSocket server (CONTRACT §4) on ``websockets``: handshake policy, control ops.
+
+Plain HTTP on the same port answers ``/health`` and ``/metrics``. Handshakes are
+refused before any upgrade: 503 past ``max_connections``, 401 for a bad token,
+403 for a foreign Origin, 429 for too many attempts from one IP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from core.types import parse_stream_key
+from gateway.auth import AuthError, TokenVerifier
+from gateway.hub import Hub, ViewKey
+from gateway.protocol import ProtocolError, parse_request
+from gateway.ratelimit import AttemptLimiter, TokenBucket
+from gateway.session import Session
+from mdgw import metrics
+from mdgw.config import GatewayConfig
+from mdgw.metrics_http import render_metrics
+
+log = logging.getLogger(__name__)
+
+JSON_PROTOCOL = "marketdata.v1.json"
+PB_PROTOCOL = "marketdata.v1.protobuf"
+
+
+def http_response(status: int, body: bytes, content_type: str = "application/json") -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-cache"),
+        ]
+    )
+    return Response(status, HTTPStatus(status).phrase, headers, body)
+
+
+def error_response(status: int, message: str) -> Response:
+    return http_response(status, orjson.dumps({"error": message}))
+
+
+class GatewayServer:
+    """Connection policy and the control-message loop; data flows through the Hub."""
+
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        hub: Hub,
+        *,
+        verifier: TokenVerifier | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.hub = hub
+        self.verifier = verifier
+        self.health = health or (lambda: {"status": "healthy"})
+        self.attempts = AttemptLimiter(cfg.connects_per_minute_per_ip, 60.0)
+        self.per_subject: dict[str, int] = {}
+        self.replay_handler: Any = None
+        self.shutting_down = False
+
+    # ---- handshake -----------------------------------------------------------------
+
+    def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == "/health":
+            return http_response(200, orjson.dumps(self.health()))
+        if path == "/metrics":
+            body, ctype = render_metrics()
+            return http_response(200, body, ctype or CONTENT_TYPE_LATEST)
+        if path != "/ws":
+            return error_response(404, "not found; the WebSocket endpoint is /ws")
+        if self.shutting_down:
+            return error_response(503, "server shutting down")
+        ip = remote_ip(conn)
+        if not self.attempts.allow(ip, time.monotonic()):
+            metrics.WS_REFUSED.labels("rate_limited").inc()
+            metrics.RATE_LIMITED.labels("ws_connect").inc()
+            return error_response(429, "too many connection attempts")
+        if len(self.hub.sessions) >= self.cfg.max_connections:
+            metrics.WS_REFUSED.labels("full").inc()
+            return error_response(503, "server full")
+        origin = request.headers.get("Origin")
+        if (
+            self.cfg.allowed_origins
+            and origin is not None
+            and origin not in self.cfg.allowed_origins
+        ):
+            metrics.WS_REFUSED.labels("origin").inc()
+            return error_response(403, "origin not allowed")
+        if self.verifier is not None:
+            token = bearer_token(request)
+            try:
+                claims = self.verifier.verify(token)
+            except AuthError as e:
+                metrics.WS_REFUSED.labels("unauthorized").inc()
+                metrics.AUTH_FAILURES.labels("ws", e.reason).inc()
+                log.info("refused token from %s: %s", ip, e.reason)
+                return error_response(401, str(e))
+            sub = str(claims.get("sub", ""))
+            if self.per_subject.get(sub, 0) >= self.verifier.max_connections_per_subject:
+                metrics.WS_REFUSED.labels("subject_limit").inc()
+                return error_response(429, "too many connections for this subject")
+            conn.claims = claims  # type: ignore[attr-defined]
+        return None
+
+    def select_subprotocol(self, conn: ServerConnection, offered: Any) -> Any:
+        for proto in offered:
+            if proto in (JSON_PROTOCOL, PB_PROTOCOL):
+                return proto
+        return None
+
+    # ---- connection ----------------------------------------------------------------
+
+    def new_session(self, conn: ServerConnection) -> Session:
+        query = parse_qs(urlsplit(conn.request.path).query) if conn.request else {}
+        fmt = (query.get("format") or [""])[0]
+        if conn.subprotocol == JSON_PROTOCOL or fmt == "json":
+            binary = False
+        elif conn.subprotocol == PB_PROTOCOL or fmt == "protobuf":
+            binary = True
+        else:
+            binary = self.cfg.use_binary_protocol
+        batch = (query.get("batch") or ["false"])[0].lower() in ("1", "true", "yes")
+        claims = getattr(conn, "claims", None) or {}
+        exts = conn.protocol.extensions
+        return Session(
+            conn,
+            binary,
+            batch,
+            remote=remote_ip(conn),
+            subject=str(claims.get("sub", "")),
+            token_exp=claims.get("exp"),
+            compression=bool(exts),
+        )
+
+    async def handler(self, conn: ServerConnection) -> None:
+        session = self.new_session(conn)
+        session.claims = getattr(conn, "claims", None) or {}
+        session.tokens = float(self.cfg.control_burst)
+        self.hub.sessions.add(session)
+        self.per_subject[session.subject] = self.per_subject.get(session.subject, 0) + 1
+        metrics.WS_CONNECTIONS_TOTAL.inc()
+        metrics.WS_CONNECTIONS_ACTIVE.inc()
+        bucket = TokenBucket(self.cfg.control_rate, self.cfg.control_burst)
+        try:
+            async for message in conn:
+                session.last_activity = time.monotonic()
+                if not bucket.allow(session.last_activity):
+                    metrics.RATE_LIMITED.labels("ws_control").inc()
+                    self.refuse(session, ProtocolError("rate_limited", "too many messages"))
+                    continue
+                try:
+                    self.dispatch(session, message)
+                except ProtocolError as e:
+                    self.refuse(session, e)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.hub.remove_session(session)
+            for replay in list(session.replays.values()):
+                replay.cancel()
+            self.per_subject[session.subject] -= 1
+            if not self.per_subject[session.subject]:
+                del self.per_subject[session.subject]
+            metrics.WS_CONNECTIONS_ACTIVE.dec()
+            metrics.MESSAGES_SENT.inc(session.messages_sent)
+            metrics.BYTES_SENT.inc(session.bytes_sent)
+
+    def refuse(self, session: Session, e: ProtocolError) -> None:
+        metrics.CLIENT_ERRORS.labels(e.code).inc()
+        session.send_control("error", id=e.req_id, code=e.code, message=e.message)
+        session.strikes += 1
+        if session.strikes >= self.cfg.abuse_strikes:
+            log.info("closing %s after %d refused messages", session.remote, session.strikes)
+            close_later(session, 1008, "repeated abuse")
+
+    def dispatch(self, session: Session, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            raise ProtocolError("bad_request", "control messages are JSON text frames")
+        req = parse_request(message)
+        op = req.op
+        if op == "ping":
+            session.send_control("pong", id=req.id, timestamp=time.time_ns())
+        elif op == "subscribe":
+            self.subscribe(session, req)
+        elif op == "unsubscribe":
+            self.unsubscribe(session, req)
+        elif op == "resync":
+            names = tuple(req.symbols)
+            self.hub.resync(session, names)
+        elif op == "auth":
+            self.reauth(session, req.token, req.id)
+        elif op in ("replay", "cancel_replay"):
+            if self.replay_handler is None:
+                raise ProtocolError("bad_request", "replay is not enabled here", req.id)
+            self.replay_handler(session, req)
+
+    def check_allowed(
+        self, session: Session, channel: str, symbols: tuple[str, ...], req_id: object
+    ) -> None:
+        claims = session.claims
+        channels = claims.get("channels")
+        if channels is not None and channel not in channels:
+            raise ProtocolError("forbidden", f"channel {channel} not allowed", req_id)
+        allowed = claims.get("symbols")
+        if allowed is not None:
+            for s in symbols:
+                if s not in allowed and s.partition(":")[2] not in allowed:
+                    raise ProtocolError("forbidden", f"symbol {s} not allowed", req_id)
+
+    def subscription_count(self, session: Session) -> int:
+        return len(session.views) + len(session.trade_streams) + len(session.stats_streams)
+
+    def subscribe(self, session: Session, req: Any) -> None:
+        self.check_allowed(session, req.channel, req.symbols, req.id)
+        if self.subscription_count(session) + len(req.symbols) > self.cfg.max_subscriptions:
+            raise ProtocolError(
+                "too_many_subscriptions",
+                f"at most {self.cfg.max_subscriptions} per connection",
+                req.id,
+            )
+        market = self.hub.market
+        for s in req.symbols:
+            known = (
+                market.aggregated(s) is not None
+                if req.channel == "aggregated_book"
+                else market.book(s) is not None
+            )
+            if not known:
+                raise ProtocolError("unknown_symbol", f"unknown symbol {s}", req.id)
+        session.send_control(
+            "subscribed", id=req.id, channel=req.channel, symbols=list(req.symbols)
+        )
+        for s in req.symbols:
+            if req.channel in ("book", "aggregated_book"):
+                key = ViewKey(req.channel == "aggregated_book", s, req.depth, req.speed == "100ms")
+                self.hub.add_view(session, key)
+            elif req.channel == "trades":
+                session.trade_streams.add(s)
+                self.hub.trade_subs.setdefault(s, set()).add(session)
+            else:
+                session.stats_streams.add(s)
+                self.hub.stats_subs.setdefault(s, set()).add(session)
+                stats = market.stats(s, time.time_ns())
+                if stats is not None:
+                    from schemas import wire
+
+                    session.send_data(
+                        wire.stats_pb(stats) if session.binary else wire.stats_json(stats)
+                    )
+
+    def unsubscribe(self, session: Session, req: Any) -> None:
+        for s in req.symbols:
+            if req.channel in ("book", "aggregated_book"):
+                for key in [k for k in session.views if k.name == s]:
+                    self.hub.remove_view(session, key)
+            elif req.channel == "trades":
+                session.trade_streams.discard(s)
+                self.hub.trade_subs.get(s, set()).discard(session)
+            else:
+                session.stats_streams.discard(s)
+                self.hub.stats_subs.get(s, set()).discard(session)
+        session.send_control(
+            "unsubscribed", id=req.id, channel=req.channel, symbols=list(req.symbols)
+        )
+
+    def reauth(self, session: Session, token: str, req_id: object) -> None:
+        if self.verifier is None:
+            session.send_control("authenticated", id=req_id)
+            return
+        try:
+            claims = self.verifier.verify(token)
+        except AuthError as e:
+            metrics.AUTH_FAILURES.labels("ws", e.reason).inc()
+            raise ProtocolError("unauthorized", str(e), req_id) from e
+        if str(claims.get("sub", "")) != session.subject:
+            raise ProtocolError("unauthorized", "token subject differs", req_id)
+        session.token_exp = claims.get("exp")
+        session.claims = claims
+        session.send_control("authenticated", id=req_id, exp=session.token_exp)
+
+    def expire_tokens(self) -> None:
+        now = time.time()
+        for s in list(self.hub.sessions):
+            if s.token_exp is not None and s.token_exp < now:
+                close_later(s, 1008, "token expired")
+                s.token_exp = None
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def close_later(session: Session, code: int, reason: str) -> None:
+    """Start the closing handshake without awaiting it (keeps a task reference)."""
+    task = asyncio.ensure_future(session.conn.close(code, reason))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+def remote_ip(conn: ServerConnection) -> str:
+    addr = conn.remote_address
+    return str(addr[0]) if addr else ""
+
+
+def bearer_token(request: Request) -> str:
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    query = parse_qs(urlsplit(request.path).query)
+    return (query.get("token") or [""])[0]
+
+
+def validate_stream(name: str) -> bool:
+    try:
+        parse_stream_key(name)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Process wiring of the market-data gateway: configuration, Kafka adapters, CLI."""

@@ -1,0 +1,5 @@
+import sys
+
+from mdgw.cli import main
+
+sys.exit(main())

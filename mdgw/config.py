@@ -1,0 +1,265 @@
+"""The one place configuration is read: defaults < config file < MDGW_* env < flags.
+
+Every section is a frozen dataclass; each field maps to the environment variable
+``MDGW_<SECTION>_<FIELD>`` (upper case), and to ``<section>: {<field>: ...}`` in a
+YAML or TOML file given with ``--config``. Unknown keys and values of the wrong
+type are errors at start-up, with a message naming the key, never silent defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A configuration value or file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str = "127.0.0.1:9092"
+    client_id: str = "mdgw"
+    security_protocol: str = "PLAINTEXT"
+    book_topic: str = "marketdata.book"
+    trades_topic: str = "marketdata.trades"
+    snapshots_topic: str = "marketdata.book.snapshots"
+    checkpoints_topic: str = "marketdata.book.checkpoints"
+    dlq_topic: str = "marketdata.dlq"
+    partitions: int = 6
+    replication_factor: int = 1
+    retention_ms: int = 7 * 24 * 3600 * 1000
+    """Retention of the book, trades and checkpoint topics: the time-travel horizon."""
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    group_id: str = "mdgw-gateway"
+    workers: int = 1
+    mode: str = "replica"
+    """replica: every process reads every partition; sharded: one group splits them."""
+    max_connections: int = 10_000
+    max_message_size: int = 65_536
+    ping_interval: float = 30.0
+    connection_timeout: float = 60.0
+    compression: bool = True
+    use_binary_protocol: bool = True
+    heartbeat_interval: float = 5.0
+    control_rate: float = 5.0
+    """Control messages per second per connection (Binance allows 5)."""
+    control_burst: int = 20
+    max_subscriptions: int = 1024
+    abuse_strikes: int = 50
+    """Refused control messages before the connection is closed with 1008."""
+    high_water_bytes: int = 1_048_576
+    """Unsent bytes past which a client's deltas are dropped and it is resynced."""
+    slow_timeout: float = 5.0
+    """Seconds a client may stay above the high-water mark after a resync before 1013."""
+    snapshot_every_updates: int = 1000
+    snapshot_every_ms: int = 5_000
+    checkpoint_every_ms: int = 60_000
+    trades_per_stream: int = 1000
+    conflation_ms: int = 100
+    tls_cert: str = ""
+    tls_key: str = ""
+    allowed_origins: tuple[str, ...] = ()
+    connects_per_minute_per_ip: int = 600
+    max_replays: int = 32
+    max_replays_per_connection: int = 4
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    host: str = "0.0.0.0"
+    port: int = 8000
+    group_id: str = "mdgw-api"
+    rate_limit: int = 100
+    """Requests per second per client IP."""
+    trades_per_stream: int = 1000
+    tls_cert: str = ""
+    tls_key: str = ""
+    cors_origins: tuple[str, ...] = ("*",)
+    trusted_proxies: tuple[str, ...] = ()
+    open_paths: tuple[str, ...] = ("/health", "/ready", "/metrics", "/schema", "/")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    jwt_enabled: bool = False
+    jwt_secret: str = ""
+    jwt_public_key_file: str = ""
+    jwt_jwks_file: str = ""
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    jwt_issuer: str = "market-data-server"
+    jwt_audience: str = ""
+    jwt_leeway: float = 5.0
+    max_connections_per_subject: int = 100
+    api_keys: tuple[str, ...] = ()
+    """SHA-256 hex digests of accepted API keys (never the keys themselves)."""
+    api_keys_file: str = ""
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    rate: float = 200.0
+    """Book updates per second, all streams together."""
+    duration: float = 0.0
+    """Seconds to run; 0 runs until stopped."""
+    seed: int = 1
+    snapshot_every: int = 500
+    trade_ratio: float = 0.1
+    levels: int = 300
+    symbols_per_exchange: int = 3
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    log_json: bool = False
+    log_level: str = "INFO"
+    trace_ratio: float = 0.01
+    tracing: bool = False
+    """OpenTelemetry tracing on/off; exporter via the standard OTEL_* variables."""
+
+
+@dataclass(frozen=True)
+class Config:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _coerce(where: str, hint: Any, value: Any) -> Any:
+    """Turn a file or env value into the field's type, or raise ConfigError."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip().replace("_", ""))
+            except ValueError:
+                pass
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)
+    elif origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list | tuple):
+            return tuple(str(v) for v in value)
+    elif origin in (typing.Union, types.UnionType):
+        return value
+    raise ConfigError(f"{where}: cannot use {value!r} as {getattr(hint, '__name__', hint)}")
+
+
+def _section_fields(section_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def _read_file(path: Path) -> Mapping[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"config file {path}: {e.strerror}") from e
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"config file {path}: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config file {path}: top level must be a mapping of sections")
+    return data
+
+
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Build the Config from a file, the environment and flag overrides (highest)."""
+    env = os.environ if env is None else env
+    file_data = _read_file(Path(path)) if path else {}
+    sections_cls = _section_fields(Config)
+    unknown = set(file_data) - set(sections_cls)
+    if unknown:
+        raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+    sections: dict[str, Any] = {}
+    for name, cls in sections_cls.items():
+        fields = _section_fields(cls)
+        values: dict[str, Any] = {}
+        raw = file_data.get(name) or {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"config section {name!r} must be a mapping")
+        for key, value in raw.items():
+            if key not in fields:
+                raise ConfigError(f"unknown config key {name}.{key}")
+            values[key] = _coerce(f"{name}.{key}", fields[key], value)
+        for key, hint in fields.items():
+            var = f"MDGW_{name}_{key}".upper()
+            if var in env:
+                values[key] = _coerce(var, hint, env[var])
+        for key, value in (overrides or {}).get(name, {}).items():
+            if value is not None:
+                values[key] = _coerce(f"--{key}", fields[key], value)
+        sections[name] = cls(**values)
+    config = Config(**sections)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Reject combinations no process can run with."""
+    g = config.gateway
+    for where, port in (("gateway.port", g.port), ("api.port", config.api.port)):
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{where} must be 0..65535, got {port}")
+    if g.mode not in ("replica", "sharded"):
+        raise ConfigError(f"gateway.mode must be replica or sharded, got {g.mode!r}")
+    if g.workers < 1:
+        raise ConfigError("gateway.workers must be >= 1")
+    if bool(g.tls_cert) != bool(g.tls_key):
+        raise ConfigError("gateway.tls_cert and gateway.tls_key go together")
+    if bool(config.api.tls_cert) != bool(config.api.tls_key):
+        raise ConfigError("api.tls_cert and api.tls_key go together")
+    if config.kafka.partitions < 1:
+        raise ConfigError("kafka.partitions must be >= 1")
+    if not 0.0 <= config.telemetry.trace_ratio <= 1.0:
+        raise ConfigError("telemetry.trace_ratio must be within 0..1")
+    a = config.auth
+    if a.jwt_enabled and not (a.jwt_secret or a.jwt_public_key_file or a.jwt_jwks_file):
+        raise ConfigError("auth.jwt_enabled needs jwt_secret, jwt_public_key_file or jwt_jwks_file")
+    if "none" in (alg.lower() for alg in a.jwt_algorithms):
+        raise ConfigError("auth.jwt_algorithms must not contain 'none'")

@@ -1,0 +1,4 @@
+"""Kafka adapters: topic administration, the record sink, the record source.
+
+Only these modules import a Kafka client library.
+"""

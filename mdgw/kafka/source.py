@@ -1,0 +1,233 @@
+"""The record source: a confluent-kafka consumer on its own thread, feeding asyncio.
+
+librdkafka's ``consume()`` releases the GIL while it waits, so a dedicated thread
+gives the event loop whole batches with no polling latency. Batches cross into
+the loop with ``call_soon_threadsafe``; a semaphore bounds the batches in flight,
+so a slow loop slows the consumer instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from mdgw.config import KafkaConfig
+from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, Headers, int_header
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Record:
+    """One consumed record, detached from the client library."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers | None
+    timestamp_ms: int
+    received_ns: int
+    """When the Kafka client handed the record to us (perf_counter_ns clock)."""
+
+
+def consumer_conf(cfg: KafkaConfig, group_id: str, **extra: object) -> dict:
+    return {
+        "bootstrap.servers": cfg.bootstrap,
+        "security.protocol": cfg.security_protocol,
+        "group.id": group_id,
+        "client.id": cfg.client_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 5,
+        "fetch.min.bytes": 1,
+        "queued.max.messages.kbytes": 65536,
+        "enable.partition.eof": False,
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 2000,
+        **extra,
+    }
+
+
+def to_record(msg: object, now_ns: int) -> Record:
+    return Record(
+        msg.topic(),  # type: ignore[attr-defined]
+        msg.partition(),  # type: ignore[attr-defined]
+        msg.offset(),  # type: ignore[attr-defined]
+        msg.key(),  # type: ignore[attr-defined]
+        msg.value(),  # type: ignore[attr-defined]
+        msg.headers(),  # type: ignore[attr-defined]
+        msg.timestamp()[1],  # type: ignore[attr-defined]
+        now_ns,
+    )
+
+
+def read_to_end(
+    cfg: KafkaConfig,
+    topic: str,
+    start: dict[int, int] | None = None,
+    stop: dict[int, int] | None = None,
+    timeout: float = 60.0,
+) -> Iterable[Record]:
+    """Read partitions of a topic from ``start`` (default: beginning) to their end now."""
+    consumer = Consumer(consumer_conf(cfg, f"{cfg.client_id}-reader", **{"fetch.wait.max.ms": 50}))
+    try:
+        md = consumer.list_topics(topic, timeout=10)
+        tmeta = md.topics.get(topic)
+        if tmeta is None or tmeta.error is not None:
+            missing = KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)
+            raise KafkaException(tmeta.error if tmeta else missing)
+        ends: dict[int, int] = {}
+        assign: list[TopicPartition] = []
+        for p in tmeta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            end = high if stop is None or p not in stop else min(stop[p], high)
+            begin = max(low, (start or {}).get(p, low))
+            if begin < end:
+                ends[p] = end
+                assign.append(TopicPartition(topic, p, begin if start else OFFSET_BEGINNING))
+        if not assign:
+            return
+        consumer.assign(assign)
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.2):
+                if msg.error():
+                    log.warning("read %s: %s", topic, msg.error())
+                    continue
+                p = msg.partition()
+                if p not in ends:
+                    continue
+                if msg.offset() >= ends[p]:
+                    ends.pop(p)
+                    continue
+                yield to_record(msg, time.perf_counter_ns())
+                if msg.offset() + 1 >= ends[p]:
+                    ends.pop(p)
+        if ends:
+            raise TimeoutError(f"reading {topic} to its end timed out; left: {ends}")
+    finally:
+        consumer.close()
+
+
+@dataclass(slots=True)
+class SnapshotRecord:
+    """A full book from the compacted topic, with where its stream's deltas resume."""
+
+    value: bytes
+    book_partition: int | None
+    book_offset: int | None
+
+
+def load_snapshots(cfg: KafkaConfig, topic: str | None = None) -> dict[str, SnapshotRecord]:
+    """The latest snapshot record of every stream (compacted topic read to its end)."""
+    latest: dict[str, SnapshotRecord] = {}
+    for rec in read_to_end(cfg, topic or cfg.snapshots_topic):
+        if rec.key is None or rec.value is None:
+            continue
+        latest[rec.key.decode(errors="replace")] = SnapshotRecord(
+            rec.value, int_header(rec.headers, BOOK_PARTITION), int_header(rec.headers, BOOK_OFFSET)
+        )
+    return latest
+
+
+class ThreadedConsumer:
+    """Consumes assigned partitions on a thread and hands batches to the loop."""
+
+    def __init__(
+        self, cfg: KafkaConfig, group_id: str, *, max_batch: int = 2000, max_inflight: int = 8
+    ) -> None:
+        self._cfg = cfg
+        self._consumer = Consumer(consumer_conf(cfg, group_id))
+        self._max_batch = max_batch
+        self._inflight = threading.Semaphore(max_inflight)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors = 0
+        self.last_error = ""
+        self.connected = False
+        self._positions: dict[tuple[str, int], int] = {}
+        self._ends: dict[tuple[str, int], int] = {}
+
+    def assign(self, partitions: list[tuple[str, int, int]]) -> None:
+        """Read these (topic, partition, start offset); a negative offset means beginning."""
+        self._consumer.assign(
+            [TopicPartition(t, p, o if o >= 0 else OFFSET_BEGINNING) for t, p, o in partitions]
+        )
+
+    def start(
+        self, loop: asyncio.AbstractEventLoop, on_batch: Callable[[list[Record]], None]
+    ) -> None:
+        def deliver(batch: list[Record]) -> None:
+            try:
+                on_batch(batch)
+            finally:
+                self._inflight.release()
+
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    msgs = self._consumer.consume(self._max_batch, 0.1)
+                except KafkaException as e:
+                    self._note_error(str(e))
+                    time.sleep(0.5)
+                    continue
+                if not msgs:
+                    continue
+                now = time.perf_counter_ns()
+                batch: list[Record] = []
+                for m in msgs:
+                    err = m.error()
+                    if err is not None:
+                        self._note_error(err.str())
+                        continue
+                    batch.append(to_record(m, now))
+                    self._positions[(m.topic(), m.partition())] = m.offset() + 1
+                if batch:
+                    self.connected = True
+                    while not self._inflight.acquire(timeout=0.2):
+                        if self._stop.is_set():
+                            return
+                    loop.call_soon_threadsafe(deliver, batch)
+
+        self._thread = threading.Thread(target=run, name="kafka-consumer", daemon=True)
+        self._thread.start()
+
+    def _note_error(self, text: str) -> None:
+        self.errors += 1
+        self.last_error = text
+        log.warning("kafka consumer: %s", text)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records behind the high watermark per partition (cached watermarks, cheap)."""
+        out: dict[tuple[str, int], int] = {}
+        for (topic, part), pos in list(self._positions.items()):
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, part), timeout=1, cached=False
+                )
+            except KafkaException:
+                continue
+            out[(topic, part)] = max(0, high - pos)
+        return out
+
+    def watermarks(self, topic: str, partition: int, timeout: float = 5.0) -> tuple[int, int]:
+        tp = TopicPartition(topic, partition)
+        return self._consumer.get_watermark_offsets(tp, timeout=timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError) as e:
+            log.warning("closing consumer: %s", e)

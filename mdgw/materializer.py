@@ -1,0 +1,250 @@
+"""Kafka records -> the pure Market: bootstrap from snapshots, then apply the tail.
+
+Shared by the gateway and the REST service, so there is one way a book is built.
+Every record is decoded and validated; anything refused goes to the dead-letter
+topic with the contract's headers and a counter, and the loop goes on. Re-reads
+after a restart (offsets at or below the last applied one) are skipped silently;
+a sequence going backwards at a new offset is poison and is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from core.book import ApplyResult
+from core.errors import CoreError
+from core.market import Market
+from core.types import BookUpdate, Trade
+from mdgw import metrics
+from mdgw.config import KafkaConfig
+from mdgw.kafka import headers as H
+from mdgw.kafka.sink import RecordSink
+from mdgw.kafka.source import Record, SnapshotRecord
+from schemas import codec
+from schemas.errors import SchemaError
+
+log = logging.getLogger(__name__)
+
+BookHook = Callable[[str, ApplyResult, "str | None"], None]
+TradeHook = Callable[[Trade], None]
+
+
+@dataclass
+class StreamPosition:
+    partition: int
+    offset: int
+    """Offset of the last book record applied (or covered by the loaded snapshot)."""
+    updates_since_snapshot: int = 0
+    last_snapshot_ns: int = 0
+    last_checkpoint_ns: int = 0
+
+
+@dataclass
+class Counters:
+    consumed: int = 0
+    applied: int = 0
+    dlq: int = 0
+    gaps: int = 0
+    rereads: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class Materializer:
+    """Applies consumed records to a Market and tells hooks what changed."""
+
+    def __init__(
+        self,
+        market: Market,
+        cfg: KafkaConfig,
+        *,
+        dlq: RecordSink | None = None,
+        on_book: BookHook | None = None,
+        on_trade: TradeHook | None = None,
+        snapshot_sink: RecordSink | None = None,
+        snapshot_every_updates: int = 1000,
+        snapshot_every_ms: int = 5000,
+        checkpoint_every_ms: int = 60_000,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.market = market
+        self.cfg = cfg
+        self.dlq = dlq
+        self.on_book = on_book
+        self.on_trade = on_trade
+        self.snapshot_sink = snapshot_sink
+        self.snapshot_every_updates = snapshot_every_updates
+        self.snapshot_every_ns = snapshot_every_ms * 1_000_000
+        self.checkpoint_every_ns = checkpoint_every_ms * 1_000_000
+        self.clock = clock
+        self.positions: dict[str, StreamPosition] = {}
+        self.counters = Counters()
+
+    # ---- bootstrap -----------------------------------------------------------------
+
+    def load_snapshots(
+        self, snapshots: dict[str, SnapshotRecord], partitions: set[int] | None = None
+    ) -> dict[int, int]:
+        """Apply the compacted snapshots; returns {book partition: offset to resume at}."""
+        resume: dict[int, int] = {}
+        now = self.clock()
+        for stream, snap in snapshots.items():
+            if snap.book_partition is None or snap.book_offset is None:
+                continue
+            if partitions is not None and snap.book_partition not in partitions:
+                continue
+            try:
+                update = codec.decode(snap.value)
+                if not isinstance(update, BookUpdate) or update.stream != stream:
+                    raise SchemaError(f"snapshot record for {stream} is not its book")
+                update.is_snapshot = True
+                self.market.apply_book(update, now)
+            except (SchemaError, CoreError) as e:
+                log.warning("skipping unusable snapshot of %s: %s", stream, e)
+                continue
+            self.positions[stream] = StreamPosition(
+                snap.book_partition, snap.book_offset - 1, 0, now, now
+            )
+            p = snap.book_partition
+            resume[p] = min(resume.get(p, snap.book_offset), snap.book_offset)
+        return resume
+
+    # ---- the tail ------------------------------------------------------------------
+
+    def handle(self, records: list[Record]) -> None:
+        book_topic = self.cfg.book_topic
+        trades_topic = self.cfg.trades_topic
+        c = self.counters
+        for rec in records:
+            c.consumed += 1
+            if rec.topic == book_topic:
+                self._book_record(rec)
+            elif rec.topic == trades_topic:
+                self._trade_record(rec)
+        metrics.RECORDS_CONSUMED.labels(book_topic).inc(len(records))
+
+    def _book_record(self, rec: Record) -> None:
+        try:
+            update = codec.decode(rec.value or b"")
+        except SchemaError as e:
+            self.dead_letter(rec, e.reason, str(e))
+            return
+        if not isinstance(update, BookUpdate):
+            self.dead_letter(rec, "wrong_type", f"{type(update).__name__} on the book topic")
+            return
+        stream = update.stream
+        key = (rec.key or b"").decode(errors="replace")
+        if key != stream:
+            self.dead_letter(rec, "key_mismatch", f"key {key!r} but record is {stream}")
+            return
+        pos = self.positions.get(stream)
+        if pos is not None and rec.partition == pos.partition and rec.offset <= pos.offset:
+            self.counters.rereads += 1
+            return
+        try:
+            event = self.market.apply_book(update, self.clock())
+        except CoreError as e:
+            self.dead_letter(rec, "invalid", str(e))
+            return
+        result = event.result
+        if result is ApplyResult.DUPLICATE:
+            self.dead_letter(
+                rec,
+                "sequence_backwards",
+                f"{stream} sequence {update.sequence} <= {event.book.sequence}",
+            )
+            return
+        if pos is None:
+            pos = self.positions[stream] = StreamPosition(rec.partition, rec.offset)
+        pos.partition, pos.offset = rec.partition, rec.offset
+        if result is ApplyResult.GAP:
+            self.counters.gaps += 1
+            metrics.SEQUENCE_GAPS.inc()
+            log.warning(
+                "sequence gap on %s at %d: stale until the next snapshot", stream, update.sequence
+            )
+        elif result is ApplyResult.APPLIED or result is ApplyResult.SNAPSHOT:
+            self.counters.applied += 1
+            pos.updates_since_snapshot += 1
+            if self.snapshot_sink is not None:
+                self._maybe_snapshot(stream, pos)
+        if self.on_book is not None:
+            agg = event.aggregated
+            self.on_book(stream, result, agg.symbol if agg is not None else None)
+
+    def _trade_record(self, rec: Record) -> None:
+        try:
+            trade = codec.decode(rec.value or b"")
+        except SchemaError as e:
+            self.dead_letter(rec, e.reason, str(e))
+            return
+        if not isinstance(trade, Trade):
+            self.dead_letter(rec, "wrong_type", f"{type(trade).__name__} on the trades topic")
+            return
+        if (rec.key or b"").decode(errors="replace") != trade.stream:
+            self.dead_letter(rec, "key_mismatch", f"key does not match {trade.stream}")
+            return
+        if self.market.apply_trade(trade, self.clock()):
+            self.counters.applied += 1
+            if self.on_trade is not None:
+                self.on_trade(trade)
+
+    # ---- outputs -------------------------------------------------------------------
+
+    def dead_letter(self, rec: Record, reason: str, detail: str) -> None:
+        c = self.counters
+        c.dlq += 1
+        c.by_reason[reason] = c.by_reason.get(reason, 0) + 1
+        metrics.DLQ_RECORDS.labels(reason).inc()
+        log.warning("dead-letter %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, detail)
+        if self.dlq is None:
+            return
+        hdrs = [
+            (H.DLQ_ERROR, f"{reason}: {detail}"[:1000].encode()),
+            (H.DLQ_SOURCE_TOPIC, rec.topic.encode()),
+            (H.DLQ_SOURCE_PARTITION, str(rec.partition).encode()),
+            (H.DLQ_SOURCE_OFFSET, str(rec.offset).encode()),
+        ]
+        value = rec.value
+        if value is not None and len(value) > 4_000_000:
+            value = value[:4_000_000]  # keep the DLQ writable; the error says it was cut
+            hdrs.append(("truncated", b"true"))
+        self.dlq.send(self.cfg.dlq_topic, rec.key, value, hdrs)
+
+    def _maybe_snapshot(self, stream: str, pos: StreamPosition) -> None:
+        now = self.clock()
+        due = (
+            pos.updates_since_snapshot >= self.snapshot_every_updates
+            or now - pos.last_snapshot_ns >= self.snapshot_every_ns
+        )
+        checkpoint_due = now - pos.last_checkpoint_ns >= self.checkpoint_every_ns
+        if due or checkpoint_due:
+            self.write_snapshot(stream, pos, checkpoint=checkpoint_due)
+
+    def write_snapshot(self, stream: str, pos: StreamPosition, *, checkpoint: bool) -> None:
+        """Write the full book to the compacted topic (and the time-indexed checkpoints)."""
+        book = self.market.book(stream)
+        if book is None or book.stale or self.snapshot_sink is None:
+            return
+        value = codec.encode(book.snapshot(0))
+        hdrs = [
+            (H.BOOK_PARTITION, str(pos.partition).encode()),
+            (H.BOOK_OFFSET, str(pos.offset + 1).encode()),
+        ]
+        ts_ms = (book.ingest_ns or self.clock()) // 1_000_000
+        self.snapshot_sink.send(self.cfg.snapshots_topic, stream, value, hdrs)
+        if checkpoint:
+            self.snapshot_sink.send(
+                self.cfg.checkpoints_topic, stream, value, hdrs, timestamp_ms=ts_ms
+            )
+            pos.last_checkpoint_ns = self.clock()
+        pos.updates_since_snapshot = 0
+        pos.last_snapshot_ns = self.clock()
+        metrics.SNAPSHOTS_WRITTEN.inc()
+
+    def flush_snapshots(self) -> None:
+        """Write every live book now (graceful shutdown)."""
+        for stream, pos in list(self.positions.items()):
+            self.write_snapshot(stream, pos, checkpoint=False)

@@ -1,0 +1,1 @@
+"""Feeds into Kafka: the simulator, capture replay, live exchange connectors."""

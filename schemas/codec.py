@@ -1,0 +1,181 @@
+"""Protobuf <-> core value types, with validation of everything that comes from outside.
+
+Decoding never trusts a record: unknown enum values, empty or malformed symbols,
+non-finite or negative numbers raise :class:`schemas.errors.ValidationError`;
+bytes that do not parse raise :class:`schemas.errors.DecodeError`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError as _PbDecodeError
+
+from core.types import BookUpdate, Exchange, Level, Statistics, Trade
+from schemas import market_data_pb2 as pb
+from schemas.errors import DecodeError, ValidationError
+
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+"""Largest record we decode; a full 1000-level book is ~40 KB, so 4 MiB is generous."""
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,16}-[A-Z0-9]{1,16}$")
+_SIDES = {pb.Trade.BUY: "buy", pb.Trade.SELL: "sell", pb.Trade.UNKNOWN_SIDE: ""}
+_SIDE_CODES = {"buy": pb.Trade.BUY, "sell": pb.Trade.SELL, "": pb.Trade.UNKNOWN_SIDE}
+_EXCHANGE_NAMES = {e.name: e for e in Exchange if e is not Exchange.UNKNOWN}
+
+
+@dataclass(slots=True, frozen=True)
+class Heartbeat:
+    """A keep-alive carrying the sender's clock."""
+
+    timestamp_ns: int
+
+
+Decoded = BookUpdate | Trade | Statistics | Heartbeat
+
+
+def _levels(levels: list[Level], out: object) -> None:
+    add = out.add  # type: ignore[attr-defined]
+    for price, qty in levels:
+        add(price=price, quantity=qty)
+
+
+def book_to_pb(u: BookUpdate) -> pb.OrderBookUpdate:
+    """The protobuf form of a book update (bids/asks as PriceLevel)."""
+    m = pb.OrderBookUpdate(
+        exchange=int(u.exchange),
+        symbol=u.symbol,
+        timestamp_ns=u.timestamp_ns,
+        sequence_number=u.sequence,
+        is_snapshot=u.is_snapshot,
+        prev_sequence_number=u.prev_sequence,
+        checksum=u.checksum,
+        depth=u.depth,
+        ingest_ns=u.ingest_ns,
+        gateway_ns=u.gateway_ns,
+    )
+    _levels(u.bids, m.bids)
+    _levels(u.asks, m.asks)
+    return m
+
+
+def trade_to_pb(t: Trade) -> pb.Trade:
+    return pb.Trade(
+        exchange=t.exchange.name,
+        symbol=t.symbol,
+        timestamp_ns=t.timestamp_ns,
+        trade_id=t.trade_id,
+        price=t.price,
+        quantity=t.quantity,
+        side=_SIDE_CODES.get(t.side, pb.Trade.UNKNOWN_SIDE),
+        sequence_number=t.sequence,
+        ingest_ns=t.ingest_ns,
+    )
+
+
+def stats_to_pb(s: Statistics) -> pb.Statistics:
+    return pb.Statistics(**{f: getattr(s, f) for f in Statistics.__slots__})  # type: ignore[attr-defined]
+
+
+def encode(msg: Decoded) -> bytes:
+    """Serialize one value as a ``MarketDataMessage``."""
+    if isinstance(msg, BookUpdate):
+        return pb.MarketDataMessage(order_book_update=book_to_pb(msg)).SerializeToString()
+    if isinstance(msg, Trade):
+        return pb.MarketDataMessage(trade=trade_to_pb(msg)).SerializeToString()
+    if isinstance(msg, Statistics):
+        return pb.MarketDataMessage(statistics=stats_to_pb(msg)).SerializeToString()
+    if isinstance(msg, Heartbeat):
+        hb = pb.Heartbeat(timestamp_ns=msg.timestamp_ns)
+        return pb.MarketDataMessage(heartbeat=hb).SerializeToString()
+    raise TypeError(f"cannot encode {type(msg).__name__}")
+
+
+def decode(data: bytes) -> Decoded:
+    """Parse and validate one ``MarketDataMessage``."""
+    if len(data) > MAX_RECORD_BYTES:
+        raise ValidationError(f"record of {len(data)} bytes exceeds {MAX_RECORD_BYTES}")
+    msg = pb.MarketDataMessage()
+    try:
+        msg.ParseFromString(data)
+    except (_PbDecodeError, RuntimeError, ValueError) as e:
+        raise DecodeError(f"not a MarketDataMessage: {e}") from e
+    kind = msg.WhichOneof("message")
+    if kind == "order_book_update":
+        return book_from_pb(msg.order_book_update)
+    if kind == "trade":
+        return trade_from_pb(msg.trade)
+    if kind == "statistics":
+        return _stats_from_pb(msg.statistics)
+    if kind == "heartbeat":
+        return Heartbeat(msg.heartbeat.timestamp_ns)
+    raise DecodeError("MarketDataMessage with no message set")
+
+
+def _exchange(value: int) -> Exchange:
+    if value not in (1, 2, 3):
+        raise ValidationError(f"unknown exchange enum value {value}")
+    return Exchange(value)
+
+
+def _symbol(symbol: str) -> str:
+    if not SYMBOL_RE.match(symbol):
+        raise ValidationError(f"bad symbol {symbol!r} (want BASE-QUOTE, upper case)")
+    return symbol
+
+
+def _pb_levels(levels: object, side: str) -> list[Level]:
+    out: list[Level] = []
+    for lv in levels:  # type: ignore[attr-defined]
+        p, q = lv.price, lv.quantity
+        if not (math.isfinite(p) and p > 0.0 and math.isfinite(q) and q >= 0.0):
+            raise ValidationError(f"invalid {side} level price={p!r} quantity={q!r}")
+        out.append((p, q))
+    return out
+
+
+def book_from_pb(m: pb.OrderBookUpdate) -> BookUpdate:
+    return BookUpdate(
+        exchange=_exchange(m.exchange),
+        symbol=_symbol(m.symbol),
+        timestamp_ns=m.timestamp_ns,
+        sequence=m.sequence_number,
+        bids=_pb_levels(m.bids, "bid"),
+        asks=_pb_levels(m.asks, "ask"),
+        is_snapshot=m.is_snapshot,
+        prev_sequence=m.prev_sequence_number,
+        checksum=m.checksum,
+        depth=m.depth,
+        ingest_ns=m.ingest_ns,
+        gateway_ns=m.gateway_ns,
+    )
+
+
+def trade_from_pb(m: pb.Trade) -> Trade:
+    exchange = _EXCHANGE_NAMES.get(m.exchange)
+    if exchange is None:
+        raise ValidationError(f"unknown exchange {m.exchange!r}")
+    if not (math.isfinite(m.price) and m.price > 0 and math.isfinite(m.quantity)):
+        raise ValidationError(f"invalid trade price={m.price!r} quantity={m.quantity!r}")
+    if m.quantity <= 0:
+        raise ValidationError(f"invalid trade quantity {m.quantity!r}")
+    side = _SIDES.get(m.side)
+    if side is None:
+        raise ValidationError(f"unknown trade side {m.side}")
+    return Trade(
+        exchange=exchange,
+        symbol=_symbol(m.symbol),
+        timestamp_ns=m.timestamp_ns,
+        trade_id=m.trade_id,
+        price=m.price,
+        quantity=m.quantity,
+        side=side,
+        sequence=m.sequence_number,
+        ingest_ns=m.ingest_ns,
+    )
+
+
+def _stats_from_pb(m: pb.Statistics) -> Statistics:
+    return Statistics(**{f: getattr(m, f) for f in Statistics.__slots__})  # type: ignore[attr-defined]
