@@ -42,7 +42,6 @@ class GatewayRuntime:
     port: int = 0
     started: float = field(default_factory=time.monotonic)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    ready: bool = False
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext | None:
@@ -110,6 +109,14 @@ async def start_gateway(
         trade_start_offsets, consumer, k.trades_topic, trade_parts, since_ms
     )
     consumer.assign(assignment)
+    # Ready once the book partitions are read up to where they ended at start-up.
+    catch_up: dict[tuple[str, int], int] = {}
+    ready = [False]
+    for topic, part, start in assignment:
+        if topic == k.book_topic:
+            low, high = await asyncio.to_thread(consumer.watermarks, topic, part)
+            if high > max(start, low):
+                catch_up[(topic, part)] = high
 
     verifier = TokenVerifier(config.auth) if config.auth.jwt_enabled else None
     runtime: GatewayRuntime
@@ -117,6 +124,14 @@ async def start_gateway(
 
     def on_batch(records: list[Record]) -> None:
         mat.handle(records)
+        if catch_up:
+            for rec in records:
+                key = (rec.topic, rec.partition)
+                if key in catch_up and rec.offset + 1 >= catch_up[key]:
+                    del catch_up[key]
+            if not catch_up:
+                ready[0] = True
+                log.info("caught up with Kafka in %.3fs", time.perf_counter() - t0)
         hub.flush()
         done = time.perf_counter_ns()
         for rec in records:
@@ -166,7 +181,8 @@ async def start_gateway(
         asyncio.create_task(_every(0.5, housekeeping)),
         asyncio.create_task(_lag_loop(consumer)),
     ]
-    runtime.ready = True
+    ready[0] = ready[0] or not catch_up
+    server.is_ready = lambda: ready[0]
     log.info("gateway worker %d serving ws on %s:%d", worker_index, g.host, port)
     return runtime
 
@@ -187,7 +203,7 @@ def health(rt: GatewayRuntime) -> dict[str, Any]:
     books = all_books(rt.market)
     return {
         "status": "healthy",
-        "ready": rt.ready,
+        "ready": rt.server.is_ready(),
         "connections": len(rt.hub.sessions),
         "streams": len(books),
         "stale_streams": sum(1 for b in books if b.stale),

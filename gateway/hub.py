@@ -16,9 +16,8 @@ from typing import Any
 
 from core.book import ApplyResult
 from core.market import Market
-from core.views import DepthView
-
 from core.types import BookUpdate, Trade, parse_stream_key
+from core.views import DepthView
 from gateway.session import Session
 from mdgw import metrics
 from schemas import wire
@@ -305,6 +304,7 @@ class Hub:
                         "status", **status_fields(key), status="resync", reason="slow consumer"
                     )
                     self.send_snapshot(s, slot)
-            elif now - s.behind_since > self.slow_timeout:
+            elif now - s.behind_since > self.slow_timeout and not s.closing:
                 metrics.SLOW_DISCONNECTS.inc()
+                self.remove_session(s)
                 close(s, 1013, "slow consumer")

@@ -72,6 +72,7 @@ class GatewayServer:
         self.per_subject: dict[str, int] = {}
         self.replay_handler: Any = None
         self.shutting_down = False
+        self.is_ready: Callable[[], bool] = lambda: True
 
     # ---- handshake -----------------------------------------------------------------
 
@@ -86,6 +87,9 @@ class GatewayServer:
             return error_response(404, "not found; the WebSocket endpoint is /ws")
         if self.shutting_down:
             return error_response(503, "server shutting down")
+        if not self.is_ready():
+            metrics.WS_REFUSED.labels("starting").inc()
+            return error_response(503, "starting: catching up with Kafka")
         ip = remote_ip(conn)
         if not self.attempts.allow(ip, time.monotonic()):
             metrics.WS_REFUSED.labels("rate_limited").inc()
@@ -305,9 +309,23 @@ class GatewayServer:
 _closing: set[asyncio.Task[None]] = set()
 
 
-def close_later(session: Session, code: int, reason: str) -> None:
-    """Start the closing handshake without awaiting it (keeps a task reference)."""
-    task = asyncio.ensure_future(session.conn.close(code, reason))
+async def _close(session: Session, code: int, reason: str, grace: float) -> None:
+    try:
+        await asyncio.wait_for(session.conn.close(code, reason), grace)
+    except (TimeoutError, ConnectionClosed, OSError):
+        pass
+    finally:
+        transport = session.conn.transport
+        if transport is not None and not transport.is_closing():
+            transport.abort()  # a peer that does not read never sees the close frame
+
+
+def close_later(session: Session, code: int, reason: str, grace: float = 2.0) -> None:
+    """Close once (the close frame, then abort after ``grace``); keeps a task reference."""
+    if session.closing:
+        return
+    session.closing = True
+    task = asyncio.ensure_future(_close(session, code, reason, grace))
     _closing.add(task)
     task.add_done_callback(_closing.discard)
 

@@ -50,6 +50,7 @@ class Session:
     strikes: int = 0
     replays: dict[Any, Any] = field(default_factory=dict)
     claims: dict[str, Any] = field(default_factory=dict)
+    closing: bool = False
     """Verified JWT claims (may restrict symbols and channels)."""
 
     def is_open(self) -> bool:

@@ -165,10 +165,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from producers.simulate_run import run_simulator
-
     from mdgw.kafka.sink import KafkaSink
     from producers.publisher import Publisher
+    from producers.simulate_run import run_simulator
 
     cfg = config_from_args(args, "simulator")
     sink = KafkaSink(cfg.kafka)

@@ -74,8 +74,10 @@ def config(kafka_cfg: KafkaConfig) -> Config:
     return dataclasses.replace(
         base,
         kafka=kafka_cfg,
-        gateway=dataclasses.replace(base.gateway, host="127.0.0.1", port=0,
-                                    group_id=f"{kafka_cfg.client_id}-gw"),
-        api=dataclasses.replace(base.api, host="127.0.0.1", port=0,
-                                group_id=f"{kafka_cfg.client_id}-api"),
+        gateway=dataclasses.replace(
+            base.gateway, host="127.0.0.1", port=0, group_id=f"{kafka_cfg.client_id}-gw"
+        ),
+        api=dataclasses.replace(
+            base.api, host="127.0.0.1", port=0, group_id=f"{kafka_cfg.client_id}-api"
+        ),
     )

@@ -1,0 +1,88 @@
+"""Helpers for integration tests: run the simulator and a gateway in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from gateway.app import GatewayRuntime, start_gateway, stop_gateway
+from gateway.client import MarketDataClient
+from mdgw.config import Config
+from mdgw.kafka.sink import KafkaSink
+from producers.publisher import Publisher
+from producers.simulate_run import run_simulator
+
+
+class SimThread:
+    """The simulator publishing into the test's topics on a background thread."""
+
+    def __init__(self, config: Config, rate: float = 400.0, seed: int = 7) -> None:
+        sim = dataclasses.replace(config.simulator, rate=rate, duration=0, seed=seed)
+        self.sink = KafkaSink(config.kafka)
+        self.publisher = Publisher(self.sink, config.kafka)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(
+            target=run_simulator,
+            args=(sim, self.publisher),
+            kwargs={"stop": self.stop_event},
+            daemon=True,
+        )
+
+    def start(self) -> SimThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+        self.sink.flush(30)
+
+
+async def wait_for(pred: Any, timeout: float = 20.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def started_gateway(config: Config, streams: int = 9) -> GatewayRuntime:
+    rt = await start_gateway(config)
+    await wait_for(lambda: rt.server.is_ready() and len(rt.market.streams()) >= streams)
+    return rt
+
+
+@asynccontextmanager
+async def gateway_with_feed(
+    config: Config, rate: float = 400.0
+) -> AsyncIterator[tuple[GatewayRuntime, str, SimThread]]:
+    sim = SimThread(config, rate).start()
+    await asyncio.sleep(0.5)
+    rt = await started_gateway(config)
+    try:
+        yield rt, f"ws://127.0.0.1:{rt.port}/ws", sim
+    finally:
+        sim.stop()
+        await stop_gateway(rt)
+
+
+async def collect(
+    client: MarketDataClient, seconds: float, counts: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Consume a client's events for a while; returns counts per event kind."""
+    counts = {} if counts is None else counts
+
+    async def run() -> None:
+        async for ev in client.events():
+            counts[ev.kind] = counts.get(ev.kind, 0) + 1
+
+    try:
+        await asyncio.wait_for(run(), seconds)
+    except TimeoutError:
+        pass
+    return counts
