@@ -17,7 +17,7 @@ from core.market import Market
 from gateway.auth import TokenVerifier
 from gateway.hub import Hub
 from gateway.server import GatewayServer, close_later
-from mdgw import metrics
+from mdgw import metrics, tracing
 from mdgw.config import Config
 from mdgw.kafka.admin import partition_count
 from mdgw.kafka.sink import KafkaSink
@@ -80,6 +80,7 @@ async def start_gateway(
 ) -> GatewayRuntime:
     """Bootstrap books from the snapshot topic, start consuming and serving."""
     g, k = config.gateway, config.kafka
+    tracing.setup_gateway(config.telemetry)  # tracing hook: no-op unless telemetry.tracing
     loop = asyncio.get_running_loop()
     market = Market(trades_per_stream=g.trades_per_stream)
     hub = Hub(market, high_water=g.high_water_bytes, slow_timeout=g.slow_timeout)
@@ -149,10 +150,11 @@ async def start_gateway(
         max_size=g.max_message_size,
         ping_interval=g.ping_interval or None,
         ping_timeout=g.connection_timeout or None,
-        open_timeout=10,
+        open_timeout=g.handshake_timeout,
         ssl=tls_context(g.tls_cert, g.tls_key),
         reuse_port=reuse_port or None,
         origins=None,
+        backlog=4096,  # thousands of clients connect at once after a restart
     )
     port = ws.sockets[0].getsockname()[1] if ws.sockets else g.port
     runtime = GatewayRuntime(config, market, hub, server, mat, consumer, sink, port)
@@ -227,6 +229,7 @@ async def stop_gateway(rt: GatewayRuntime, timeout: float = 10.0) -> None:
     await asyncio.to_thread(rt.consumer.close)
     rt.materializer.flush_snapshots()
     await asyncio.to_thread(rt.sink.flush, timeout)
+    await asyncio.to_thread(tracing.force_flush)  # tracing hook: export the last spans
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(ws.wait_closed(), timeout)
 

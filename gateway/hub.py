@@ -19,7 +19,7 @@ from core.market import Market
 from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthView
 from gateway.session import Session
-from mdgw import metrics
+from mdgw import metrics, tracing
 from schemas import wire
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,8 @@ class Hub:
         msg.gateway_ns = self.clock()
         agg = slot.key.aggregated
         touched = self._touched
+        # tracing hook: encode/broadcast spans when a sampled record caused this message
+        span = tracing.encode_started(slot.key.name, slot.key.depth) if tracing.ENABLED else None
         if slot.json_subs:
             frame = wire.book_json(msg, aggregated=agg)
             for s in slot.json_subs:
@@ -228,6 +230,8 @@ class Hub:
                     s.pending.append(frame)
                 else:
                     s.dropped += 1
+        if span is not None:  # tracing hook: encode ends, broadcast runs until flush()
+            tracing.encode_finished(span, len(slot.json_subs) + len(slot.pb_subs))
 
     def on_trade(self, trade: Trade) -> None:
         subs = self.trade_subs.get(trade.stream)
@@ -267,6 +271,8 @@ class Hub:
             if s.behind_since is None and s.buffered() > hw:
                 s.behind_since = time.monotonic()
         self.frames_out += frames
+        if tracing.ENABLED:  # tracing hook: close the broadcast spans of what was written
+            tracing.broadcast_flushed()
         return frames
 
     def broadcast_all(self, json_frame: bytes, pb_frame: bytes) -> None:

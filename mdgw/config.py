@@ -53,6 +53,8 @@ class GatewayConfig:
     max_message_size: int = 65_536
     ping_interval: float = 30.0
     connection_timeout: float = 60.0
+    handshake_timeout: float = 10.0
+    """Seconds a client has to complete the opening handshake."""
     compression: bool = True
     use_binary_protocol: bool = True
     heartbeat_interval: float = 5.0

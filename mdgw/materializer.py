@@ -18,7 +18,7 @@ from core.book import ApplyResult
 from core.errors import CoreError
 from core.market import Market
 from core.types import BookUpdate, Trade
-from mdgw import metrics
+from mdgw import metrics, tracing
 from mdgw.config import KafkaConfig
 from mdgw.kafka import headers as H
 from mdgw.kafka.sink import RecordSink
@@ -119,10 +119,13 @@ class Materializer:
         c = self.counters
         for rec in records:
             c.consumed += 1
+            span = tracing.start_process(rec) if tracing.ENABLED else None  # tracing hook
             if rec.topic == book_topic:
                 self._book_record(rec)
             elif rec.topic == trades_topic:
                 self._trade_record(rec)
+            if span is not None:  # tracing hook
+                tracing.end_process(span)
         metrics.RECORDS_CONSUMED.labels(book_topic).inc(len(records))
 
     def _book_record(self, rec: Record) -> None:

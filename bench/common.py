@@ -1,0 +1,68 @@
+"""Shared pieces of the benchmarks: topics on the real broker, result files, tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mdgw.config import Config, KafkaConfig, load_config
+from mdgw.kafka.admin import admin_client, create_topics, topic_specs
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def bench_config(partitions: int = 6, **sections: Any) -> Config:
+    """A Config whose topics are fresh and unique (so runs never see each other's data)."""
+    base = load_config()
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    k = base.kafka
+    kafka = dataclasses.replace(
+        k, client_id=prefix, partitions=partitions,
+        book_topic=f"{prefix}.{k.book_topic}", trades_topic=f"{prefix}.{k.trades_topic}",
+        snapshots_topic=f"{prefix}.{k.snapshots_topic}",
+        checkpoints_topic=f"{prefix}.{k.checkpoints_topic}", dlq_topic=f"{prefix}.{k.dlq_topic}",
+    )
+    cfg = dataclasses.replace(base, kafka=kafka)
+    for name, values in sections.items():
+        cfg = dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **values)})
+    create_topics(kafka)
+    return cfg
+
+
+def drop_topics(kafka: KafkaConfig) -> None:
+    admin_client(kafka).delete_topics([s.name for s in topic_specs(kafka)], operation_timeout=10)
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        **data,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]

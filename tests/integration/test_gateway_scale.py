@@ -1,0 +1,51 @@
+"""1,000 concurrent verifying clients from separate processes (the load generator)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sys
+
+import pytest
+
+from tests.integration.helpers import gateway_with_feed
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+async def test_thousand_concurrent_connections_stay_exact(config) -> None:
+    # all clients come from 127.0.0.1: lift the per-IP connection-attempt limit; the
+    # handshake timeout is generous because CI machines are shared and noisy
+    gw = dataclasses.replace(config.gateway, connects_per_minute_per_ip=0, handshake_timeout=60)
+    config = dataclasses.replace(config, gateway=gw)
+    # a modest feed: two client processes must verify every message of 1,000 clients
+    async with gateway_with_feed(config, rate=60) as (rt, url, _sim):
+        streams = ",".join(rt.market.streams())
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.loadgen", "--url", url, "--clients", "500",
+                "--streams", streams, "--per-client", "3", "--depth", "20",
+                "--duration", "12", "--warmup", "2", "--ramp", "6", "--connect-rate", "200",
+                "--format", "protobuf", "--seed", str(i), stdout=asyncio.subprocess.PIPE,
+            )
+            for i in range(2)
+        ]
+        peak = 0
+        done = [asyncio.ensure_future(p.communicate()) for p in procs]  # drain stdout
+        while not all(d.done() for d in done):
+            peak = max(peak, len(rt.hub.sessions))
+            await asyncio.wait(done, timeout=0.5)
+        results = [json.loads(d.result()[0]) for d in done]
+        connected = sum(r["connected"] for r in results)
+        assert connected == 1000, [r["errors"] for r in results]
+        assert peak >= 990, peak
+        assert sum(r["closed_by_server"] for r in results) == 0
+        assert sum(r["breaks"] for r in results) == 0
+        assert sum(r["checksum_failures"] for r in results) == 0
+        messages = sum(r["book_messages"] for r in results)
+        assert messages > 1000 * 5
+        lat = sorted(x for r in results for x in r["gateway_lat_ns"])
+        assert lat, "no latency samples"
+        print(f"1000 clients: {messages} book messages, gateway_ts-ingest_ts "
+              f"p50 {lat[len(lat) // 2] / 1e6:.2f} ms p99 {lat[int(len(lat) * 0.99)] / 1e6:.2f} ms")
