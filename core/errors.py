@@ -4,6 +4,7 @@
      +-- InvalidLevelError     a price level is NaN, infinite, negative or zero-priced
      +-- CrossedBookError      a snapshot whose best bid >= best ask
      +-- InvalidUpdateError    an update that cannot apply (bad symbol, bad exchange, ...)
+          +-- ChecksumMismatchError  a snapshot whose checksum does not match its own levels
 
 Gaps in sequence numbers are *not* errors: they are normal results
 (:class:`core.book.ApplyResult`) because feeds have them.
@@ -26,3 +27,7 @@ class CrossedBookError(CoreError):
 
 class InvalidUpdateError(CoreError):
     """An update whose fields make it impossible to apply."""
+
+
+class ChecksumMismatchError(InvalidUpdateError):
+    """A full book whose checksum (CONTRACT §5) disagrees with its own levels."""

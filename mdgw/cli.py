@@ -77,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=0.0, help="seconds (default: until stopped)")
     p.add_argument("--from-beginning", action="store_true", help="include the topics' history")
 
+    p = sub.add_parser("connect", help="live exchange connector into Kafka")
+    _common(p)
+    p.add_argument("venue", choices=["binance", "coinbase", "kraken"])
+    p.add_argument("--symbols", required=True, help="canonical symbols, e.g. BTC-USDT,ETH-USDT")
+    p.add_argument("--duration", type=float, default=0.0, help="seconds (default: until stopped)")
+    p.add_argument("--ws-url", help="override the venue's WebSocket URL (tests, proxies)")
+    p.add_argument("--rest-url", help="override the venue's REST base URL (Binance)")
+
     p = sub.add_parser("topics", help="create or describe the Kafka topics")
     _common(p)
     p.add_argument("action", choices=["create", "describe"])
@@ -175,7 +183,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stats = run_simulator(cfg.simulator, Publisher(sink, cfg.kafka), stop=stop)
-    print(stats, file=sys.stderr)
+    print(stats.summary(), file=sys.stderr)
     return 0 if sink.stats.failed == 0 else 1
 
 
@@ -198,6 +206,36 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     return run_record(cfg, args.out, duration=args.duration, from_beginning=args.from_beginning)
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from producers.connectors.errors import ConnectorError
+    from producers.connectors.run import run_connector
+
+    cfg = config_from_args(args)
+    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if args.duration:
+            loop.call_later(args.duration, stop.set)
+        stats = await run_connector(
+            cfg, args.venue, symbols, ws_url=args.ws_url, rest_url=args.rest_url, stop=stop
+        )
+        print(stats.format(), file=sys.stderr)
+        return 0
+
+    try:
+        return asyncio.run(main())
+    except ConnectorError as e:
+        print(f"mdgw connect: {e}", file=sys.stderr)
+        return 2
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -247,6 +285,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "api": cmd_api,
     "simulate": cmd_simulate,
     "replay": cmd_replay,
+    "connect": cmd_connect,
     "record": cmd_record,
     "token": cmd_token,
     "hash-key": cmd_hash_key,

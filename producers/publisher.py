@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from core.types import BookUpdate, Trade
-from mdgw.config import KafkaConfig
+from mdgw import tracing
+from mdgw.config import KafkaConfig, TelemetryConfig
 from mdgw.kafka.sink import RecordSink
 from schemas import codec
 
@@ -20,7 +21,9 @@ class Publisher:
     """Sends BookUpdates to the book topic and Trades to the trades topic."""
 
     def __init__(self, sink: RecordSink, cfg: KafkaConfig,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns,
+                 telemetry: TelemetryConfig | None = None) -> None:
+        tracing.setup_producer(telemetry, cfg.client_id)  # tracing hook: None reads MDGW_* env
         self._sink = sink
         self._book_topic = cfg.book_topic
         self._trades_topic = cfg.trades_topic
@@ -39,7 +42,11 @@ class Publisher:
             topic = self._trades_topic
             self.trades_sent += 1
         self.per_stream[stream] += 1
-        self._sink.send(topic, stream, codec.encode(msg), None)
+        value = codec.encode(msg)
+        if tracing.ENABLED:  # tracing hook: traceparent header, span when sampled
+            tracing.send(self._sink, topic, stream, value, msg.sequence)
+        else:
+            self._sink.send(topic, stream, value, None)
 
     def flush(self, timeout: float = 30.0) -> int:
         return self._sink.flush(timeout)

@@ -21,7 +21,19 @@ def captures_dir() -> Path | None:
     """The shared exchange captures, if this checkout has them beside it."""
     env = os.environ.get("MDGW_CAPTURES_DIR")
     path = Path(env) if env else ROOT.parent / "shared" / "data" / "captures"
-    return path if path.is_dir() else None
+    return path if (path / "KRAKEN.ws.50.0").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def captures() -> Path:
+    """The folder of the real cryptofeed captures (never copied into the repository)."""
+    path = captures_dir()
+    if path is None:
+        pytest.skip(
+            "captures not found: set MDGW_CAPTURES_DIR to the folder holding KRAKEN.ws.50.0 "
+            "(default <repo>/../shared/data/captures)"
+        )
+    return path
 
 
 def _reachable(bootstrap: str) -> bool:

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import pytest
 
 from core.types import BookUpdate, Trade
 from producers.captures import CaptureEvent
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _captures_dir() -> Path | None:
-    env = os.environ.get("MDGW_CAPTURES_DIR")
-    path = Path(env) if env else REPO.parent / "shared" / "data" / "captures"
-    return path if (path / "KRAKEN.ws.50.0").is_file() else None
-
-
-@pytest.fixture(scope="session")
-def captures() -> Path:
-    """The folder of the real cryptofeed captures (never copied into the repository)."""
-    path = _captures_dir()
-    if path is None:
-        pytest.skip(
-            "captures not found: set MDGW_CAPTURES_DIR to the folder holding KRAKEN.ws.50.0 "
-            "(default <repo>/../shared/data/captures)"
-        )
-    return path
 
 
 def check_normalized(events: Iterable[CaptureEvent]) -> dict[str, int]:

@@ -8,45 +8,18 @@ insert/update/delete/ordering shows up as a mismatch.
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 from core.types import BookUpdate
-from producers.captures.cryptofeed import parse_line, read_cryptofeed
-from producers.captures.symbols import kraken_canonical
-
-
-def _expected(path: Path) -> tuple[dict[str, list[int]], dict[str, tuple[int, int]]]:
-    """Per canonical pair: Kraken's checksums in order, and (price, volume) decimals."""
-    checksums: dict[str, list[int]] = {}
-    decimals: dict[str, tuple[int, int]] = {}
-    for text in path.read_text().splitlines():
-        line = parse_line(text)
-        if line is None or line.kind != "received" or not isinstance(line.payload, list):
-            continue
-        msg = line.payload
-        pair = kraken_canonical(msg[-1])
-        assert pair is not None
-        if "as" in msg[1]:
-            levels = msg[1]["as"] + msg[1]["bs"]
-            decimals[pair] = (
-                max(len(lv[0].partition(".")[2]) for lv in levels),
-                max(len(lv[1].partition(".")[2]) for lv in levels),
-            )
-        elif "c" in msg[-3]:
-            checksums.setdefault(pair, []).append(int(msg[-3]["c"]))
-    return checksums, decimals
-
-
-def _digits(value: float, decimals: int) -> str:
-    return f"{value:.{decimals}f}".replace(".", "").lstrip("0")
+from producers.captures.cryptofeed import read_cryptofeed
+from tests.kraken_oracle import expected_checksums, kraken_checksum
 
 
 def test_core_book_matches_every_kraken_checksum(captures: Path) -> None:
     from core.book import OrderBook  # the other engineer's core; fails here if missing
 
     path = captures / "KRAKEN.ws.50.0"
-    expected, decimals = _expected(path)
+    expected, decimals = expected_checksums(path)
     books: dict[str, OrderBook] = {}
     seen: dict[str, int] = {}
     matched = 0
@@ -58,11 +31,9 @@ def test_core_book_matches_every_kraken_checksum(captures: Path) -> None:
         assert book.checksum() == update.checksum  # CONTRACT section 5, both sides agree
         if update.is_snapshot:
             continue
-        pd, qd = decimals[update.symbol]
-        text = "".join(_digits(p, pd) + _digits(q, qd) for p, q in book.asks(10) + book.bids(10))
         index = seen.get(update.symbol, 0)
         seen[update.symbol] = index + 1
-        assert zlib.crc32(text.encode()) == expected[update.symbol][index], (
+        assert kraken_checksum(book, decimals[update.symbol]) == expected[update.symbol][index], (
             f"{update.stream} update #{index + 1} (seq {update.sequence})"
         )
         matched += 1

@@ -1,0 +1,271 @@
+"""All market state of one process: books, trade tapes, statistics, aggregated books.
+
+Both the gateway and the REST service hold a :class:`Market` and feed it decoded
+records; neither keeps book state of its own. Errors from invalid records
+propagate typed (:mod:`core.errors`) for the caller to dead-letter; the only
+thing they change is the ``invalid`` counters, never a book.
+
+The aggregated book of a symbol merges the *live* books of every venue listing
+it: a venue whose book turns stale (gap, ``mark_stale``) is taken out, and put
+back by its next snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import islice
+
+from core.aggregate import AggregatedBook
+from core.book import CHECKSUM_MISMATCH, ApplyResult, OrderBook
+from core.errors import ChecksumMismatchError, CoreError, InvalidLevelError, InvalidUpdateError
+from core.stats import DAY_NS, MINUTE_NS, RollingStats
+from core.types import KNOWN_EXCHANGES, BookUpdate, Exchange, Statistics, Trade, stream_key
+
+
+@dataclass(slots=True)
+class FeedCounters:
+    """Health of one stream, for ``/api/v1/feeds`` and metrics."""
+
+    updates: int = 0
+    snapshots: int = 0
+    gaps: int = 0
+    duplicates: int = 0
+    stale_ignored: int = 0
+    invalid: int = 0
+    checksum_failures: int = 0
+    """Records whose checksum disagreed (a corrupt snapshot, or a delta the book
+    could not reproduce: then the stream went stale)."""
+    trades: int = 0
+    duplicate_trades: int = 0
+    last_update_ns: int = 0
+    """``now_ns`` when a book record was last applied (snapshot or delta)."""
+    last_record_ns: int = 0
+    """``now_ns`` when any book record last arrived, applied or not."""
+    last_trade_ns: int = 0
+    last_trade_sequence: int = 0
+
+
+@dataclass(slots=True)
+class StreamState:
+    """Everything known about one ``EXCHANGE:SYMBOL`` stream."""
+
+    book: OrderBook
+    trades: deque[Trade]
+    """Newest first."""
+    stats: RollingStats
+    counters: FeedCounters = field(default_factory=FeedCounters)
+
+
+@dataclass(slots=True, frozen=True)
+class BookEvent:
+    """What one book record did."""
+
+    stream: str
+    result: ApplyResult
+    book: OrderBook
+    aggregated: AggregatedBook | None
+    """The symbol's aggregated book when it changed (its ``last_changes`` say how)."""
+
+
+class Market:
+    """Streams -> book, trades, stats, counters; symbols -> aggregated book."""
+
+    def __init__(
+        self,
+        trades_per_stream: int = 1000,
+        stats_window_ns: int = DAY_NS,
+        stats_bucket_ns: int = MINUTE_NS,
+        verify_checksums: bool = True,
+    ) -> None:
+        self.trades_per_stream = trades_per_stream
+        self.verify_checksums = verify_checksums
+        self.stats_window_ns = stats_window_ns
+        self.stats_bucket_ns = stats_bucket_ns
+        self.invalid_total = 0
+        """Invalid records seen, including those of streams never created."""
+        self._streams: dict[str, StreamState] = {}
+        self._aggregated: dict[str, AggregatedBook] = {}
+        self._symbol_stats: dict[str, RollingStats] = {}
+
+    # -- feeding -----------------------------------------------------------
+
+    def apply_book(self, update: BookUpdate, now_ns: int) -> BookEvent:
+        """Apply one book record; raises a CoreError (book untouched) when it is invalid."""
+        state = None
+        try:
+            state = self._streams.get(_stream_of(update.exchange, update.symbol))
+            if state is None:
+                book = OrderBook(
+                    update.exchange, update.symbol, verify_checksums=self.verify_checksums
+                )
+            else:
+                book = state.book
+            result = book.apply(update)
+        except CoreError as e:
+            self._count_invalid(state)
+            if state is not None and isinstance(e, ChecksumMismatchError):
+                state.counters.checksum_failures += 1
+            raise
+        if state is None:
+            state = self._add_stream(book)
+        counters = state.counters
+        counters.last_record_ns = now_ns
+        agg = self._aggregated[book.symbol]
+        changed = False
+        if result is ApplyResult.APPLIED:
+            counters.updates += 1
+            counters.last_update_ns = now_ns
+            changed = agg.update_from(
+                book, [lv[0] for lv in update.bids], [lv[0] for lv in update.asks]
+            )
+        elif result is ApplyResult.SNAPSHOT:
+            counters.snapshots += 1
+            counters.last_update_ns = now_ns
+            changed = agg.sync_venue(book)
+        elif result is ApplyResult.GAP:
+            counters.gaps += 1
+            if book.stale_reason == CHECKSUM_MISMATCH:
+                counters.checksum_failures += 1
+            changed = agg.remove_venue(book.exchange)
+        elif result is ApplyResult.DUPLICATE:
+            counters.duplicates += 1
+        else:
+            counters.stale_ignored += 1
+        return BookEvent(book.stream, result, book, agg if changed else None)
+
+    def apply_trade(self, trade: Trade, now_ns: int) -> bool:
+        """Record one trade; False for a repeated one (sequence not above the last seen).
+
+        Trades with sequence 0 carry no sequence and are always taken.
+        """
+        try:
+            stream = _stream_of(trade.exchange, trade.symbol)
+            if not (0.0 < trade.price < math.inf and 0.0 < trade.quantity < math.inf):
+                raise InvalidLevelError(
+                    f"{trade.stream}: invalid trade price={trade.price!r} "
+                    f"quantity={trade.quantity!r}"
+                )
+        except InvalidLevelError:
+            self._count_invalid(self._streams.get(stream))
+            raise
+        except CoreError:
+            self._count_invalid(None)
+            raise
+        state = self._streams.get(stream)
+        if state is None:
+            book = OrderBook(trade.exchange, trade.symbol, verify_checksums=self.verify_checksums)
+            state = self._add_stream(book)
+        counters = state.counters
+        if trade.sequence and trade.sequence <= counters.last_trade_sequence:
+            counters.duplicate_trades += 1
+            return False
+        if trade.sequence:
+            counters.last_trade_sequence = trade.sequence
+        counters.trades += 1
+        counters.last_trade_ns = now_ns
+        state.trades.appendleft(trade)
+        state.stats.add_trade(trade)
+        self._symbol_stats[trade.symbol].add_trade(trade)
+        return True
+
+    def mark_stale(self, stream: str, reason: str) -> AggregatedBook | None:
+        """Stop trusting a stream's book; returns its aggregated book if that changed."""
+        state = self._streams.get(stream)
+        if state is None:
+            return None
+        book = state.book
+        book.mark_stale(reason)
+        agg = self._aggregated[book.symbol]
+        return agg if agg.remove_venue(book.exchange) else None
+
+    def drop_streams(self, pred: Callable[[str], bool]) -> list[str]:
+        """Forget every stream whose name satisfies ``pred`` (e.g. a revoked partition)."""
+        dropped = [s for s in self._streams if pred(s)]
+        for stream in dropped:
+            book = self._streams.pop(stream).book
+            self._aggregated[book.symbol].remove_venue(book.exchange)
+        live_symbols = {st.book.symbol for st in self._streams.values()}
+        for symbol in [s for s in self._aggregated if s not in live_symbols]:
+            del self._aggregated[symbol]
+            del self._symbol_stats[symbol]
+        return dropped
+
+    def _count_invalid(self, state: StreamState | None) -> None:
+        self.invalid_total += 1
+        if state is not None:
+            state.counters.invalid += 1
+
+    def _add_stream(self, book: OrderBook) -> StreamState:
+        state = StreamState(
+            book=book,
+            trades=deque(maxlen=self.trades_per_stream),
+            stats=RollingStats(
+                book.exchange.name, book.symbol, self.stats_window_ns, self.stats_bucket_ns
+            ),
+        )
+        self._streams[book.stream] = state
+        if book.symbol not in self._aggregated:
+            self._aggregated[book.symbol] = AggregatedBook(book.symbol)
+            self._symbol_stats[book.symbol] = RollingStats(
+                "", book.symbol, self.stats_window_ns, self.stats_bucket_ns
+            )
+        return state
+
+    # -- reading -----------------------------------------------------------
+
+    def streams(self) -> list[str]:
+        """Every known stream name, sorted."""
+        return sorted(self._streams)
+
+    def symbols(self) -> list[str]:
+        """Every canonical symbol with at least one stream, sorted."""
+        return sorted(self._aggregated)
+
+    def state(self, stream: str) -> StreamState | None:
+        return self._streams.get(stream)
+
+    def book(self, stream: str) -> OrderBook | None:
+        state = self._streams.get(stream)
+        return None if state is None else state.book
+
+    def counters(self, stream: str) -> FeedCounters | None:
+        state = self._streams.get(stream)
+        return None if state is None else state.counters
+
+    def trades(self, stream: str, limit: int = 100) -> list[Trade]:
+        """The last ``limit`` trades of a stream, newest first ([] for unknown streams)."""
+        state = self._streams.get(stream)
+        return [] if state is None else list(islice(state.trades, max(limit, 0)))
+
+    def stats(self, stream: str, now_ns: int) -> Statistics | None:
+        """Rolling statistics of one stream; best bid/ask only while its book is live."""
+        state = self._streams.get(stream)
+        if state is None:
+            return None
+        book = state.book
+        bid = ask = None
+        if not book.stale:
+            bid, ask = book.best_bid(), book.best_ask()
+        return state.stats.snapshot(now_ns, bid[0] if bid else 0.0, ask[0] if ask else 0.0)
+
+    def symbol_stats(self, symbol: str, now_ns: int) -> Statistics | None:
+        """Statistics of one symbol over every venue (exchange ""), top of the aggregated book."""
+        stats = self._symbol_stats.get(symbol)
+        if stats is None:
+            return None
+        agg = self._aggregated[symbol]
+        bid, ask = agg.bid_side.best(), agg.ask_side.best()
+        return stats.snapshot(now_ns, bid[0] if bid else 0.0, ask[0] if ask else 0.0)
+
+    def aggregated(self, symbol: str) -> AggregatedBook | None:
+        return self._aggregated.get(symbol)
+
+
+def _stream_of(exchange: Exchange, symbol: str) -> str:
+    """The stream name of a record, or InvalidUpdateError for an unknown venue or no symbol."""
+    if exchange not in KNOWN_EXCHANGES or not symbol:
+        raise InvalidUpdateError(f"record with exchange={exchange!r} symbol={symbol!r}")
+    return stream_key(Exchange(exchange), symbol)
