@@ -442,6 +442,22 @@ def bench_misc(snap: BookUpdate, deltas: list[BookUpdate]) -> dict[str, float]:
         book.apply(u)
         agg.update_from(book, [p for p, _ in u.bids], [p for p, _ in u.asks])
     agg_s = CLOCK() - t0
+    # the same stream with producer checksums on every delta, verified by the book
+    ref = new_book(Ladder)
+    ref.apply(snap)
+    signed = []
+    for u in deltas:
+        ref.apply(u)
+        signed.append(BookUpdate(u.exchange, u.symbol, u.timestamp_ns, u.sequence, u.bids, u.asks))
+        signed[-1].checksum = ref.checksum()
+    book = new_book(Ladder)
+    book.apply(snap)
+    t0 = CLOCK()
+    for u in signed:
+        book.apply(u)
+    verified_s = CLOCK() - t0
+    assert not book.stale, "checksum verification failed"
+
     market = Market()
     market.apply_book(snap, 0)
     for ex in (Exchange.COINBASE, Exchange.KRAKEN):
@@ -453,6 +469,7 @@ def bench_misc(snap: BookUpdate, deltas: list[BookUpdate]) -> dict[str, float]:
     market_s = CLOCK() - t0
     return {
         "checksum_per_s": n / checksum_s,
+        "apply_verified_checksum_updates_per_s": len(deltas) / verified_s,
         "apply_plus_aggregate_updates_per_s": len(deltas) / agg_s,
         "market_apply_book_per_s": len(deltas) / market_s,
     }
@@ -516,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     results["misc"] = misc = best_of([bench_misc(snap, deltas) for _ in range(repeat)])
     print(f"\nchecksum (10+10 levels): {misc['checksum_per_s']:,.0f}/s")
+    verified = misc["apply_verified_checksum_updates_per_s"]
+    print(f"apply with producer checksums verified: {verified:,.0f} updates/s")
     print(f"apply + aggregated merge: {misc['apply_plus_aggregate_updates_per_s']:,.0f} updates/s")
     print(
         f"Market.apply_book (3 venues, aggregated book): "

@@ -16,6 +16,7 @@ from websockets.asyncio.server import serve
 from core.market import Market
 from gateway.auth import TokenVerifier
 from gateway.hub import Hub
+from gateway.replay import ReplayManager
 from gateway.server import GatewayServer, close_later
 from mdgw import metrics, tracing
 from mdgw.config import Config
@@ -156,6 +157,7 @@ async def start_gateway(
         origins=None,
         backlog=4096,  # thousands of clients connect at once after a restart
     )
+    server.replay_handler = ReplayManager(config, hub, mat)
     port = ws.sockets[0].getsockname()[1] if ws.sockets else g.port
     runtime = GatewayRuntime(config, market, hub, server, mat, consumer, sink, port)
     runtime.ws = ws  # type: ignore[attr-defined]

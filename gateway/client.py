@@ -137,6 +137,7 @@ def pb_to_dict(msg: pb.MarketDataMessage) -> dict[str, Any]:
             d["exchange"] = _EXCHANGES.get(u.exchange, "UNKNOWN")
         if u.is_replay:
             d["replay"] = True
+            d["replay_id"] = u.replay_id
         return d
     if kind == "trade":
         t = msg.trade
@@ -152,6 +153,7 @@ def pb_to_dict(msg: pb.MarketDataMessage) -> dict[str, Any]:
             "sequence": t.sequence_number,
             "ingest_ts": t.ingest_ns,
             "gateway_ts": t.gateway_ns,
+            **({"replay": True, "replay_id": t.replay_id} if t.is_replay else {}),
         }
     if kind == "statistics":
         s = msg.statistics
@@ -192,6 +194,7 @@ class MarketDataClient:
         self.sequence_breaks = 0
         self._ids = 0
         self._closed = False
+        self._replays: dict[str, tuple[str, list[str], int]] = {}
 
     def _full_url(self) -> str:
         sep = "&" if "?" in self.url else "?"
@@ -253,6 +256,37 @@ class MarketDataClient:
         """Send a raw control message (ping, unsubscribe, replay, ...)."""
         await self._send(msg)
 
+    async def replay(self, channel: str, symbols: list[str], start: str | int,
+                     end: str | int = "live", *, depth: int = 20, speed: float = 0) -> int:
+        """Start a time-travel replay; its books are ``replay:<id>:<stream>`` until
+        ``replay_complete`` (with ``end="live"`` they then become the live books)."""
+        req_id = self._next_id()
+        if channel == "book":
+            for s in symbols:
+                key = f"replay:{req_id}:{s}"
+                self.books[key] = LocalBook(key, depth)
+        self._replays[str(req_id)] = (channel, symbols, depth)
+        await self._send({"op": "replay", "id": req_id, "channel": channel, "symbols": symbols,
+                          "depth": depth, "from": start, "to": end, "speed": speed})
+        return req_id
+
+    def _replay_complete(self, msg: dict[str, Any]) -> None:
+        rid = str(msg.get("id"))
+        channel, symbols, depth = self._replays.pop(rid, ("", [], 0))
+        if not msg.get("live"):
+            return
+        if channel == "book":
+            for s in symbols:
+                book = self.books.pop(f"replay:{rid}:{s}", None)
+                if book is not None:
+                    book.key = s
+                    self.books[s] = book
+            self.subscriptions.append({"op": "subscribe", "channel": "book",
+                                       "symbols": symbols, "depth": depth, "speed": "raw"})
+        elif channel == "trades":
+            self.subscriptions.append({"op": "subscribe", "channel": "trades",
+                                       "symbols": symbols})
+
     @staticmethod
     def book_key(channel: str, symbol: str) -> str:
         return f"agg:{symbol}" if channel == "aggregated_book" else symbol
@@ -305,11 +339,15 @@ class MarketDataClient:
         if kind.endswith("_snapshot") or kind.endswith("book_update"):
             agg = kind.startswith("aggregated")
             key = f"agg:{msg['symbol']}" if agg else f"{msg['exchange']}:{msg['symbol']}"
+            if msg.get("replay"):
+                key = f"replay:{msg.get('replay_id')}:{key}"
             book = self.books.get(key)
             if book is None:
                 return Event("unsubscribed_book", key, msg, now)
             return await self._apply(book, msg, kind.endswith("_snapshot"), now)
         key = f"{msg.get('exchange', '')}:{msg.get('symbol', '')}"
+        if kind == "replay_complete":
+            self._replay_complete(msg)
         if kind == "status" and msg.get("status") in ("stale", "resync"):
             agg_key = f"agg:{msg.get('symbol', '')}" if "exchange" not in msg else key
             book = self.books.get(agg_key)
@@ -342,6 +380,8 @@ class MarketDataClient:
     async def _break(self, book: LocalBook) -> None:
         book.valid = False
         book.resyncs += 1
+        if book.key.startswith("replay:"):
+            return  # a replay cannot be resynced; the break is counted
         symbol = book.key.removeprefix("agg:")
         if self.ws is not None:
             await self.resync(symbol)

@@ -95,7 +95,8 @@ class Hub:
             self.by_name.setdefault(key.name, []).append(slot)
         return slot
 
-    def add_view(self, session: Session, key: ViewKey) -> bool:
+    def add_view(self, session: Session, key: ViewKey, *, snapshot: bool = True) -> bool:
+        """Subscribe a session; it gets the view's snapshot unless it already holds it."""
         slot = self.slot(key)
         if slot is None:
             return False
@@ -105,7 +106,7 @@ class Hub:
             session.send_control(
                 "status", **status_fields(key), status="stale", reason="waiting for snapshot"
             )
-        else:
+        elif snapshot:
             self.send_snapshot(session, slot)
         return True
 
@@ -170,7 +171,8 @@ class Hub:
     def _update_slots(self, slots: list[ViewSlot], result: ApplyResult) -> None:
         for slot in slots:
             if result is ApplyResult.GAP:
-                self.mark_stale(slot, "sequence gap")
+                reason = getattr(self.source(slot.key), "stale_reason", "") or "sequence gap"
+                self.mark_stale(slot, reason)
             elif slot.stale:
                 if result is ApplyResult.SNAPSHOT or not getattr(
                     self.source(slot.key), "stale", False

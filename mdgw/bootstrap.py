@@ -8,9 +8,12 @@ The gateway and the REST service start the same way, so they share this function
 2. assign every book partition at the offset its snapshots resume from (the
    beginning for partitions without a snapshot);
 3. assign every trades partition at the first record of the statistics window
-   (``offsets_for_times(now - window)``), or at its end when nothing is that new.
+   (``offsets_for_times(now - window)``), or at its end when nothing is that new;
+4. note where each book partition ends now: the process is caught up (and may
+   say it is ready) once it has applied the records up to there (:class:`CatchUp`).
 
-The caller starts the consumer afterwards (``consumer.start(loop, on_batch)``).
+The caller starts the consumer afterwards (``consumer.start(loop, on_batch)``)
+and passes every batch to ``CatchUp.observe``.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from itertools import islice
 
 from confluent_kafka import TopicPartition
 
 from mdgw.config import KafkaConfig
 from mdgw.kafka.admin import partition_count
-from mdgw.kafka.source import SnapshotRecord, ThreadedConsumer, load_snapshots
+from mdgw.kafka.source import Record, SnapshotRecord, ThreadedConsumer, load_snapshots
 from mdgw.materializer import Materializer
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,30 @@ class BootstrapResult:
     assignment: Assignment
     seconds: float
     """Wall time of the whole bootstrap."""
+    catch_up: dict[tuple[str, int], int] = field(default_factory=dict)
+    """(book topic, partition) -> its end offset at start-up, where there is a tail to read."""
+
+
+class CatchUp:
+    """Whether the book partitions have been read up to where they ended at start-up."""
+
+    def __init__(self, targets: dict[tuple[str, int], int]) -> None:
+        self._left = dict(targets)
+
+    @property
+    def done(self) -> bool:
+        return not self._left
+
+    def observe(self, records: Iterable[Record]) -> bool:
+        """Account a consumed batch; True once every partition reached its target."""
+        left = self._left
+        if left:
+            for rec in records:
+                key = (rec.topic, rec.partition)
+                end = left.get(key)
+                if end is not None and rec.offset + 1 >= end:
+                    del left[key]
+        return not left
 
 
 async def apply_snapshots(
@@ -81,6 +109,19 @@ def trade_start_offsets(
     return out
 
 
+def book_ends(
+    consumer: ThreadedConsumer, book_topic: str, assignment: Assignment
+) -> dict[tuple[str, int], int]:
+    """End offset now of each assigned book partition that has records past its start."""
+    ends: dict[tuple[str, int], int] = {}
+    for topic, part, start in assignment:
+        if topic == book_topic:
+            low, high = consumer.watermarks(topic, part)
+            if high > max(start, low):
+                ends[(topic, part)] = high
+    return ends
+
+
 async def bootstrap(
     cfg: KafkaConfig,
     materializer: Materializer,
@@ -105,11 +146,13 @@ async def bootstrap(
         trade_start_offsets, consumer, cfg.trades_topic, trade_parts, since_ms
     )
     consumer.assign(assignment)
+    catch_up = await asyncio.to_thread(book_ends, consumer, cfg.book_topic, assignment)
     result = BootstrapResult(
         snapshots=len(snapshots),
         loaded=len(materializer.positions),
         assignment=assignment,
         seconds=time.perf_counter() - t0,
+        catch_up=catch_up,
     )
     log.info(
         "bootstrap: %d snapshots (%d streams loaded) in %.3fs",

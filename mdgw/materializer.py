@@ -80,6 +80,8 @@ class Materializer:
         self.checkpoint_every_ns = checkpoint_every_ms * 1_000_000
         self.clock = clock
         self.positions: dict[str, StreamPosition] = {}
+        self.trade_partitions: dict[str, int] = {}
+        """Trades-topic partition of each stream (time-travel replays read it)."""
         self.counters = Counters()
 
     # ---- bootstrap -----------------------------------------------------------------
@@ -189,6 +191,7 @@ class Materializer:
         if (rec.key or b"").decode(errors="replace") != trade.stream:
             self.dead_letter(rec, "key_mismatch", f"key does not match {trade.stream}")
             return
+        self.trade_partitions[trade.stream] = rec.partition
         if self.market.apply_trade(trade, self.clock()):
             self.counters.applied += 1
             if self.on_trade is not None:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11market_data.proto\x12\nmarketdata\"\x9c\x05\n\x0fOrderBookUpdate\x12\x36\n\x08\x65xchange\x18\x01 \x01(\x0e\x32$.marketdata.OrderBookUpdate.Exchange\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x04\x12\x17\n\x0fsequence_number\x18\x04 \x01(\x04\x12\x34\n\x04\x62ids\x18\x05 \x03(\x0b\x32&.marketdata.OrderBookUpdate.PriceLevel\x12\x34\n\x04\x61sks\x18\x06 \x03(\x0b\x32&.marketdata.OrderBookUpdate.PriceLevel\x12\x13\n\x0bis_snapshot\x18\x07 \x01(\x08\x12\x1c\n\x14prev_sequence_number\x18\x08 \x01(\x04\x12\x10\n\x08\x63hecksum\x18\t \x01(\r\x12\r\n\x05\x64\x65pth\x18\n \x01(\r\x12\x11\n\tingest_ns\x18\x0b \x01(\x04\x12\x12\n\ngateway_ns\x18\x0c \x01(\x04\x12\x11\n\tis_replay\x18\r \x01(\x08\x1aY\n\rVenueQuantity\x12\x36\n\x08\x65xchange\x18\x01 \x01(\x0e\x32$.marketdata.OrderBookUpdate.Exchange\x12\x10\n\x08quantity\x18\x02 \x01(\x01\x1a}\n\nPriceLevel\x12\r\n\x05price\x18\x01 \x01(\x01\x12\x10\n\x08quantity\x18\x02 \x01(\x01\x12\x13\n\x0border_count\x18\x03 \x01(\r\x12\x39\n\x06venues\x18\x04 \x03(\x0b\x32).marketdata.OrderBookUpdate.VenueQuantity\">\n\x08\x45xchange\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0b\n\x07\x42INANCE\x10\x01\x12\x0c\n\x08\x43OINBASE\x10\x02\x12\n\n\x06KRAKEN\x10\x03\"\x85\x02\n\x05Trade\x12\x10\n\x08\x65xchange\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x04\x12\x10\n\x08trade_id\x18\x04 \x01(\t\x12\r\n\x05price\x18\x05 \x01(\x01\x12\x10\n\x08quantity\x18\x06 \x01(\x01\x12$\n\x04side\x18\x07 \x01(\x0e\x32\x16.marketdata.Trade.Side\x12\x17\n\x0fsequence_number\x18\x08 \x01(\x04\x12\x11\n\tingest_ns\x18\t \x01(\x04\x12\x12\n\ngateway_ns\x18\n \x01(\x04\"+\n\x04Side\x12\x10\n\x0cUNKNOWN_SIDE\x10\x00\x12\x07\n\x03\x42UY\x10\x01\x12\x08\n\x04SELL\x10\x02\"\x98\x02\n\nStatistics\x12\x10\n\x08\x65xchange\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x04\x12\x11\n\twindow_ns\x18\x04 \x01(\x04\x12\x0c\n\x04open\x18\x05 \x01(\x01\x12\x0c\n\x04high\x18\x06 \x01(\x01\x12\x0b\n\x03low\x18\x07 \x01(\x01\x12\x0c\n\x04last\x18\x08 \x01(\x01\x12\x0e\n\x06volume\x18\t \x01(\x01\x12\x14\n\x0cquote_volume\x18\n \x01(\x01\x12\x0c\n\x04vwap\x18\x0b \x01(\x01\x12\x13\n\x0btrade_count\x18\x0c \x01(\x04\x12\x10\n\x08\x62\x65st_bid\x18\r \x01(\x01\x12\x10\n\x08\x62\x65st_ask\x18\x0e \x01(\x01\x12\x0e\n\x06spread\x18\x0f \x01(\x01\x12\x0b\n\x03mid\x18\x10 \x01(\x01\"!\n\tHeartbeat\x12\x14\n\x0ctimestamp_ns\x18\x01 \x01(\x04\"\xd6\x01\n\x11MarketDataMessage\x12\x38\n\x11order_book_update\x18\x01 \x01(\x0b\x32\x1b.marketdata.OrderBookUpdateH\x00\x12\"\n\x05trade\x18\x02 \x01(\x0b\x32\x11.marketdata.TradeH\x00\x12,\n\nstatistics\x18\x03 \x01(\x0b\x32\x16.marketdata.StatisticsH\x00\x12*\n\theartbeat\x18\x04 \x01(\x0b\x32\x15.marketdata.HeartbeatH\x00\x42\t\n\x07message\"B\n\x0fMarketDataBatch\x12/\n\x08messages\x18\x01 \x03(\x0b\x32\x1d.marketdata.MarketDataMessageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11market_data.proto\x12\nmarketdata\"\xaf\x05\n\x0fOrderBookUpdate\x12\x36\n\x08\x65xchange\x18\x01 \x01(\x0e\x32$.marketdata.OrderBookUpdate.Exchange\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x04\x12\x17\n\x0fsequence_number\x18\x04 \x01(\x04\x12\x34\n\x04\x62ids\x18\x05 \x03(\x0b\x32&.marketdata.OrderBookUpdate.PriceLevel\x12\x34\n\x04\x61sks\x18\x06 \x03(\x0b\x32&.marketdata.OrderBookUpdate.PriceLevel\x12\x13\n\x0bis_snapshot\x18\x07 \x01(\x08\x12\x1c\n\x14prev_sequence_number\x18\x08 \x01(\x04\x12\x10\n\x08\x63hecksum\x18\t \x01(\r\x12\r\n\x05\x64\x65pth\x18\n \x01(\r\x12\x11\n\tingest_ns\x18\x0b \x01(\x04\x12\x12\n\ngateway_ns\x18\x0c \x01(\x04\x12\x11\n\tis_replay\x18\r \x01(\x08\x12\x11\n\treplay_id\x18\x0e \x01(\t\x1aY\n\rVenueQuantity\x12\x36\n\x08\x65xchange\x18\x01 \x01(\x0e\x32$.marketdata.OrderBookUpdate.Exchange\x12\x10\n\x08quantity\x18\x02 \x01(\x01\x1a}\n\nPriceLevel\x12\r\n\x05price\x18\x01 \x01(\x01\x12\x10\n\x08quantity\x18\x02 \x01(\x01\x12\x13\n\x0border_count\x18\x03 \x01(\r\x12\x39\n\x06venues\x18\x04 \x03(\x0b\x32).marketdata.OrderBookUpdate.VenueQuantity\">\n\x08\x45xchange\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0b\n\x07\x42INANCE\x10\x01\x12\x0c\n\x08\x43OINBASE\x10\x02\x12\n\n\x06KRAKEN\x10\x03\"\xab\x02\n\x05Trade\x12\x10\n\x08\x65xchange\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x04\x12\x10\n\x08trade_id\x18\x04 \x01(\t\x12\r\n\x05price\x18\x05 \x01(\x01\x12\x10\n\x08quantity\x18\x06 \x01(\x01\x12$\n\x04side\x18\x07 \x01(\x0e\x32\x16.marketdata.Trade.Side\x12\x17\n\x0fsequence_number\x18\x08 \x01(\x04\x12\x11\n\tingest_ns\x18\t \x01(\x04\x12\x12\n\ngateway_ns\x18\n \x01(\x04\x12\x11\n\tis_replay\x18\x0b \x01(\x08\x12\x11\n\treplay_id\x18\x0c \x01(\t\"+\n\x04Side\x12\x10\n\x0cUNKNOWN_SIDE\x10\x00\x12\x07\n\x03\x42UY\x10\x01\x12\x08\n\x04SELL\x10\x02\"\x98\x02\n\nStatistics\x12\x10\n\x08\x65xchange\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x04\x12\x11\n\twindow_ns\x18\x04 \x01(\x04\x12\x0c\n\x04open\x18\x05 \x01(\x01\x12\x0c\n\x04high\x18\x06 \x01(\x01\x12\x0b\n\x03low\x18\x07 \x01(\x01\x12\x0c\n\x04last\x18\x08 \x01(\x01\x12\x0e\n\x06volume\x18\t \x01(\x01\x12\x14\n\x0cquote_volume\x18\n \x01(\x01\x12\x0c\n\x04vwap\x18\x0b \x01(\x01\x12\x13\n\x0btrade_count\x18\x0c \x01(\x04\x12\x10\n\x08\x62\x65st_bid\x18\r \x01(\x01\x12\x10\n\x08\x62\x65st_ask\x18\x0e \x01(\x01\x12\x0e\n\x06spread\x18\x0f \x01(\x01\x12\x0b\n\x03mid\x18\x10 \x01(\x01\"!\n\tHeartbeat\x12\x14\n\x0ctimestamp_ns\x18\x01 \x01(\x04\"\xd6\x01\n\x11MarketDataMessage\x12\x38\n\x11order_book_update\x18\x01 \x01(\x0b\x32\x1b.marketdata.OrderBookUpdateH\x00\x12\"\n\x05trade\x18\x02 \x01(\x0b\x32\x11.marketdata.TradeH\x00\x12,\n\nstatistics\x18\x03 \x01(\x0b\x32\x16.marketdata.StatisticsH\x00\x12*\n\theartbeat\x18\x04 \x01(\x0b\x32\x15.marketdata.HeartbeatH\x00\x42\t\n\x07message\"B\n\x0fMarketDataBatch\x12/\n\x08messages\x18\x01 \x03(\x0b\x32\x1d.marketdata.MarketDataMessageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,23 +32,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'market_data_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ORDERBOOKUPDATE']._serialized_start=34
-  _globals['_ORDERBOOKUPDATE']._serialized_end=702
-  _globals['_ORDERBOOKUPDATE_VENUEQUANTITY']._serialized_start=422
-  _globals['_ORDERBOOKUPDATE_VENUEQUANTITY']._serialized_end=511
-  _globals['_ORDERBOOKUPDATE_PRICELEVEL']._serialized_start=513
-  _globals['_ORDERBOOKUPDATE_PRICELEVEL']._serialized_end=638
-  _globals['_ORDERBOOKUPDATE_EXCHANGE']._serialized_start=640
-  _globals['_ORDERBOOKUPDATE_EXCHANGE']._serialized_end=702
-  _globals['_TRADE']._serialized_start=705
-  _globals['_TRADE']._serialized_end=966
-  _globals['_TRADE_SIDE']._serialized_start=923
-  _globals['_TRADE_SIDE']._serialized_end=966
-  _globals['_STATISTICS']._serialized_start=969
-  _globals['_STATISTICS']._serialized_end=1249
-  _globals['_HEARTBEAT']._serialized_start=1251
-  _globals['_HEARTBEAT']._serialized_end=1284
-  _globals['_MARKETDATAMESSAGE']._serialized_start=1287
-  _globals['_MARKETDATAMESSAGE']._serialized_end=1501
-  _globals['_MARKETDATABATCH']._serialized_start=1503
-  _globals['_MARKETDATABATCH']._serialized_end=1569
+  _globals['_ORDERBOOKUPDATE']._serialized_end=721
+  _globals['_ORDERBOOKUPDATE_VENUEQUANTITY']._serialized_start=441
+  _globals['_ORDERBOOKUPDATE_VENUEQUANTITY']._serialized_end=530
+  _globals['_ORDERBOOKUPDATE_PRICELEVEL']._serialized_start=532
+  _globals['_ORDERBOOKUPDATE_PRICELEVEL']._serialized_end=657
+  _globals['_ORDERBOOKUPDATE_EXCHANGE']._serialized_start=659
+  _globals['_ORDERBOOKUPDATE_EXCHANGE']._serialized_end=721
+  _globals['_TRADE']._serialized_start=724
+  _globals['_TRADE']._serialized_end=1023
+  _globals['_TRADE_SIDE']._serialized_start=980
+  _globals['_TRADE_SIDE']._serialized_end=1023
+  _globals['_STATISTICS']._serialized_start=1026
+  _globals['_STATISTICS']._serialized_end=1306
+  _globals['_HEARTBEAT']._serialized_start=1308
+  _globals['_HEARTBEAT']._serialized_end=1341
+  _globals['_MARKETDATAMESSAGE']._serialized_start=1344
+  _globals['_MARKETDATAMESSAGE']._serialized_end=1558
+  _globals['_MARKETDATABATCH']._serialized_start=1560
+  _globals['_MARKETDATABATCH']._serialized_end=1626
 # @@protoc_insertion_point(module_scope)

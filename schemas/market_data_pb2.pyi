@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class OrderBookUpdate(_message.Message):
-    __slots__ = ("exchange", "symbol", "timestamp_ns", "sequence_number", "bids", "asks", "is_snapshot", "prev_sequence_number", "checksum", "depth", "ingest_ns", "gateway_ns", "is_replay")
+    __slots__ = ("exchange", "symbol", "timestamp_ns", "sequence_number", "bids", "asks", "is_snapshot", "prev_sequence_number", "checksum", "depth", "ingest_ns", "gateway_ns", "is_replay", "replay_id")
     class Exchange(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[OrderBookUpdate.Exchange]
@@ -50,6 +50,7 @@ class OrderBookUpdate(_message.Message):
     INGEST_NS_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_NS_FIELD_NUMBER: _ClassVar[int]
     IS_REPLAY_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_ID_FIELD_NUMBER: _ClassVar[int]
     exchange: OrderBookUpdate.Exchange
     symbol: str
     timestamp_ns: int
@@ -63,10 +64,11 @@ class OrderBookUpdate(_message.Message):
     ingest_ns: int
     gateway_ns: int
     is_replay: bool
-    def __init__(self, exchange: _Optional[_Union[OrderBookUpdate.Exchange, str]] = ..., symbol: _Optional[str] = ..., timestamp_ns: _Optional[int] = ..., sequence_number: _Optional[int] = ..., bids: _Optional[_Iterable[_Union[OrderBookUpdate.PriceLevel, _Mapping]]] = ..., asks: _Optional[_Iterable[_Union[OrderBookUpdate.PriceLevel, _Mapping]]] = ..., is_snapshot: _Optional[bool] = ..., prev_sequence_number: _Optional[int] = ..., checksum: _Optional[int] = ..., depth: _Optional[int] = ..., ingest_ns: _Optional[int] = ..., gateway_ns: _Optional[int] = ..., is_replay: _Optional[bool] = ...) -> None: ...
+    replay_id: str
+    def __init__(self, exchange: _Optional[_Union[OrderBookUpdate.Exchange, str]] = ..., symbol: _Optional[str] = ..., timestamp_ns: _Optional[int] = ..., sequence_number: _Optional[int] = ..., bids: _Optional[_Iterable[_Union[OrderBookUpdate.PriceLevel, _Mapping]]] = ..., asks: _Optional[_Iterable[_Union[OrderBookUpdate.PriceLevel, _Mapping]]] = ..., is_snapshot: _Optional[bool] = ..., prev_sequence_number: _Optional[int] = ..., checksum: _Optional[int] = ..., depth: _Optional[int] = ..., ingest_ns: _Optional[int] = ..., gateway_ns: _Optional[int] = ..., is_replay: _Optional[bool] = ..., replay_id: _Optional[str] = ...) -> None: ...
 
 class Trade(_message.Message):
-    __slots__ = ("exchange", "symbol", "timestamp_ns", "trade_id", "price", "quantity", "side", "sequence_number", "ingest_ns", "gateway_ns")
+    __slots__ = ("exchange", "symbol", "timestamp_ns", "trade_id", "price", "quantity", "side", "sequence_number", "ingest_ns", "gateway_ns", "is_replay", "replay_id")
     class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN_SIDE: _ClassVar[Trade.Side]
@@ -85,6 +87,8 @@ class Trade(_message.Message):
     SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
     INGEST_NS_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_NS_FIELD_NUMBER: _ClassVar[int]
+    IS_REPLAY_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_ID_FIELD_NUMBER: _ClassVar[int]
     exchange: str
     symbol: str
     timestamp_ns: int
@@ -95,7 +99,9 @@ class Trade(_message.Message):
     sequence_number: int
     ingest_ns: int
     gateway_ns: int
-    def __init__(self, exchange: _Optional[str] = ..., symbol: _Optional[str] = ..., timestamp_ns: _Optional[int] = ..., trade_id: _Optional[str] = ..., price: _Optional[float] = ..., quantity: _Optional[float] = ..., side: _Optional[_Union[Trade.Side, str]] = ..., sequence_number: _Optional[int] = ..., ingest_ns: _Optional[int] = ..., gateway_ns: _Optional[int] = ...) -> None: ...
+    is_replay: bool
+    replay_id: str
+    def __init__(self, exchange: _Optional[str] = ..., symbol: _Optional[str] = ..., timestamp_ns: _Optional[int] = ..., trade_id: _Optional[str] = ..., price: _Optional[float] = ..., quantity: _Optional[float] = ..., side: _Optional[_Union[Trade.Side, str]] = ..., sequence_number: _Optional[int] = ..., ingest_ns: _Optional[int] = ..., gateway_ns: _Optional[int] = ..., is_replay: _Optional[bool] = ..., replay_id: _Optional[str] = ...) -> None: ...
 
 class Statistics(_message.Message):
     __slots__ = ("exchange", "symbol", "timestamp_ns", "window_ns", "open", "high", "low", "last", "volume", "quote_volume", "vwap", "trade_count", "best_bid", "best_ask", "spread", "mid")

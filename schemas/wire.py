@@ -19,7 +19,7 @@ from schemas.codec import book_to_pb, stats_to_pb, trade_to_pb
 _VENUE = {e.name: int(e) for e in Exchange}
 
 
-def _book_dict(u: BookUpdate, aggregated: bool, replay: bool) -> dict[str, Any]:
+def _book_dict(u: BookUpdate, aggregated: bool, replay: object) -> dict[str, Any]:
     prefix = "aggregated_book" if aggregated else "order_book"
     d: dict[str, Any] = {"type": f"{prefix}_{'snapshot' if u.is_snapshot else 'update'}"}
     if not aggregated:
@@ -40,8 +40,9 @@ def _book_dict(u: BookUpdate, aggregated: bool, replay: bool) -> dict[str, Any]:
     d["checksum"] = u.checksum
     d["ingest_ts"] = u.ingest_ns
     d["gateway_ts"] = u.gateway_ns
-    if replay:
+    if replay is not None:
         d["replay"] = True
+        d["replay_id"] = replay
     return d
 
 
@@ -51,7 +52,7 @@ def _with_venues(levels: list[Level], venues: list[dict[str, float]] | None) -> 
     return [(p, q, v) for (p, q), v in zip(levels, venues, strict=True)]
 
 
-def book_json(u: BookUpdate, *, aggregated: bool = False, replay: bool = False) -> bytes:
+def book_json(u: BookUpdate, *, aggregated: bool = False, replay: object = None) -> bytes:
     """A book snapshot or update; aggregated levels are ``[p, total, {venue: q}]``."""
     return orjson.dumps(_book_dict(u, aggregated, replay))
 
@@ -64,7 +65,7 @@ def _agg_levels(levels: Sequence[Level], venue_maps: Sequence[Any] | None, out: 
             lv.venues.add(exchange=_VENUE.get(name, 0), quantity=qty)
 
 
-def book_pb(u: BookUpdate, *, aggregated: bool = False, replay: bool = False) -> bytes:
+def book_pb(u: BookUpdate, *, aggregated: bool = False, replay: object = None) -> bytes:
     if aggregated:
         m = pb.OrderBookUpdate(
             exchange=0,
@@ -82,11 +83,13 @@ def book_pb(u: BookUpdate, *, aggregated: bool = False, replay: bool = False) ->
         _agg_levels(u.asks, u.ask_venues, m.asks)
     else:
         m = book_to_pb(u)
-    m.is_replay = replay
+    if replay is not None:
+        m.is_replay = True
+        m.replay_id = str(replay)
     return pb.MarketDataMessage(order_book_update=m).SerializeToString()
 
 
-def trade_json(t: Trade, gateway_ns: int, *, replay: bool = False) -> bytes:
+def trade_json(t: Trade, gateway_ns: int, *, replay: object = None) -> bytes:
     d: dict[str, Any] = {
         "type": "trade",
         "exchange": t.exchange.name,
@@ -100,14 +103,18 @@ def trade_json(t: Trade, gateway_ns: int, *, replay: bool = False) -> bytes:
         "ingest_ts": t.ingest_ns,
         "gateway_ts": gateway_ns,
     }
-    if replay:
+    if replay is not None:
         d["replay"] = True
+        d["replay_id"] = replay
     return orjson.dumps(d)
 
 
-def trade_pb(t: Trade, gateway_ns: int) -> bytes:
+def trade_pb(t: Trade, gateway_ns: int, *, replay: object = None) -> bytes:
     m = trade_to_pb(t)
     m.gateway_ns = gateway_ns
+    if replay is not None:
+        m.is_replay = True
+        m.replay_id = str(replay)
     return pb.MarketDataMessage(trade=m).SerializeToString()
 
 

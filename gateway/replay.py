@@ -1,0 +1,336 @@
+"""Time travel over WebSocket: ``{"op":"replay",...}`` streams a past window of a stream.
+
+Per replay: the newest checkpoint at or before ``from`` (mdgw.history), the deltas
+up to ``from`` applied silently, then a snapshot of the requested depth (the book
+as it was at ``from``), then the deltas paced at ``speed`` (0 = as fast as the
+client reads), each marked ``replay`` with the request id, then
+``{"type":"replay_complete","id":...}``. With ``"to":"live"`` the replay keeps
+reading until its book reaches the live book's sequence and then hands the client
+to the live view: if the two views are at the same message sequence the next live
+delta chains on directly, otherwise one live snapshot is sent (never a gap).
+
+Each replay reads Kafka with its own consumer on its own thread; the number of
+replays is bounded globally and per connection, starting them is rate-limited per
+client, and a client that does not read slows only its own replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from core.book import ApplyResult, OrderBook
+from core.types import BookUpdate, Trade, parse_stream_key
+from core.views import DepthView
+from gateway.hub import Hub, ViewKey
+from gateway.protocol import ProtocolError, Request
+from gateway.ratelimit import TokenBucket
+from gateway.session import Session
+from mdgw import metrics
+from mdgw.config import Config
+from mdgw.history import HistoryError, earliest_ns, find_checkpoint, stream_records
+from mdgw.materializer import Materializer
+from schemas import wire
+
+log = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+class ReplayManager:
+    """Starts, limits and cancels replays; one asyncio task per replay request."""
+
+    def __init__(self, config: Config, hub: Hub, materializer: Materializer) -> None:
+        self.config = config
+        self.kafka = config.kafka
+        self.hub = hub
+        self.materializer = materializer
+        self.max_replays = config.gateway.max_replays
+        self.per_connection = config.gateway.max_replays_per_connection
+        self.lookback_ms = 2 * config.gateway.checkpoint_every_ms + 5_000
+        self.active = 0
+        self._buckets: dict[int, TokenBucket] = {}
+
+    def __call__(self, session: Session, req: Request) -> None:
+        if req.op == "cancel_replay":
+            self.cancel(session, req.id)
+            return
+        bucket = self._buckets.setdefault(session.id, TokenBucket(1.0, 3))
+        if not bucket.allow(time.monotonic()):
+            metrics.RATE_LIMITED.labels("replay").inc()
+            raise ProtocolError("rate_limited", "too many replay requests", req.id)
+        if self.active >= self.max_replays:
+            raise ProtocolError(
+                "rate_limited", "the server is running its maximum of replays", req.id
+            )
+        if len(session.replays) >= self.per_connection:
+            raise ProtocolError(
+                "rate_limited", f"at most {self.per_connection} replays per connection", req.id
+            )
+        if req.id in session.replays:
+            raise ProtocolError("bad_request", f"a replay with id {req.id!r} is running", req.id)
+        now = time.time_ns()
+        if req.from_ns >= now:
+            raise ProtocolError("bad_request", "from must be in the past", req.id)
+        if req.to_ns is not None and req.to_ns > now + 1_000_000_000:
+            raise ProtocolError("bad_request", 'to must be in the past, or "live"', req.id)
+        for s in req.symbols:
+            if self.hub.market.book(s) is None:
+                raise ProtocolError("unknown_symbol", f"unknown symbol {s}", req.id)
+        session.send_control(
+            "replay_started", id=req.id, channel=req.channel, symbols=list(req.symbols)
+        )
+        self.active += 1
+        metrics.REPLAYS_ACTIVE.inc()
+        task = asyncio.create_task(self._run(session, req))
+        session.replays[req.id] = task
+
+    def cancel(self, session: Session, req_id: object) -> None:
+        targets = list(session.replays) if req_id is None else [req_id]
+        for rid in targets:
+            task = session.replays.get(rid)
+            if task is not None:
+                task.cancel()
+        session.send_control("replay_cancelled", id=req_id)
+
+    async def _run(self, session: Session, req: Request) -> None:
+        try:
+            runs = [
+                self._book(session, req, s)
+                if req.channel == "book"
+                else self._trades(session, req, s)
+                for s in req.symbols
+            ]
+            await asyncio.gather(*runs)
+            session.send_control("replay_complete", id=req.id, live=req.to_ns is None)
+        except HistoryError as e:
+            session.send_control("error", id=req.id, code="history_unavailable", message=str(e))
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # a replay failure must never reach the live path
+            log.exception("replay %r failed", req.id)
+            session.send_control("error", id=req.id, code="internal", message="replay failed")
+        finally:
+            self.active -= 1
+            metrics.REPLAYS_ACTIVE.dec()
+            session.replays.pop(req.id, None)
+
+    # ---- reading Kafka on a thread -------------------------------------------------
+
+    async def _records(self, it_factory: Any) -> Any:
+        """Run a blocking record iterator on a thread; yields records with backpressure."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        room = threading.Semaphore(2000)
+        stop = threading.Event()
+
+        def pump() -> None:
+            try:
+                for rec in it_factory(stop):
+                    while not room.acquire(timeout=0.2):
+                        if stop.is_set():
+                            return
+                    loop.call_soon_threadsafe(queue.put_nowait, rec)
+            except BaseException as e:  # handed to the consumer side
+                loop.call_soon_threadsafe(queue.put_nowait, e)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+        thread = threading.Thread(target=pump, name="replay-reader", daemon=True)
+        thread.start()
+        try:
+            while True:
+                rec = await queue.get()
+                if rec is _DONE:
+                    return
+                room.release()
+                if isinstance(rec, BaseException):
+                    raise rec
+                yield rec
+        finally:
+            stop.set()
+
+    async def _pace(
+        self, session: Session, speed: float, t0: float, from_ns: int, ingest_ns: int
+    ) -> None:
+        if speed > 0:
+            due = t0 + (ingest_ns - from_ns) / 1e9 / speed
+            delay = due - time.monotonic()
+            if delay > 0.0005:
+                await asyncio.sleep(delay)
+        else:
+            await asyncio.sleep(0)
+        high = self.hub.high_water // 2
+        while session.buffered() > high:  # speed 0: as fast as this client reads
+            await asyncio.sleep(0.005)
+        if session.closing or not session.is_open():
+            raise asyncio.CancelledError
+
+    # ---- book ----------------------------------------------------------------------
+
+    def _partition(self, stream: str) -> int:
+        pos = self.materializer.positions.get(stream)
+        if pos is None:
+            raise HistoryError("unknown_symbol", f"{stream}: no history known yet")
+        return pos.partition
+
+    async def _book(self, session: Session, req: Request, stream: str) -> None:
+        exchange, symbol = parse_stream_key(stream)
+        partition = self._partition(stream)
+        k = self.kafka
+        cp = await asyncio.to_thread(find_checkpoint, k, stream, req.from_ns, self.lookback_ms)
+        if cp is None:
+            oldest = await asyncio.to_thread(earliest_ns, k, k.book_topic, partition)
+            if oldest is None or req.from_ns < oldest:
+                raise HistoryError(
+                    "before_retention",
+                    f"{stream}: from is before the retained history"
+                    + (f" (oldest record at {oldest} ns)" if oldest else ""),
+                )
+            raise HistoryError("no_checkpoint", f"{stream}: no checkpoint before from yet")
+        book = OrderBook(exchange, symbol)
+        book.apply(cp.book)
+        view: DepthView | None = None
+        t0 = time.monotonic()
+
+        def reader(stop: threading.Event) -> Iterator[BookUpdate | Trade]:
+            return stream_records(
+                k, k.book_topic, cp.partition, cp.offset, stream, stop, until_ns=req.to_ns
+            )
+
+        async for rec in self._records(reader):
+            if not isinstance(rec, BookUpdate):
+                continue
+            if rec.ingest_ns <= req.from_ns:
+                book.apply(rec)
+                continue
+            if view is None:
+                view = self._start_view(session, req, book)
+            await self._pace(session, req.replay_speed, t0, req.from_ns, rec.ingest_ns)
+            result = book.apply(rec)
+            if result is ApplyResult.GAP:
+                session.send_control(
+                    "status",
+                    exchange=exchange.name,
+                    symbol=symbol,
+                    status="stale",
+                    reason="sequence gap",
+                    replay_id=req.id,
+                )
+            elif result is ApplyResult.SNAPSHOT and view.last_sequence > book.sequence:
+                view.reset()
+                self._send(session, req, view.snapshot())
+            elif result in (ApplyResult.APPLIED, ApplyResult.SNAPSHOT):
+                msg = view.on_update()
+                if msg is not None:
+                    self._send(session, req, msg)
+            if req.to_ns is None and await self._try_join(session, req, stream, book, view):
+                return
+        if view is None:
+            view = self._start_view(session, req, book)
+        if req.to_ns is None:
+            while not await self._try_join(session, req, stream, book, view):
+                await asyncio.sleep(0.01)
+
+    def _start_view(self, session: Session, req: Request, book: OrderBook) -> DepthView:
+        view = DepthView(book, req.depth)
+        self._send(session, req, view.snapshot())
+        return view
+
+    def _send(self, session: Session, req: Request, msg: BookUpdate) -> None:
+        msg.gateway_ns = time.time_ns()
+        frame = (
+            wire.book_pb(msg, replay=req.id)
+            if session.binary
+            else wire.book_json(msg, replay=req.id)
+        )
+        session.send_data(frame)
+
+    async def _try_join(
+        self, session: Session, req: Request, stream: str, book: OrderBook, view: DepthView
+    ) -> bool:
+        """Hand the client to the live view once the replayed book equals the live one."""
+        live = self.hub.market.book(stream)
+        if live is None or live.stale:
+            return False
+        while live.sequence < book.sequence:  # replay read ahead of the live consumer
+            await asyncio.sleep(0.005)
+        if live.sequence != book.sequence:
+            return False
+        key = ViewKey(False, stream, req.depth, False)
+        slot = self.hub.slot(key)
+        if slot is None:
+            return False
+        seamless = (
+            slot.view.last_sequence == view.last_sequence
+            and slot.view.sent_bids == view.sent_bids
+            and slot.view.sent_asks == view.sent_asks
+        )
+        self.hub.add_view(session, key, snapshot=not seamless)
+        return True
+
+    # ---- trades --------------------------------------------------------------------
+
+    async def _trades(self, session: Session, req: Request, stream: str) -> None:
+        k = self.kafka
+        partition = self.materializer.trade_partitions.get(stream, self._partition(stream))
+        start = await asyncio.to_thread(_offset_for_time, k, k.trades_topic, partition, req.from_ns)
+        if start is None:
+            if req.to_ns is None:
+                self._join_trades(session, stream)
+            return
+        t0 = time.monotonic()
+        last_seq = 0
+
+        def reader(stop: threading.Event) -> Iterator[BookUpdate | Trade]:
+            return stream_records(
+                k, k.trades_topic, partition, start, stream, stop, until_ns=req.to_ns
+            )
+
+        async for rec in self._records(reader):
+            if not isinstance(rec, Trade) or rec.ingest_ns <= req.from_ns:
+                continue
+            await self._pace(session, req.replay_speed, t0, req.from_ns, rec.ingest_ns)
+            now = time.time_ns()
+            session.send_data(
+                wire.trade_pb(rec, now, replay=req.id)
+                if session.binary
+                else wire.trade_json(rec, now, replay=req.id)
+            )
+            last_seq = rec.sequence
+            if req.to_ns is None and self._trades_caught_up(stream, last_seq):
+                self._join_trades(session, stream)
+                return
+        if req.to_ns is None:
+            while not self._trades_caught_up(stream, last_seq):
+                await asyncio.sleep(0.01)
+            self._join_trades(session, stream)
+
+    def _trades_caught_up(self, stream: str, last_seq: int) -> bool:
+        counters = self.hub.market.counters(stream)
+        return counters is None or counters.last_trade_sequence <= last_seq
+
+    def _join_trades(self, session: Session, stream: str) -> None:
+        session.trade_streams.add(stream)
+        self.hub.trade_subs.setdefault(stream, set()).add(session)
+
+
+def _offset_for_time(cfg: Any, topic: str, partition: int, at_ns: int) -> int | None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from mdgw.kafka.source import consumer_conf
+
+    consumer = Consumer(consumer_conf(cfg, f"{cfg.client_id}-history"))
+    try:
+        (tp,) = consumer.offsets_for_times(
+            [TopicPartition(topic, partition, at_ns // 1_000_000)], timeout=10
+        )
+        return tp.offset if tp.offset >= 0 else None
+    finally:
+        with contextlib.suppress(Exception):
+            consumer.close()
