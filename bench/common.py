@@ -23,10 +23,14 @@ def bench_config(partitions: int = 6, **sections: Any) -> Config:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     k = base.kafka
     kafka = dataclasses.replace(
-        k, client_id=prefix, partitions=partitions,
-        book_topic=f"{prefix}.{k.book_topic}", trades_topic=f"{prefix}.{k.trades_topic}",
+        k,
+        client_id=prefix,
+        partitions=partitions,
+        book_topic=f"{prefix}.{k.book_topic}",
+        trades_topic=f"{prefix}.{k.trades_topic}",
         snapshots_topic=f"{prefix}.{k.snapshots_topic}",
-        checkpoints_topic=f"{prefix}.{k.checkpoints_topic}", dlq_topic=f"{prefix}.{k.dlq_topic}",
+        checkpoints_topic=f"{prefix}.{k.checkpoints_topic}",
+        dlq_topic=f"{prefix}.{k.dlq_topic}",
     )
     cfg = dataclasses.replace(base, kafka=kafka)
     for name, values in sections.items():
@@ -44,8 +48,11 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     payload = {
         "benchmark": name,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         **data,
     }
     path = RESULTS / f"{name}.json"

@@ -26,8 +26,9 @@ from schemas import codec
 
 
 def fill(cfg, seconds: float) -> int:
-    sim = dataclasses.replace(cfg.simulator, rate=0, duration=seconds, symbols_per_exchange=34,
-                              trade_ratio=0.0)
+    sim = dataclasses.replace(
+        cfg.simulator, rate=0, duration=seconds, symbols_per_exchange=34, trade_ratio=0.0
+    )
     sink = KafkaSink(cfg.kafka, linger_ms=20)
     stats = run_simulator(sim, Publisher(sink, cfg.kafka))
     return stats.book_records
@@ -70,9 +71,13 @@ async def aiokafka_run(cfg, total: int) -> float:
     from aiokafka import AIOKafkaConsumer
     from aiokafka import TopicPartition as ATP
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap, enable_auto_commit=False,
-                                group_id=None, max_partition_fetch_bytes=4 << 20,
-                                fetch_max_bytes=32 << 20)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=cfg.kafka.bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=32 << 20,
+    )
     await consumer.start()
     tps = [ATP(cfg.kafka.book_topic, p) for p in range(cfg.kafka.partitions)]
     consumer.assign(tps)
@@ -110,12 +115,17 @@ def main() -> None:
         ]
         print(f"{total:,} book records, 100 streams, one process\n")
         print(table(rows, ("path", "records/s")))
-        path = write_result("ingest", {
-            "records": total, "streams": 102,
-            "confluent_records_per_s": total / ck_s, "aiokafka_records_per_s": total / ak_s,
-            "decode_records_per_s": total / decode_s,
-            "decode_apply_records_per_s": total / apply_s,
-        })
+        path = write_result(
+            "ingest",
+            {
+                "records": total,
+                "streams": 102,
+                "confluent_records_per_s": total / ck_s,
+                "aiokafka_records_per_s": total / ak_s,
+                "decode_records_per_s": total / decode_s,
+                "decode_apply_records_per_s": total / apply_s,
+            },
+        )
         print(f"\nwrote {path}")
     finally:
         drop_topics(cfg.kafka)

@@ -37,11 +37,22 @@ class Totals:
         self.errors: dict[str, int] = {}
 
 
-async def one_client(args: argparse.Namespace, streams: list[str], totals: Totals,
-                     rng: random.Random, start_at: float, stop_at: float) -> None:
-    client = MarketDataClient(args.url, fmt=args.format, batch=args.batch, reconnect=False,
-                              compression="deflate" if args.compression else None,
-                              open_timeout=60)
+async def one_client(
+    args: argparse.Namespace,
+    streams: list[str],
+    totals: Totals,
+    rng: random.Random,
+    start_at: float,
+    stop_at: float,
+) -> None:
+    client = MarketDataClient(
+        args.url,
+        fmt=args.format,
+        batch=args.batch,
+        reconnect=False,
+        compression="deflate" if args.compression else None,
+        open_timeout=60,
+    )
     t0 = time.monotonic()
     try:
         await client.connect()
@@ -90,8 +101,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     start_at = t_start + args.ramp + args.warmup
     tasks = []
     for i in range(args.clients):
-        tasks.append(asyncio.create_task(one_client(args, streams, totals, rng, start_at,
-                                                    stop_at)))
+        tasks.append(asyncio.create_task(one_client(args, streams, totals, rng, start_at, stop_at)))
         if args.connect_rate and i % args.connect_rate == args.connect_rate - 1:
             await asyncio.sleep(1.0)
         elif i % 50 == 49:
@@ -100,21 +110,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(*tasks)
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
-        "clients": args.clients, "connected": totals.connected, "failed": totals.failed,
+        "clients": args.clients,
+        "connected": totals.connected,
+        "failed": totals.failed,
         "errors": totals.errors,
-        "messages": totals.messages, "book_messages": totals.book_messages,
-        "breaks": totals.breaks, "checksum_failures": totals.checksum_failures,
+        "messages": totals.messages,
+        "book_messages": totals.book_messages,
+        "breaks": totals.breaks,
+        "checksum_failures": totals.checksum_failures,
         "closed_by_server": totals.closed_by_server,
-        "gateway_lat_ns": totals.gateway_lat, "e2e_lat_ns": totals.e2e_lat,
+        "gateway_lat_ns": totals.gateway_lat,
+        "e2e_lat_ns": totals.e2e_lat,
         "connect_s_max": max(totals.connect_s, default=0.0),
-        "spawn_s": connected_at - t_start, "measure_s": args.duration - args.warmup,
+        "spawn_s": connected_at - t_start,
+        "measure_s": args.duration - args.warmup,
         "client_rss_kib": rss_kib,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--url", required=True)
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--streams", required=True, help="comma-separated EXCHANGE:SYMBOL")

@@ -256,8 +256,16 @@ class MarketDataClient:
         """Send a raw control message (ping, unsubscribe, replay, ...)."""
         await self._send(msg)
 
-    async def replay(self, channel: str, symbols: list[str], start: str | int,
-                     end: str | int = "live", *, depth: int = 20, speed: float = 0) -> int:
+    async def replay(
+        self,
+        channel: str,
+        symbols: list[str],
+        start: str | int,
+        end: str | int = "live",
+        *,
+        depth: int = 20,
+        speed: float = 0,
+    ) -> int:
         """Start a time-travel replay; its books are ``replay:<id>:<stream>`` until
         ``replay_complete`` (with ``end="live"`` they then become the live books)."""
         req_id = self._next_id()
@@ -266,8 +274,18 @@ class MarketDataClient:
                 key = f"replay:{req_id}:{s}"
                 self.books[key] = LocalBook(key, depth)
         self._replays[str(req_id)] = (channel, symbols, depth)
-        await self._send({"op": "replay", "id": req_id, "channel": channel, "symbols": symbols,
-                          "depth": depth, "from": start, "to": end, "speed": speed})
+        await self._send(
+            {
+                "op": "replay",
+                "id": req_id,
+                "channel": channel,
+                "symbols": symbols,
+                "depth": depth,
+                "from": start,
+                "to": end,
+                "speed": speed,
+            }
+        )
         return req_id
 
     def _replay_complete(self, msg: dict[str, Any]) -> None:
@@ -281,11 +299,17 @@ class MarketDataClient:
                 if book is not None:
                     book.key = s
                     self.books[s] = book
-            self.subscriptions.append({"op": "subscribe", "channel": "book",
-                                       "symbols": symbols, "depth": depth, "speed": "raw"})
+            self.subscriptions.append(
+                {
+                    "op": "subscribe",
+                    "channel": "book",
+                    "symbols": symbols,
+                    "depth": depth,
+                    "speed": "raw",
+                }
+            )
         elif channel == "trades":
-            self.subscriptions.append({"op": "subscribe", "channel": "trades",
-                                       "symbols": symbols})
+            self.subscriptions.append({"op": "subscribe", "channel": "trades", "symbols": symbols})
 
     @staticmethod
     def book_key(channel: str, symbol: str) -> str:

@@ -20,9 +20,13 @@ from schemas import codec
 class Publisher:
     """Sends BookUpdates to the book topic and Trades to the trades topic."""
 
-    def __init__(self, sink: RecordSink, cfg: KafkaConfig,
-                 clock: Callable[[], int] = time.time_ns,
-                 telemetry: TelemetryConfig | None = None) -> None:
+    def __init__(
+        self,
+        sink: RecordSink,
+        cfg: KafkaConfig,
+        clock: Callable[[], int] = time.time_ns,
+        telemetry: TelemetryConfig | None = None,
+    ) -> None:
         tracing.setup_producer(telemetry, cfg.client_id)  # tracing hook: None reads MDGW_* env
         self._sink = sink
         self._book_topic = cfg.book_topic

@@ -24,10 +24,32 @@ async def test_thousand_concurrent_connections_stay_exact(config) -> None:
         streams = ",".join(rt.market.streams())
         procs = [
             await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.loadgen", "--url", url, "--clients", "500",
-                "--streams", streams, "--per-client", "3", "--depth", "20",
-                "--duration", "12", "--warmup", "2", "--ramp", "6", "--connect-rate", "200",
-                "--format", "protobuf", "--seed", str(i), stdout=asyncio.subprocess.PIPE,
+                sys.executable,
+                "-m",
+                "bench.loadgen",
+                "--url",
+                url,
+                "--clients",
+                "500",
+                "--streams",
+                streams,
+                "--per-client",
+                "3",
+                "--depth",
+                "20",
+                "--duration",
+                "12",
+                "--warmup",
+                "2",
+                "--ramp",
+                "6",
+                "--connect-rate",
+                "200",
+                "--format",
+                "protobuf",
+                "--seed",
+                str(i),
+                stdout=asyncio.subprocess.PIPE,
             )
             for i in range(2)
         ]
@@ -47,5 +69,7 @@ async def test_thousand_concurrent_connections_stay_exact(config) -> None:
         assert messages > 1000 * 5
         lat = sorted(x for r in results for x in r["gateway_lat_ns"])
         assert lat, "no latency samples"
-        print(f"1000 clients: {messages} book messages, gateway_ts-ingest_ts "
-              f"p50 {lat[len(lat) // 2] / 1e6:.2f} ms p99 {lat[int(len(lat) * 0.99)] / 1e6:.2f} ms")
+        print(
+            f"1000 clients: {messages} book messages, gateway_ts-ingest_ts "
+            f"p50 {lat[len(lat) // 2] / 1e6:.2f} ms p99 {lat[int(len(lat) * 0.99)] / 1e6:.2f} ms"
+        )

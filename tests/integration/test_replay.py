@@ -71,8 +71,12 @@ def test_binance_replay_follows_the_sync_procedure(config, captures: Path) -> No
     assert (dropped, applied) == (5, 172)
     books, trades = read_back(config)
     rebuilt = rebuild(books)
-    assert set(rebuilt) == {"BINANCE:NKN-USDT", "BINANCE:BLZ-ETH", "BINANCE:LRC-BTC",
-                            "BINANCE:RUNE-EUR"}
+    assert set(rebuilt) == {
+        "BINANCE:NKN-USDT",
+        "BINANCE:BLZ-ETH",
+        "BINANCE:LRC-BTC",
+        "BINANCE:RUNE-EUR",
+    }
     raw = (captures / "BINANCE.ws.1.0").read_text()
     assert len(trades) == raw.count('"e":"aggTrade"') == 2
 
@@ -127,9 +131,11 @@ def test_cli_replay_exits_zero_and_reports(config, captures: Path) -> None:
     import os
 
     proc = subprocess.run(
-        [sys.executable, "-m", "mdgw", "replay", str(captures / "KRAKEN.ws.48.0"),
-         "--speed", "0"],
-        env={**os.environ, **env_topics}, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "mdgw", "replay", str(captures / "KRAKEN.ws.48.0"), "--speed", "0"],
+        env={**os.environ, **env_topics},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "replayed 10 records" in proc.stderr
@@ -139,9 +145,20 @@ def test_cli_replay_bad_file_is_a_clear_error(config, tmp_path: Path) -> None:
     bad = tmp_path / "garbage.bin"
     bad.write_bytes(b"\x00\x01\x02 not a capture")
     proc = subprocess.run(
-        [sys.executable, "-m", "mdgw", "replay", str(bad), "--speed", "0",
-         "--bootstrap", config.kafka.bootstrap],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mdgw",
+            "replay",
+            str(bad),
+            "--speed",
+            "0",
+            "--bootstrap",
+            config.kafka.bootstrap,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "garbage.bin" in proc.stderr
