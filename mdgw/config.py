@@ -28,15 +28,25 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class KafkaConfig:
     bootstrap: str = "127.0.0.1:9092"
+    """Kafka bootstrap servers HOST:PORT[,HOST:PORT]."""
     client_id: str = "mdgw"
+    """Kafka client id (also the prefix of helper consumer groups)."""
     security_protocol: str = "PLAINTEXT"
+    """librdkafka security.protocol (PLAINTEXT, SSL, SASL_SSL...)."""
     book_topic: str = "marketdata.book"
+    """Book deltas and snapshots."""
     trades_topic: str = "marketdata.trades"
+    """Trades."""
     snapshots_topic: str = "marketdata.book.snapshots"
+    """Compacted latest full book per stream."""
     checkpoints_topic: str = "marketdata.book.checkpoints"
+    """Time-indexed full books for time travel (not compacted)."""
     dlq_topic: str = "marketdata.dlq"
+    """Dead letters: records that failed to decode or validate."""
     partitions: int = 6
+    """Partitions per topic created by `mdgw topics create`."""
     replication_factor: int = 1
+    """Replication factor of created topics."""
     retention_ms: int = 7 * 24 * 3600 * 1000
     """Retention of the book, trades and checkpoint topics: the time-travel horizon."""
 
@@ -44,24 +54,37 @@ class KafkaConfig:
 @dataclass(frozen=True)
 class GatewayConfig:
     host: str = "0.0.0.0"
+    """Listen address."""
     port: int = 8080
+    """WebSocket (and /health, /metrics) port."""
     group_id: str = "mdgw-gateway"
+    """Consumer group id prefix."""
     workers: int = 1
+    """Processes sharing the port (SO_REUSEPORT)."""
     mode: str = "replica"
     """replica: every process reads every partition; sharded: one group splits them."""
     max_connections: int = 10_000
+    """Open connections; beyond, the handshake gets HTTP 503."""
     max_message_size: int = 65_536
+    """Largest client frame; larger closes with 1009."""
     ping_interval: float = 30.0
+    """Seconds between keep-alive pings (0 = off)."""
     connection_timeout: float = 60.0
+    """Seconds without a pong before the connection is closed."""
     handshake_timeout: float = 10.0
     """Seconds a client has to complete the opening handshake."""
     compression: bool = True
+    """permessage-deflate offered to clients."""
     use_binary_protocol: bool = True
+    """Format when the client names none: protobuf (true) or JSON."""
     heartbeat_interval: float = 5.0
+    """Seconds between heartbeat messages."""
     control_rate: float = 5.0
     """Control messages per second per connection (Binance allows 5)."""
     control_burst: int = 20
+    """Control messages a connection may send at once."""
     max_subscriptions: int = 1024
+    """Subscriptions per connection (Binance allows 1024)."""
     abuse_strikes: int = 50
     """Refused control messages before the connection is closed with 1008."""
     high_water_bytes: int = 1_048_576
@@ -69,47 +92,77 @@ class GatewayConfig:
     slow_timeout: float = 5.0
     """Seconds a client may stay above the high-water mark after a resync before 1013."""
     snapshot_every_updates: int = 1000
+    """Write a book to the compacted topic every N updates..."""
     snapshot_every_ms: int = 5_000
+    """...or every T ms, whichever comes first."""
     checkpoint_every_ms: int = 60_000
+    """Interval of time-travel checkpoints: the most deltas a replay reads."""
     trades_per_stream: int = 1000
+    """Recent trades kept per stream."""
     conflation_ms: int = 100
+    """Interval of the `100ms` speed."""
     tls_cert: str = ""
+    """PEM certificate: serve wss."""
     tls_key: str = ""
+    """PEM key of tls_cert."""
     allowed_origins: tuple[str, ...] = ()
+    """Browser Origins allowed to connect (empty = any)."""
     connects_per_minute_per_ip: int = 600
+    """Handshakes per IP per minute (0 = unlimited)."""
     max_replays: int = 32
+    """Time-travel replays running at once, all clients."""
     max_replays_per_connection: int = 4
+    """Replays running at once per connection."""
 
 
 @dataclass(frozen=True)
 class ApiConfig:
     host: str = "0.0.0.0"
+    """Listen address."""
     port: int = 8000
+    """REST port."""
     group_id: str = "mdgw-api"
+    """Consumer group id prefix."""
     rate_limit: int = 100
     """Requests per second per client IP."""
     trades_per_stream: int = 1000
+    """Recent trades kept per stream."""
     tls_cert: str = ""
+    """PEM certificate: serve https."""
     tls_key: str = ""
+    """PEM key of tls_cert."""
     cors_origins: tuple[str, ...] = ("*",)
+    """CORS allowed origins."""
     trusted_proxies: tuple[str, ...] = ()
+    """Peers whose X-Forwarded-For is believed."""
     open_paths: tuple[str, ...] = ("/health", "/ready", "/metrics", "/schema", "/")
+    """Paths that need no API key."""
 
 
 @dataclass(frozen=True)
 class AuthConfig:
     jwt_enabled: bool = False
+    """Require a JWT on WebSocket handshakes."""
     jwt_secret: str = ""
+    """HS256 secret."""
     jwt_public_key_file: str = ""
+    """PEM public key for RS256/ES256."""
     jwt_jwks_file: str = ""
+    """JWKS file (keys chosen by kid)."""
     jwt_algorithms: tuple[str, ...] = ("HS256",)
+    """Allowed algorithms (never none)."""
     jwt_issuer: str = "market-data-server"
+    """Required iss claim."""
     jwt_audience: str = ""
+    """Required aud claim (empty = not checked)."""
     jwt_leeway: float = 5.0
+    """Clock-skew leeway in seconds for exp/nbf."""
     max_connections_per_subject: int = 100
+    """Open connections per token subject."""
     api_keys: tuple[str, ...] = ()
     """SHA-256 hex digests of accepted API keys (never the keys themselves)."""
     api_keys_file: str = ""
+    """File of SHA-256 digests, one per line."""
 
 
 @dataclass(frozen=True)
@@ -119,17 +172,25 @@ class SimulatorConfig:
     duration: float = 0.0
     """Seconds to run; 0 runs until stopped."""
     seed: int = 1
+    """Random seed (reproducible books)."""
     snapshot_every: int = 500
+    """Full-book record every N book records per stream."""
     trade_ratio: float = 0.1
+    """Fraction of events that are trades."""
     levels: int = 300
+    """Levels per book side."""
     symbols_per_exchange: int = 3
+    """Symbols per exchange (3 real-looking, more synthetic)."""
 
 
 @dataclass(frozen=True)
 class TelemetryConfig:
     log_json: bool = False
+    """One JSON object per log line."""
     log_level: str = "INFO"
+    """DEBUG, INFO, WARNING, ERROR."""
     trace_ratio: float = 0.01
+    """Share of records traced when tracing is on."""
     tracing: bool = False
     """OpenTelemetry tracing on/off; exporter via the standard OTEL_* variables."""
 

@@ -175,7 +175,12 @@ class ThreadedConsumer:
         def run() -> None:
             while not self._stop.is_set():
                 try:
-                    msgs = self._consumer.consume(self._max_batch, 0.1)
+                    # consume(n, t) waits for n records or t: block on the first one
+                    # only, then take whatever else is already fetched.
+                    first = self._consumer.poll(0.1)
+                    if first is None:
+                        continue
+                    msgs = [first, *self._consumer.consume(self._max_batch - 1, 0)]
                 except KafkaException as e:
                     self._note_error(str(e))
                     time.sleep(0.5)
