@@ -18,11 +18,12 @@ from gateway.auth import TokenVerifier
 from gateway.hub import Hub
 from gateway.replay import ReplayManager
 from gateway.server import GatewayServer, close_later
+from gateway.sharding import Shards
 from mdgw import metrics, tracing
+from mdgw.bootstrap import bootstrap
 from mdgw.config import Config
-from mdgw.kafka.admin import partition_count
 from mdgw.kafka.sink import KafkaSink
-from mdgw.kafka.source import Record, ThreadedConsumer, load_snapshots
+from mdgw.kafka.source import Record, ThreadedConsumer
 from mdgw.materializer import Materializer
 from schemas import wire
 
@@ -62,20 +63,6 @@ async def _every(seconds: float, fn: Any) -> None:
             log.exception("timer %s failed", getattr(fn, "__name__", fn))
 
 
-def trade_start_offsets(
-    consumer: ThreadedConsumer, topic: str, parts: int, since_ms: int
-) -> list[tuple[str, int, int]]:
-    """Where to start the trades topic: the first record of the stats window."""
-    from confluent_kafka import TopicPartition
-
-    tps = [TopicPartition(topic, p, since_ms) for p in range(parts)]
-    found = consumer._consumer.offsets_for_times(tps, timeout=10)
-    out = []
-    for tp in found:
-        out.append((topic, tp.partition, tp.offset if tp.offset >= 0 else -2))
-    return out
-
-
 async def start_gateway(
     config: Config, *, worker_index: int = 0, reuse_port: bool = False
 ) -> GatewayRuntime:
@@ -86,7 +73,8 @@ async def start_gateway(
     market = Market(trades_per_stream=g.trades_per_stream)
     hub = Hub(market, high_water=g.high_water_bytes, slow_timeout=g.slow_timeout)
     sink = KafkaSink(k, linger_ms=5)
-    writer = worker_index == 0
+    sharded = g.mode == "sharded"
+    writer = worker_index == 0 or sharded  # sharded: each owner writes its own streams
     mat = Materializer(
         market,
         k,
@@ -99,30 +87,49 @@ async def start_gateway(
         checkpoint_every_ms=g.checkpoint_every_ms,
     )
     t0 = time.perf_counter()
-    snapshots = await asyncio.to_thread(load_snapshots, k)
-    resume = mat.load_snapshots(snapshots)
-    log.info("loaded %d snapshots in %.3fs", len(resume and snapshots), time.perf_counter() - t0)
-    consumer = ThreadedConsumer(k, f"{g.group_id}-{worker_index}")
-    book_parts = await asyncio.to_thread(partition_count, k, k.book_topic)
-    trade_parts = await asyncio.to_thread(partition_count, k, k.trades_topic)
-    since_ms = int(time.time() * 1000) - 24 * 3600 * 1000
-    assignment = [(k.book_topic, p, resume.get(p, -2)) for p in range(book_parts)]
-    assignment += await asyncio.to_thread(
-        trade_start_offsets, consumer, k.trades_topic, trade_parts, since_ms
-    )
-    consumer.assign(assignment)
-    # Ready once the book partitions are read up to where they ended at start-up.
-    catch_up: dict[tuple[str, int], int] = {}
-    ready = [False]
-    for topic, part, start in assignment:
-        if topic == k.book_topic:
-            low, high = await asyncio.to_thread(consumer.watermarks, topic, part)
-            if high > max(start, low):
-                catch_up[(topic, part)] = high
-
-    verifier = TokenVerifier(config.auth) if config.auth.jwt_enabled else None
+    if sharded:
+        consumer = ThreadedConsumer(k, g.group_id)
+        shards = Shards(k, mat, hub, loop)
+        consumer.subscribe([k.book_topic, k.trades_topic], shards.on_assign, shards.on_revoke)
+        catch_up: dict[tuple[str, int], int] = {}
+        ready = [True]
+    else:
+        consumer, catch_up, ready = await _replica_consumer(config, worker_index, mat, t0)
     runtime: GatewayRuntime
+    verifier = TokenVerifier(config.auth) if config.auth.jwt_enabled else None
     server = GatewayServer(g, hub, verifier=verifier, health=lambda: health(runtime))
+    on_batch = _batch_handler(mat, hub, catch_up, ready, t0)
+    consumer.start(loop, on_batch)
+    ws = await _serve(config, server, reuse_port)
+    server.replay_handler = ReplayManager(config, hub, mat)
+    port = ws.sockets[0].getsockname()[1] if ws.sockets else g.port
+    runtime = GatewayRuntime(config, market, hub, server, mat, consumer, sink, port)
+    runtime.ws = ws  # type: ignore[attr-defined]
+    runtime.tasks = _timers(g, hub, server, market, sink, consumer)
+    ready[0] = ready[0] or not catch_up
+    server.is_ready = lambda: ready[0]
+    log.info("gateway worker %d (%s) serving ws on %s:%d", worker_index, g.mode, g.host, port)
+    return runtime
+
+
+async def _replica_consumer(
+    config: Config, worker_index: int, mat: Materializer, t0: float
+) -> tuple[ThreadedConsumer, dict[tuple[str, int], int], list[bool]]:
+    """Replica mode: read every partition, from the compacted snapshots on."""
+    g, k = config.gateway, config.kafka
+    consumer = ThreadedConsumer(k, f"{g.group_id}-{worker_index}")
+    result = await bootstrap(k, mat, consumer)
+    return consumer, dict(result.catch_up), [False]
+
+
+def _batch_handler(
+    mat: Materializer,
+    hub: Hub,
+    catch_up: dict[tuple[str, int], int],
+    ready: list[bool],
+    t0: float,
+) -> Any:
+    """What the loop does with each consumed batch: apply, fan out, measure."""
 
     def on_batch(records: list[Record]) -> None:
         mat.handle(records)
@@ -139,8 +146,12 @@ async def start_gateway(
         for rec in records:
             metrics.BROADCAST_LATENCY.observe((done - rec.received_ns) / 1e9)
 
-    consumer.start(loop, on_batch)
-    ws = await serve(
+    return on_batch
+
+
+async def _serve(config: Config, server: GatewayServer, reuse_port: bool) -> Any:
+    g = config.gateway
+    return await serve(
         server.handler,
         g.host,
         g.port,
@@ -157,11 +168,16 @@ async def start_gateway(
         origins=None,
         backlog=4096,  # thousands of clients connect at once after a restart
     )
-    server.replay_handler = ReplayManager(config, hub, mat)
-    port = ws.sockets[0].getsockname()[1] if ws.sockets else g.port
-    runtime = GatewayRuntime(config, market, hub, server, mat, consumer, sink, port)
-    runtime.ws = ws  # type: ignore[attr-defined]
 
+
+def _timers(
+    g: Any,
+    hub: Hub,
+    server: GatewayServer,
+    market: Market,
+    sink: KafkaSink,
+    consumer: ThreadedConsumer,
+) -> list[asyncio.Task[Any]]:
     def heartbeat() -> None:
         now = time.time_ns()
         hub.broadcast_all(wire.heartbeat_json(now), wire.heartbeat_pb(now))
@@ -177,7 +193,7 @@ async def start_gateway(
         sink.poll()
         metrics.STALE_STREAMS.set(sum(1 for b in all_books(market) if b.stale))
 
-    runtime.tasks = [
+    return [
         asyncio.create_task(_every(g.conflation_ms / 1000, hub.tick_conflated)),
         asyncio.create_task(_every(g.heartbeat_interval, heartbeat)),
         asyncio.create_task(_every(1.0, stats)),
@@ -185,10 +201,6 @@ async def start_gateway(
         asyncio.create_task(_every(0.5, housekeeping)),
         asyncio.create_task(_lag_loop(consumer)),
     ]
-    ready[0] = ready[0] or not catch_up
-    server.is_ready = lambda: ready[0]
-    log.info("gateway worker %d serving ws on %s:%d", worker_index, g.host, port)
-    return runtime
 
 
 async def _lag_loop(consumer: ThreadedConsumer) -> None:

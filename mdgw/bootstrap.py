@@ -25,8 +25,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
-from confluent_kafka import TopicPartition
-
 from mdgw.config import KafkaConfig
 from mdgw.kafka.admin import partition_count
 from mdgw.kafka.source import Record, SnapshotRecord, ThreadedConsumer, load_snapshots
@@ -97,15 +95,12 @@ def trade_start_offsets(
     consumer: ThreadedConsumer, topic: str, partitions: int, since_ms: int
 ) -> Assignment:
     """First offset of each trades partition at or after ``since_ms`` (else its end)."""
-    tps = [TopicPartition(topic, p, since_ms) for p in range(partitions)]
-    # ThreadedConsumer has no offsets_for_times of its own yet; see the API report.
-    found = consumer._consumer.offsets_for_times(tps, timeout=10)
+    found = consumer.offsets_for_times(topic, list(range(partitions)), since_ms)
     out: Assignment = []
-    for tp in found:
-        offset = tp.offset
+    for part, offset in sorted(found.items()):
         if offset < 0:  # nothing that new: start at the end, not at the beginning
-            offset = consumer.watermarks(topic, tp.partition)[1]
-        out.append((topic, tp.partition, offset))
+            offset = consumer.watermarks(topic, part)[1]
+        out.append((topic, part, offset))
     return out
 
 

@@ -80,6 +80,8 @@ class Materializer:
         self.checkpoint_every_ns = checkpoint_every_ms * 1_000_000
         self.clock = clock
         self.positions: dict[str, StreamPosition] = {}
+        self.owned_partitions: set[int] | None = None
+        """Sharded mode: book partitions this process owns (records of others are skipped)."""
         self.trade_partitions: dict[str, int] = {}
         """Trades-topic partition of each stream (time-travel replays read it)."""
         self.counters = Counters()
@@ -122,6 +124,8 @@ class Materializer:
         for rec in records:
             c.consumed += 1
             span = tracing.start_process(rec) if tracing.ENABLED else None  # tracing hook
+            if self.owned_partitions is not None and rec.partition not in self.owned_partitions:
+                continue  # a partition just handed to another gateway
             if rec.topic == book_topic:
                 self._book_record(rec)
             elif rec.topic == trades_topic:

@@ -163,6 +163,12 @@ class ThreadedConsumer:
             [TopicPartition(t, p, o if o >= 0 else OFFSET_BEGINNING) for t, p, o in partitions]
         )
 
+    def subscribe(
+        self, topics: list[str], on_assign: Callable[..., None], on_revoke: Callable[..., None]
+    ) -> None:
+        """Join the consumer group (sharded mode); the callbacks set start offsets."""
+        self._consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
+
     def start(
         self, loop: asyncio.AbstractEventLoop, on_batch: Callable[[list[Record]], None]
     ) -> None:
@@ -223,6 +229,14 @@ class ThreadedConsumer:
                 continue
             out[(topic, part)] = max(0, high - pos)
         return out
+
+    def offsets_for_times(
+        self, topic: str, partitions: list[int], at_ms: int, timeout: float = 10.0
+    ) -> dict[int, int]:
+        """First offset at or after ``at_ms`` per partition (-1 where nothing is that new)."""
+        tps = [TopicPartition(topic, p, at_ms) for p in partitions]
+        found = self._consumer.offsets_for_times(tps, timeout=timeout)
+        return {tp.partition: tp.offset for tp in found}
 
     def watermarks(self, topic: str, partition: int, timeout: float = 5.0) -> tuple[int, int]:
         tp = TopicPartition(topic, partition)

@@ -1,0 +1,1 @@
+"""Route handlers of the REST API, grouped by concern."""

@@ -1,0 +1,191 @@
+"""The state store: the Market the handlers read, and whether it can be trusted yet.
+
+:class:`StateStore` is the in-memory store (tests, tools): a Market someone else
+fills, ready at once. :class:`KafkaStateStore` fills its Market from Kafka the way
+the gateway does (:func:`mdgw.bootstrap.bootstrap`: compacted snapshots, then the
+tail), in a task started by the app's lifespan, so ``/health`` answers from the
+first second while ``/ready`` (and the market-data routes) say 503 until the
+snapshots are loaded and the book topic is read up to where it ended at start-up.
+
+The API only reads: it writes no snapshots and no dead letters (the gateway's
+writer does both), so two processes never duplicate them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from core.market import Market
+from mdgw import metrics
+from mdgw.bootstrap import BootstrapResult, CatchUp, bootstrap
+from mdgw.config import Config
+from mdgw.kafka.admin import TopicAdminError
+from mdgw.kafka.source import Record, ThreadedConsumer
+from mdgw.materializer import Counters, Materializer
+
+log = logging.getLogger(__name__)
+
+PROBE_INTERVAL = 2.0
+"""Seconds between Kafka reachability probes and consumer-lag refreshes."""
+RETRY_MAX = 10.0
+"""Longest wait between two bootstrap attempts while Kafka cannot be read."""
+
+
+class StateStore:
+    """A Market plus readiness, lag and counters; the in-memory variant is always ready."""
+
+    def __init__(self, market: Market, materializer: Materializer | None = None) -> None:
+        self.market = market
+        self.materializer = materializer
+        self.started = time.monotonic()
+        self.bootstrapped = True
+        """True once the books of the compacted snapshot topic are loaded."""
+        self.caught_up = True
+        """True once the book topic's tail, as it stood at start-up, is applied."""
+        self.kafka_ok = True
+        """Result of the last reachability probe."""
+        self.bootstrap_result: BootstrapResult | None = None
+        self.lag: dict[tuple[str, int], int] = {}
+        """Records behind the high watermark per (topic, partition), refreshed in the background."""
+        self.kafka_errors = 0
+
+    def not_ready_reason(self) -> str | None:
+        """None when ready; else why not, for the 503 answer."""
+        if not self.bootstrapped:
+            return "Not ready: loading order books from the snapshot topic"
+        if not self.caught_up:
+            return "Not ready: catching up with the book topic"
+        if not self.kafka_ok:
+            return "Not ready: Kafka is unreachable"
+        return None
+
+    @property
+    def counters(self) -> Counters:
+        return self.materializer.counters if self.materializer is not None else Counters()
+
+    def lag_of(self, stream: str) -> int | None:
+        """Lag of the book partition a stream lives on; None when not known."""
+        mat = self.materializer
+        pos = mat.positions.get(stream) if mat is not None else None
+        if pos is None or mat is None:
+            return None
+        return self.lag.get((mat.cfg.book_topic, pos.partition))
+
+    @property
+    def bootstrap_seconds(self) -> float | None:
+        r = self.bootstrap_result
+        return None if r is None else round(r.seconds, 6)
+
+    async def start(self) -> None:
+        """Start filling the Market (nothing to do in memory)."""
+
+    async def stop(self) -> None:
+        """Stop filling the Market and release clients."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Any) -> AsyncIterator[None]:
+        """Litestar lifespan hook: start before serving, stop after the last request."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+
+class KafkaStateStore(StateStore):
+    """Fills its Market from Kafka: snapshots, then the book and trades topics' tail."""
+
+    def __init__(self, config: Config) -> None:
+        market = Market(trades_per_stream=config.api.trades_per_stream)
+        self._materializer = Materializer(market, config.kafka)
+        super().__init__(market, self._materializer)
+        self.config = config
+        self.bootstrapped = self.caught_up = self.kafka_ok = False
+        self._catch_up = CatchUp({})
+        self.consumer: ThreadedConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.consumer = ThreadedConsumer(self.config.kafka, self.config.api.group_id)
+        self._task = asyncio.create_task(self._run(self.consumer), name="api-state")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.consumer is not None:
+            await asyncio.to_thread(self.consumer.close)
+            self.consumer = None
+
+    async def _run(self, consumer: ThreadedConsumer) -> None:
+        result = await self._bootstrap(consumer)
+        self._catch_up = CatchUp(result.catch_up)
+        self.caught_up = self._catch_up.done
+        consumer.start(asyncio.get_running_loop(), self._on_batch)
+        self.bootstrapped = self.kafka_ok = True
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            try:
+                await self._probe(consumer)
+            except Exception:  # the probe must never die and freeze /ready
+                log.exception("state probe failed")
+
+    async def _bootstrap(self, consumer: ThreadedConsumer) -> BootstrapResult:
+        """Retry until the snapshot topic is loaded: Kafka may come up after us."""
+        wait = 0.5
+        while True:
+            try:
+                result = await bootstrap(self.config.kafka, self._materializer, consumer)
+                self.bootstrap_result = result
+                return result
+            except (KafkaException, TopicAdminError, TimeoutError) as e:
+                self.kafka_errors += 1
+                log.warning("bootstrap failed, retrying in %.1fs: %s", wait, e)
+            except Exception:  # not Kafka's: log the traceback, keep trying
+                self.kafka_errors += 1
+                log.exception("bootstrap failed, retrying in %.1fs", wait)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RETRY_MAX)
+
+    def _on_batch(self, records: list[Record]) -> None:
+        try:
+            self._materializer.handle(records)
+        except Exception:  # a bug in one batch must not stop the next ones
+            log.exception("applying a batch of %d records failed", len(records))
+        if not self.caught_up and self._catch_up.observe(records):
+            self.caught_up = True
+            log.info("caught up with the book topic in %.3fs", time.monotonic() - self.started)
+
+    async def _probe(self, consumer: ThreadedConsumer) -> None:
+        """Kafka reachable? Refresh lag and the gauges the API owns."""
+        k = self.config.kafka
+        try:
+            await asyncio.to_thread(consumer.watermarks, k.book_topic, 0, PROBE_INTERVAL)
+            ok = True
+        except KafkaException as e:
+            ok = False
+            self.kafka_errors += 1
+            if self.kafka_ok:
+                log.warning("Kafka unreachable: %s", e)
+        if ok and not self.kafka_ok:
+            log.info("Kafka reachable again")
+        self.kafka_ok = ok
+        if ok:
+            self.lag = await asyncio.to_thread(consumer.lag)
+            for (topic, part), n in self.lag.items():
+                metrics.CONSUMER_LAG.labels(topic, str(part)).set(n)
+        metrics.STALE_STREAMS.set(sum(1 for s in self.market.streams() if _stale(self.market, s)))
+
+
+def _stale(market: Market, stream: str) -> bool:
+    book = market.book(stream)
+    return book is None or book.stale
