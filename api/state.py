@@ -22,10 +22,12 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
+from core.book import OrderBook
 from core.market import Market
 from mdgw import metrics
 from mdgw.bootstrap import BootstrapResult, CatchUp, bootstrap
 from mdgw.config import Config
+from mdgw.history import HistoryError, book_at
 from mdgw.kafka.admin import TopicAdminError
 from mdgw.kafka.source import Record, ThreadedConsumer
 from mdgw.materializer import Counters, Materializer
@@ -55,6 +57,10 @@ class StateStore:
         self.lag: dict[tuple[str, int], int] = {}
         """Records behind the high watermark per (topic, partition), refreshed in the background."""
         self.kafka_errors = 0
+
+    async def book_at(self, stream: str, at_ns: int) -> OrderBook:
+        """The book of ``stream`` at a past instant (time travel); raises HistoryError."""
+        raise HistoryError("unsupported", "this API instance keeps no Kafka history")
 
     def not_ready_reason(self) -> str | None:
         """None when ready; else why not, for the 503 answer."""
@@ -111,6 +117,18 @@ class KafkaStateStore(StateStore):
         self._catch_up = CatchUp({})
         self.consumer: ThreadedConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+
+    async def book_at(self, stream: str, at_ns: int) -> OrderBook:
+        pos = self._materializer.positions.get(stream)
+        lookback = 2 * self.config.gateway.checkpoint_every_ms + 5_000
+        return await asyncio.to_thread(
+            book_at,
+            self.config.kafka,
+            stream,
+            at_ns,
+            lookback,
+            pos.partition if pos is not None else None,
+        )
 
     async def start(self) -> None:
         self.consumer = ThreadedConsumer(self.config.kafka, self.config.api.group_id)

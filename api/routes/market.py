@@ -9,6 +9,7 @@ router) and the book routes an ``ETag``, so a poller revalidates with
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from litestar import MediaType, Response, get
@@ -19,7 +20,7 @@ from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, Parameter, PathParameter
 
 from api import present
-from api.errors import SymbolNotFound
+from api.errors import BadParameter, SymbolNotFound
 from api.models import (
     AggregatedBookBody,
     ErrorBody,
@@ -28,8 +29,12 @@ from api.models import (
     SymbolItem,
     TradesBody,
 )
+from api.state import StateStore
 from api.symbols import VENUE_LIST_PATTERN, VENUES, one_venue, target, venues
+from core.book import OrderBook
 from core.market import Market
+from gateway.protocol import ProtocolError, parse_time
+from mdgw.history import HistoryError
 
 Symbol = Annotated[
     str,
@@ -85,6 +90,32 @@ ETAG = [
 ]
 
 
+At = Annotated[
+    str | None,
+    Parameter(
+        description="Time travel: the book as it was at this instant, ISO-8601 "
+        "(`2026-11-25T10:00:00Z`) or integer nanoseconds since the epoch",
+        required=False,
+        max_length=40,
+    ),
+]
+
+
+async def _book_at(store: StateStore, stream: str, at: str) -> OrderBook:
+    try:
+        at_ns = parse_time(at, "at", None)
+    except ProtocolError as e:
+        raise BadParameter(detail=e.message) from e
+    if at_ns > time.time_ns():
+        raise BadParameter(detail="at must not be in the future")
+    try:
+        return await store.book_at(stream, at_ns)
+    except HistoryError as e:
+        if e.code == "unknown_symbol":
+            raise SymbolNotFound() from e
+        raise BadParameter(detail=str(e)) from e
+
+
 def _matches(if_none_match: str | None, etag: str) -> bool:
     if not if_none_match:
         return False
@@ -107,10 +138,12 @@ def _not_modified(etag: str) -> Response[Any]:
 )
 async def orderbook(
     market: NamedDependency[Market],
+    store: NamedDependency[StateStore],
     symbol: Symbol,
     depth: Depth = 20,
     exchange: Exchange = None,
     if_none_match: IfNoneMatch = None,
+    at: At = None,
 ) -> Response[OrderBookBody]:
     t = target(symbol, exchange)
     if not t.exchange:
@@ -118,6 +151,8 @@ async def orderbook(
     book = market.book(t.stream)
     if book is None:
         raise SymbolNotFound()
+    if at is not None:
+        book = await _book_at(store, t.stream, at)
     etag = present.book_etag(book, depth)
     if _matches(if_none_match, etag):
         return _not_modified(etag)

@@ -201,3 +201,60 @@ async def test_cancel_limits_and_retention_errors(config) -> None:
                 )
                 codes.append(await reply(lambda m: m.get("type") in ("replay_started", "error")))
             assert any(m.get("code") == "rate_limited" for m in codes)
+
+
+async def test_rest_book_at_instant_equals_the_live_clients_book(config) -> None:
+    import httpx
+
+    from api.main import start_api
+
+    cfg = travel_config(config)
+    async with gateway_with_feed(cfg, rate=300) as (_rt, url, _sim):
+        api = await start_api(cfg)
+        try:
+            live = MarketDataClient(url, fmt="json")
+            await live.connect()
+            await live.subscribe("book", [STREAM], depth=0)
+            states: list[tuple[int, int, tuple]] = []
+
+            async def run() -> None:
+                async for ev in live.events():
+                    if ev.kind == "book" and ev.key == STREAM:
+                        b = live.book(STREAM)
+                        states.append((ev.data["ingest_ts"], b.sequence,
+                                       (b.top_bids(), b.top_asks())))
+
+            try:
+                await asyncio.wait_for(run(), 6)
+            except TimeoutError:
+                pass
+            await live.close()
+            async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+                for _ in range(100):
+                    if (await http.get("/ready")).status_code == 200:
+                        break
+                    await asyncio.sleep(0.2)
+                checked = 0
+                for ingest, seq, (bids, asks) in states[len(states) // 2::40][:4]:
+                    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ingest // 10**9))
+                    micros = ingest // 1000 % 10**6
+                    # ISO keeps microseconds: the instant rounds down, so use ns for exactness
+                    for at in (str(ingest), f"{iso}.{micros:06d}Z"):
+                        if not at.isdigit() and ingest % 1000:
+                            continue
+                        r = await http.get(f"/api/v1/orderbook/{STREAM}",
+                                           params={"depth": 1000, "at": at})
+                        assert r.status_code == 200, r.text
+                        body = r.json()
+                        assert body["sequence"] == seq
+                        assert [tuple(x) for x in body["bids"]] == bids[:1000]
+                        assert [tuple(x) for x in body["asks"]] == asks[:1000]
+                        checked += 1
+                assert checked >= 3
+                iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+                r = await http.get(f"/api/v1/orderbook/{STREAM}", params={"at": iso})
+                assert r.status_code == 400 and "retained" in r.json()["error"]
+                r = await http.get(f"/api/v1/orderbook/{STREAM}", params={"at": "noon"})
+                assert r.status_code == 400
+        finally:
+            await api.stop()
