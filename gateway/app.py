@@ -109,6 +109,9 @@ async def start_gateway(
     ready[0] = ready[0] or not catch_up
     server.is_ready = lambda: ready[0]
     log.info("gateway worker %d (%s) serving ws on %s:%d", worker_index, g.mode, g.host, port)
+    if verifier is None and worker_index == 0:
+        log.warning("WEBSOCKET AUTHENTICATION IS OFF: anyone who reaches port %d can stream. "
+                    "Set MDGW_AUTH_JWT_ENABLED=1 and a key (README: Security).", port)
     return runtime
 
 
