@@ -1,0 +1,63 @@
+"""Configuration: layering, types, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mdgw.config import ConfigError, load_config
+
+
+def test_layers_file_then_env_then_flags(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("gateway:\n  port: 9000\n  compression: false\nkafka:\n  partitions: 2\n")
+    cfg = load_config(
+        f,
+        env={"MDGW_GATEWAY_PORT": "9100", "MDGW_AUTH_API_KEYS": "a,b"},
+        overrides={"gateway": {"port": 9200}},
+    )
+    assert cfg.gateway.port == 9200 and cfg.gateway.compression is False
+    assert cfg.kafka.partitions == 2 and cfg.auth.api_keys == ("a", "b")
+    toml = tmp_path / "c.toml"
+    toml.write_text("[api]\nport = 8001\n")
+    assert load_config(toml, env={}).api.port == 8001
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"MDGW_GATEWAY_PORT": "eighty"}, "MDGW_GATEWAY_PORT"),
+        ({"MDGW_GATEWAY_COMPRESSION": "maybe"}, "MDGW_GATEWAY_COMPRESSION"),
+        ({"MDGW_GATEWAY_PORT": "70000"}, "gateway.port"),
+        ({"MDGW_GATEWAY_MODE": "mesh"}, "gateway.mode"),
+        ({"MDGW_AUTH_JWT_ENABLED": "1"}, "jwt_secret"),
+        (
+            {
+                "MDGW_AUTH_JWT_ENABLED": "1",
+                "MDGW_AUTH_JWT_SECRET": "s",
+                "MDGW_AUTH_JWT_ALGORITHMS": "HS256,none",
+            },
+            "none",
+        ),
+        ({"MDGW_GATEWAY_TLS_CERT": "/x.pem"}, "tls_key"),
+    ],
+)
+def test_bad_values_name_the_key(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load_config(env=env)
+
+
+def test_unknown_keys_and_sections_are_errors(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("gateway:\n  prot: 1\n")
+    with pytest.raises(ConfigError, match=r"gateway\.prot"):
+        load_config(f, env={})
+    f.write_text("gatway:\n  port: 1\n")
+    with pytest.raises(ConfigError, match="gatway"):
+        load_config(f, env={})
+    f.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(f, env={})
+    with pytest.raises(ConfigError, match=r"nope\.yaml"):
+        load_config(tmp_path / "nope.yaml", env={})
