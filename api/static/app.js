@@ -67,7 +67,8 @@ function fmtBig(x) {
 }
 
 function fmtTime(ns) {
-  return new Date(Number(ns) / 1e6).toISOString().slice(11, 23);
+  const d = new Date(Number(ns) / 1e6);
+  return isNaN(d.getTime()) ? "—" : d.toISOString().slice(11, 23);
 }
 
 function canonical(stream) {
@@ -120,7 +121,14 @@ for (const side of [aggRows.asks, aggRows.bids]) {
 }
 
 function renderLegend(venues) {
-  $("agg-legend").innerHTML = venues.map((v) => `<span><b class="seg v-${v.toLowerCase()}"></b>${v}</span>`).join("");
+  const items = venues.map((v) => {
+    const item = document.createElement("span");
+    const swatch = document.createElement("b");
+    swatch.className = `seg v-${v.toLowerCase()}`;
+    item.append(swatch, v);
+    return item;
+  });
+  $("agg-legend").replaceChildren(...items);
 }
 renderLegend(VENUES);
 
@@ -194,7 +202,11 @@ function renderTrades() {
   const items = view.trades.map((t) => {
     const li = document.createElement("li");
     li.className = t.side === "sell" ? "sell" : "buy";
-    li.innerHTML = `<span>${fmtTime(t.timestamp)}</span><span>${fmtPrice(t.price)}</span><span>${fmtQty(t.quantity)}</span>`;
+    for (const text of [fmtTime(t.timestamp), fmtPrice(t.price), fmtQty(t.quantity)]) {
+      const cell = document.createElement("span");
+      cell.textContent = text;
+      li.append(cell);
+    }
     return li;
   });
   tape.replaceChildren(...items);
@@ -419,6 +431,29 @@ function selectStream(stream) {
   history.replaceState(null, "", url);
   renderStats();
   renderConnection();
+  loadRecentTrades(stream);
+}
+
+/** Fill the tape with the REST API's recent trades, merged with those already streamed. */
+async function loadRecentTrades(stream) {
+  let body;
+  try {
+    const res = await fetch(`api/v1/trades/${encodeURIComponent(stream)}?limit=${TAPE_ROWS}`, { headers: apiHeaders(), cache: "no-store" });
+    if (!res.ok) return;
+    body = await res.json();
+  } catch {
+    return; // the live tape fills anyway
+  }
+  if (stream !== view.stream || !Array.isArray(body.trades)) return;
+  const seen = new Set(view.trades.map((t) => t.trade_id));
+  const merged = view.trades.concat(body.trades.filter((t) => !seen.has(t.trade_id)));
+  merged.sort((a, b) => Number(b.timestamp) - Number(a.timestamp));
+  view.trades = merged.slice(0, TAPE_ROWS);
+  view.tradesDirty = true;
+}
+
+function apiHeaders() {
+  return params.get("key") ? { "X-API-Key": params.get("key") } : {};
 }
 
 client.on("book", (ev) => {
@@ -464,10 +499,9 @@ function showNotice(text) {
 // ---- streams from the REST API ------------------------------------------------------------------
 
 async function loadStreams(attempt = 0) {
-  const headers = params.get("key") ? { "X-API-Key": params.get("key") } : {};
   let items;
   try {
-    const res = await fetch("api/v1/symbols", { headers, cache: "no-store" });
+    const res = await fetch("api/v1/symbols", { headers: apiHeaders(), cache: "no-store" });
     if (!res.ok) throw new Error(`GET /api/v1/symbols: HTTP ${res.status}`);
     items = await res.json();
   } catch (err) {
@@ -503,7 +537,12 @@ async function loadStreams(attempt = 0) {
   selectStream(initial);
 }
 
-$("stream").addEventListener("change", (e) => selectStream(e.target.value));
+// Debounced: flipping through the list with the keyboard subscribes only to where it stops.
+let switchTimer = null;
+$("stream").addEventListener("change", (e) => {
+  clearTimeout(switchTimer);
+  switchTimer = setTimeout(() => selectStream(e.target.value), 200);
+});
 
 // ---- loop -----------------------------------------------------------------------------------------
 

@@ -85,9 +85,12 @@ function setLevel(levels, level, ascending) {
   }
 }
 
+/** A snapshot side, sorted best first; like Python's SortedDict(levels): every level kept, last wins. */
 function sortedLevels(levels, ascending) {
-  const out = [];
-  for (const lv of levels) setLevel(out, lv, ascending);
+  const byPrice = new Map();
+  for (const lv of levels) byPrice.set(lv[0], lv);
+  const out = [...byPrice.values()];
+  out.sort(ascending ? (a, b) => a[0] - b[0] : (a, b) => b[0] - a[0]);
   return out;
 }
 
@@ -213,6 +216,11 @@ export class MarketDataClient {
     this.random = options.random || Math.random;
     this.timers = options.timers || { setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (t) => clearTimeout(t) };
     this.now = options.now || (() => Date.now());
+    // Control messages are paced below the server's per-connection token bucket
+    // (gateway.control_rate 5/s, control_burst 20): over it the server refuses them,
+    // and closes the connection after repeated refusals.
+    this.controlRate = options.controlRate ?? 4;
+    this.controlBurst = options.controlBurst ?? 16;
     this.ws = null;
     this.books = new Map();
     this.subscriptions = [];
@@ -228,6 +236,10 @@ export class MarketDataClient {
     this._retry = null;
     this._watchdog = null;
     this._listeners = new Map();
+    this._outbox = [];
+    this._tokens = 0;
+    this._tokensAt = 0;
+    this._flushTimer = null;
   }
 
   // ---- events
@@ -279,6 +291,7 @@ export class MarketDataClient {
       if (this.ws !== ws) return;
       this.connectedOnce = true;
       this.lastFrameAt = this.now();
+      this._resetOutbox(this.controlBurst);
       for (const book of this.books.values()) book.valid = false;
       for (const sub of this.subscriptions) this._send({ ...sub, id: this._nextId() });
       this._armWatchdog();
@@ -292,6 +305,7 @@ export class MarketDataClient {
       if (this.ws !== ws) return;
       this.ws = null;
       this._disarmWatchdog();
+      this._resetOutbox(0);
       for (const book of this.books.values()) book.valid = false;
       this._emit({ kind: "close", key: "", data: { code: e.code, reason: e.reason }, receivedNs: 0 });
       if (this.reconnect && !this._closed) this._scheduleReconnect();
@@ -329,6 +343,7 @@ export class MarketDataClient {
   close() {
     this._closed = true;
     this._disarmWatchdog();
+    this._resetOutbox(0);
     if (this._retry !== null) this.timers.clearTimeout(this._retry);
     this._retry = null;
     if (this.ws) this.ws.close(1000, "bye");
@@ -339,10 +354,38 @@ export class MarketDataClient {
     return this._ids;
   }
 
+  /** Queue a control message for this connection; false when there is none open. */
   _send(msg) {
     if (!this.isOpen) return false;
-    this.ws.send(JSON.stringify(msg));
+    this._outbox.push(JSON.stringify(msg));
+    this._flush();
     return true;
+  }
+
+  _flush() {
+    const now = this.now();
+    this._tokens = Math.min(this.controlBurst, this._tokens + ((now - this._tokensAt) / 1000) * this.controlRate);
+    this._tokensAt = now;
+    while (this._outbox.length && this._tokens >= 1 && this.isOpen) {
+      this.ws.send(this._outbox.shift());
+      this._tokens -= 1;
+    }
+    if (this._outbox.length && this._flushTimer === null) {
+      const wait = ((1 - this._tokens) / this.controlRate) * 1000 + 5;
+      this._flushTimer = this.timers.setTimeout(() => {
+        this._flushTimer = null;
+        this._flush();
+      }, wait);
+    }
+  }
+
+  /** A new connection starts with a full bucket and nothing queued (subscriptions are resent). */
+  _resetOutbox(tokens) {
+    if (this._flushTimer !== null) this.timers.clearTimeout(this._flushTimer);
+    this._flushTimer = null;
+    this._outbox = [];
+    this._tokens = tokens;
+    this._tokensAt = this.now();
   }
 
   // ---- requests
