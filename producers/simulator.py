@@ -234,6 +234,10 @@ class _Delta:
         return [level[t] if t in level else (side.price(t), 0.0) for t in ticks]
 
 
+REVERSION = 0.002
+"""Share of the distance to the reference price the mid moves back per event."""
+
+
 class SimulatedBook:
     """One stream's order book around a random-walk mid; every change returns its delta."""
 
@@ -246,6 +250,7 @@ class SimulatedBook:
         self.bids = _Side(True, spec)
         self.asks = _Side(False, spec)
         self.mid_ticks = spec.mid / spec.tick
+        self._reference = self.mid_ticks
         self._spacing = max(spec.spacing, 1.0)
         self._sigma = spec.vol * self._spacing
         self._slack = max(1, levels // 20)
@@ -293,7 +298,10 @@ class SimulatedBook:
         return max(tick, self.bids.best() + 1) if self.bids.ticks else tick
 
     def _drift(self) -> None:
-        self.mid_ticks += self._rng.gauss(0.0, self._sigma)
+        # A random walk pulled gently back to the reference price, so venues quoting the
+        # same symbol stay close (cross-venue books cross only briefly, as arbitrage allows).
+        pull = REVERSION * (self._reference - self.mid_ticks)
+        self.mid_ticks += self._rng.gauss(0.0, self._sigma) + pull
         if self.mid_ticks < self._floor:
             self.mid_ticks = 2 * self._floor - self.mid_ticks
 
