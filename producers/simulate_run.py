@@ -199,9 +199,11 @@ def _delivery_stats(publisher: Publisher) -> DeliveryStats | None:
     return stats if isinstance(stats, DeliveryStats) else None
 
 
-def _flush(run: _Run, delivery: DeliveryStats | None, timeout: float) -> None:
-    """Wait for Kafka's acknowledgements and record this run's deliveries and failures."""
-    before = (delivery.delivered, delivery.failed) if delivery else (0, 0)
+def _flush(
+    run: _Run, delivery: DeliveryStats | None, timeout: float, before: tuple[int, int]
+) -> None:
+    """Wait for Kafka's acknowledgements and record this run's deliveries and failures
+    (``before``: the sink's counts when the run started)."""
     t0 = time.monotonic()
     run.stats.undelivered = run.publisher.flush(timeout)
     run.stats.flush_s = time.monotonic() - t0
@@ -239,6 +241,7 @@ def run_simulator(
     if delivery is None:
         delivery = _delivery_stats(publisher)
     run = _Run(publisher, kafka or KafkaConfig(), progress)
+    before = (delivery.delivered, delivery.failed) if delivery else (0, 0)
     deadline = run.start_ns + int(cfg.duration * 1e9) if cfg.duration > 0 else None
     try:
         run.emit(market.snapshots(time.time_ns()))
@@ -249,7 +252,7 @@ def run_simulator(
     except KeyboardInterrupt:
         run.stats.interrupted = True
     run.finish(time.monotonic_ns())
-    _flush(run, delivery, flush_timeout)
+    _flush(run, delivery, flush_timeout, before)
     if progress:
         print(f"[simulate] {run.stats.summary()}", file=sys.stderr, flush=True)
     return run.stats
