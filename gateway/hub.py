@@ -203,6 +203,17 @@ class Hub:
             if s.behind_since is None:
                 self.send_snapshot(s, slot)
 
+    def all_stale(self, reason: str) -> None:
+        """Every view goes stale (Kafka unreachable): subscribers are told at once."""
+        for slot in list(self.views.values()):
+            self.mark_stale(slot, reason)
+
+    def recover_all(self) -> None:
+        """Kafka is back: views whose source is whole get fresh snapshots."""
+        for slot in list(self.views.values()):
+            if slot.stale and not getattr(self.source(slot.key), "stale", False):
+                self.recover(slot)
+
     def stream_lost(self, stream: str, reason: str) -> None:
         """The stream's book was dropped (partition revoked): subscribers go stale."""
         for slot in self.by_name.get(stream, []):

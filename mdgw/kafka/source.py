@@ -146,7 +146,9 @@ class ThreadedConsumer:
         self, cfg: KafkaConfig, group_id: str, *, max_batch: int = 2000, max_inflight: int = 8
     ) -> None:
         self._cfg = cfg
-        self._consumer = Consumer(consumer_conf(cfg, group_id))
+        self.broker_down = False
+        """Set by librdkafka's all-brokers-down error; cleared by ``probe()`` or a record."""
+        self._consumer = Consumer(consumer_conf(cfg, group_id, error_cb=self._on_client_error))
         self._max_batch = max_batch
         self._inflight = threading.Semaphore(max_inflight)
         self._stop = threading.Event()
@@ -156,6 +158,25 @@ class ThreadedConsumer:
         self.connected = False
         self._positions: dict[tuple[str, int], int] = {}
         self._ends: dict[tuple[str, int], int] = {}
+
+    def _on_client_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            if not self.broker_down:
+                log.warning("kafka: all brokers down (%s); clients are told stale", err.str())
+            self.broker_down = True
+        else:
+            self._note_error(err.str())
+
+    def probe(self, timeout: float = 2.0) -> bool:
+        """Blocking metadata request; clears ``broker_down`` when a broker answers."""
+        try:
+            self._consumer.list_topics(self._cfg.book_topic, timeout=timeout)
+        except KafkaException:
+            return False
+        if self.broker_down:
+            log.info("kafka: brokers reachable again")
+        self.broker_down = False
+        return True
 
     def assign(self, partitions: list[tuple[str, int, int]]) -> None:
         """Read these (topic, partition, start offset); a negative offset means beginning."""
