@@ -157,3 +157,32 @@ async def test_gateway_restart_clients_reconnect_and_stay_exact(config) -> None:
         finally:
             await c.close()
             await stop_gateway(rt2)
+
+
+async def test_websocket_book_equals_the_rest_book_at_the_same_sequence(config) -> None:
+    import httpx
+
+    from api.main import start_api
+
+    async with gateway_with_feed(config, rate=300) as (_rt, url, sim):
+        api = await start_api(config)
+        try:
+            c = MarketDataClient(url, fmt="protobuf")
+            await c.connect()
+            await c.subscribe("book", BOOKS, depth=20)
+            await collect(c, 3.0)
+            sim.stop()
+            await collect(c, 1.5)  # drain: both sides reach the last record
+            async with httpx.AsyncClient(base_url=api.url) as http:
+                for stream in BOOKS:
+                    body = (await http.get(f"/api/v1/orderbook/{stream}",
+                                           params={"depth": 20})).json()
+                    local = c.book(stream)
+                    assert local is not None and local.valid
+                    assert body["sequence"] >= local.sequence
+                    assert [tuple(x) for x in body["bids"]] == local.top_bids(), stream
+                    assert [tuple(x) for x in body["asks"]] == local.top_asks(), stream
+                    assert body["checksum"] == local.checksum
+            await c.close()
+        finally:
+            await api.stop()
