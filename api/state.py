@@ -186,14 +186,11 @@ class KafkaStateStore(StateStore):
     async def _probe(self, consumer: ThreadedConsumer) -> None:
         """Kafka reachable? Refresh lag and the gauges the API owns."""
         k = self.config.kafka
-        try:
-            await asyncio.to_thread(consumer.watermarks, k.book_topic, 0, PROBE_INTERVAL)
-            ok = True
-        except KafkaException as e:
-            ok = False
+        ok = await asyncio.to_thread(consumer.probe, PROBE_INTERVAL)
+        if not ok:
             self.kafka_errors += 1
             if self.kafka_ok:
-                log.warning("Kafka unreachable: %s", e)
+                log.warning("Kafka unreachable: %s", k.bootstrap)
         if ok and not self.kafka_ok:
             log.info("Kafka reachable again")
         self.kafka_ok = ok

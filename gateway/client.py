@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from sortedcontainers import SortedDict
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from schemas import market_data_pb2 as pb
 
@@ -341,7 +341,7 @@ class MarketDataClient:
                     yield frame
                 if not self.reconnect:
                     return
-            except (ConnectionClosed, OSError, TimeoutError):
+            except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError):
                 if not self.reconnect or self._closed:
                     return
             self.ws = None

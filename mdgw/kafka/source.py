@@ -146,6 +146,7 @@ class ThreadedConsumer:
         self, cfg: KafkaConfig, group_id: str, *, max_batch: int = 2000, max_inflight: int = 8
     ) -> None:
         self._cfg = cfg
+        self._meta_client: Consumer | None = None
         self.broker_down = False
         """Set by librdkafka's all-brokers-down error; cleared by ``probe()`` or a record."""
         self._consumer = Consumer(consumer_conf(cfg, group_id, error_cb=self._on_client_error))
@@ -170,7 +171,7 @@ class ThreadedConsumer:
     def probe(self, timeout: float = 2.0) -> bool:
         """Blocking metadata request; clears ``broker_down`` when a broker answers."""
         try:
-            self._consumer.list_topics(self._cfg.book_topic, timeout=timeout)
+            self._meta.list_topics(self._cfg.book_topic, timeout=timeout)
         except KafkaException:
             return False
         if self.broker_down:
@@ -238,12 +239,21 @@ class ThreadedConsumer:
         self.last_error = text
         log.warning("kafka consumer: %s", text)
 
+    @property
+    def _meta(self) -> Consumer:
+        """A second client that never consumes, for watermark and time look-ups:
+        asked from another thread, the consuming client answers only between consume()
+        calls (confluent-kafka 2.16), i.e. never while records keep flowing."""
+        if self._meta_client is None:
+            self._meta_client = Consumer(consumer_conf(self._cfg, f"{self._cfg.client_id}-meta"))
+        return self._meta_client
+
     def lag(self) -> dict[tuple[str, int], int]:
-        """Records behind the high watermark per partition (cached watermarks, cheap)."""
+        """Records behind the high watermark per partition."""
         out: dict[tuple[str, int], int] = {}
         for (topic, part), pos in list(self._positions.items()):
             try:
-                _, high = self._consumer.get_watermark_offsets(
+                _, high = self._meta.get_watermark_offsets(
                     TopicPartition(topic, part), timeout=1, cached=False
                 )
             except KafkaException:
@@ -256,18 +266,21 @@ class ThreadedConsumer:
     ) -> dict[int, int]:
         """First offset at or after ``at_ms`` per partition (-1 where nothing is that new)."""
         tps = [TopicPartition(topic, p, at_ms) for p in partitions]
-        found = self._consumer.offsets_for_times(tps, timeout=timeout)
+        found = self._meta.offsets_for_times(tps, timeout=timeout)
         return {tp.partition: tp.offset for tp in found}
 
     def watermarks(self, topic: str, partition: int, timeout: float = 5.0) -> tuple[int, int]:
         tp = TopicPartition(topic, partition)
-        return self._consumer.get_watermark_offsets(tp, timeout=timeout)
+        return self._meta.get_watermark_offsets(tp, timeout=timeout)
 
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        try:
-            self._consumer.close()
-        except (KafkaException, RuntimeError) as e:
-            log.warning("closing consumer: %s", e)
+        for client in (self._consumer, self._meta_client):
+            if client is None:
+                continue
+            try:
+                client.close()
+            except (KafkaException, RuntimeError) as e:
+                log.warning("closing consumer: %s", e)
