@@ -1,0 +1,150 @@
+"""Hub fan-out without sockets: a fake connection records what a session writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from websockets.protocol import State
+
+from core.market import Market
+from core.types import BookUpdate, Exchange
+from gateway.client import LocalBook
+from gateway.hub import Hub, ViewKey
+from gateway.session import Session
+
+
+class FakeProtocol:
+    def __init__(self) -> None:
+        self.state = State.OPEN
+        self.frames: list[tuple[bool, bytes]] = []
+
+    def send_text(self, data: bytes) -> None:
+        self.frames.append((True, data))
+
+    def send_binary(self, data: bytes) -> None:
+        self.frames.append((False, data))
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.buffered = 0
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class FakeConn:
+    def __init__(self) -> None:
+        self.protocol = FakeProtocol()
+        self.transport = FakeTransport()
+
+    def send_data(self) -> None:
+        pass
+
+
+def snapshot(seq: int, bids: list, asks: list) -> BookUpdate:
+    return BookUpdate(Exchange.KRAKEN, "BTC-USD", seq, seq, bids, asks, True)
+
+
+def delta(seq: int, bids: list, asks: list) -> BookUpdate:
+    return BookUpdate(Exchange.KRAKEN, "BTC-USD", seq, seq, bids, asks, False, seq - 1)
+
+
+def messages(session: Session) -> list[dict[str, Any]]:
+    out = []
+    for _, frame in session.conn.protocol.frames:
+        data = orjson.loads(frame)
+        out.extend(data if isinstance(data, list) else [data])
+    return out
+
+
+def setup(batch: bool = False) -> tuple[Market, Hub, Session]:
+    market = Market(verify_checksums=False)
+    market.apply_book(snapshot(1, [(100.0, 1.0), (99.0, 2.0)], [(101.0, 1.0)]), 0)
+    hub = Hub(market, high_water=1000)
+    session = Session(FakeConn(), binary=False, batch=batch)
+    hub.sessions.add(session)
+    return market, hub, session
+
+
+def feed(market: Market, hub: Hub, update: BookUpdate) -> None:
+    event = market.apply_book(update, 0)
+    hub.on_book(event.stream, event.result, event.aggregated.symbol if event.aggregated else None)
+    hub.flush()
+
+
+def test_subscriber_gets_snapshot_then_exact_chained_updates() -> None:
+    market, hub, s = setup()
+    assert hub.add_view(s, ViewKey(False, "KRAKEN:BTC-USD", 10, False))
+    feed(market, hub, delta(2, [(100.0, 0.0)], []))
+    feed(market, hub, delta(3, [], [(102.0, 3.0)]))
+    msgs = messages(s)
+    assert [m["type"] for m in msgs] == [
+        "order_book_snapshot",
+        "order_book_update",
+        "order_book_update",
+    ]
+    book = LocalBook("KRAKEN:BTC-USD", 10)
+    book.load(msgs[0]["bids"], msgs[0]["asks"], msgs[0]["sequence"])
+    for m in msgs[1:]:
+        assert m["prev_sequence"] == book.sequence
+        book.apply(m["bids"], m["asks"], m["sequence"])
+        assert book.local_checksum() == m["checksum"]
+    assert book.top_bids() == market.book("KRAKEN:BTC-USD").bids(10)
+
+
+def test_encoded_once_for_every_subscriber() -> None:
+    market, hub, s = setup()
+    others = [Session(FakeConn(), binary=False, batch=False) for _ in range(3)]
+    key = ViewKey(False, "KRAKEN:BTC-USD", 20, False)
+    for x in [s, *others]:
+        hub.add_view(x, key)
+    feed(market, hub, delta(2, [(100.5, 1.0)], []))
+    last = [x.conn.protocol.frames[-1][1] for x in [s, *others]]
+    assert all(frame is last[0] for frame in last)  # the same bytes object
+
+
+def test_batching_packs_one_tick_into_one_frame() -> None:
+    market, hub, s = setup(batch=True)
+    hub.add_view(s, ViewKey(False, "KRAKEN:BTC-USD", 20, False))
+    before = len(s.conn.protocol.frames)
+    for seq in (2, 3, 4):
+        event = market.apply_book(delta(seq, [(100.0 - seq, 1.0)], []), 0)
+        hub.on_book(event.stream, event.result, None)
+    hub.flush()
+    frames = s.conn.protocol.frames[before:]
+    assert len(frames) == 1 and len(orjson.loads(frames[0][1])) == 3
+
+
+def test_gap_sends_stale_then_snapshot_recovers() -> None:
+    market, hub, s = setup()
+    hub.add_view(s, ViewKey(False, "KRAKEN:BTC-USD", 10, False))
+    feed(market, hub, delta(5, [(100.0, 3.0)], []))  # 2..4 missing
+    feed(market, hub, snapshot(6, [(98.0, 1.0)], [(99.0, 1.0)]))
+    kinds = [(m["type"], m.get("status")) for m in messages(s)]
+    assert kinds[-2:] == [("status", "stale"), ("order_book_snapshot", None)]
+
+
+def test_slow_session_drops_deltas_then_resyncs_then_is_closed() -> None:
+    market, hub, s = setup()
+    hub.add_view(s, ViewKey(False, "KRAKEN:BTC-USD", 10, False))
+    s.conn.transport.buffered = 5000  # past the high-water mark
+    feed(market, hub, delta(2, [(100.0, 2.0)], []))
+    assert s.behind_since is not None
+    feed(market, hub, delta(3, [(100.0, 3.0)], []))
+    assert s.dropped == 1
+    s.conn.transport.buffered = 0
+    closed: list[int] = []
+    hub.check_slow(lambda sess, code, reason: closed.append(code))
+    tail = messages(s)[-2:]
+    assert [m["type"] for m in tail] == ["status", "order_book_snapshot"]
+    assert tail[0]["status"] == "resync" and s.resyncs == 1 and not closed
+    s.conn.transport.buffered = 5000
+    feed(market, hub, delta(4, [(100.0, 4.0)], []))
+    s.behind_since -= 60
+    hub.check_slow(lambda sess, code, reason: closed.append(code))
+    assert closed == [1013] and s not in hub.sessions
