@@ -3,7 +3,11 @@
 Fills a fresh topic with simulated records (100 streams), then reads it back to
 the end with confluent-kafka and with aiokafka, each feeding the same
 decode -> Market.apply_book path. Also times decode and apply alone, so the
-Kafka client's share is visible. Run: ``.venv/bin/python bench/ingest_bench.py``.
+Kafka client's share is visible, apply with every aggregated book kept
+(``eager``, what the Market did before aggregated books became lazy), and a real
+``mdgw gateway`` process catching up with the filled topic (no clients):
+records/s of wall time and records per CPU-second of the whole process, the
+"per core" figure. Run: ``.venv/bin/python -m bench.ingest_bench``.
 """
 
 from __future__ import annotations
@@ -34,14 +38,88 @@ def fill(cfg, seconds: float) -> int:
     return stats.book_records
 
 
-def apply_all(values: list[bytes]) -> float:
+def apply_all(values: list[bytes], eager: bool = False) -> float:
+    """decode + apply of every value; ``eager`` keeps every symbol's aggregated book."""
     market = Market()
-    t0 = time.perf_counter()
+    if eager:
+        for v in values:
+            u = codec.decode(v)
+            if isinstance(u, BookUpdate):
+                market.apply_book(u, 0)
+        for symbol in market.symbols():
+            market.aggregated(symbol)
+        market = _fresh_with_aggregates(market)
+    t0 = time.process_time()
     for v in values:
         u = codec.decode(v)
         if isinstance(u, BookUpdate):
             market.apply_book(u, 0)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
+
+
+def _fresh_with_aggregates(seen: Market) -> Market:
+    """An empty Market with an (empty) aggregated book for every symbol ``seen`` has."""
+    market = Market()
+    for stream in seen.streams():
+        book = seen.book(stream)
+        assert book is not None
+        market.apply_book(BookUpdate(book.exchange, book.symbol, 0, 0), 0)  # stream, stale
+    for symbol in market.symbols():
+        market.aggregated(symbol)
+    return market
+
+
+def gateway_catch_up(cfg, total: int, timeout: float = 120.0) -> dict[str, float]:
+    """A real ``mdgw gateway`` (no clients) reading the filled topic from the start."""
+    from bench import procs
+    from bench.fanout import free_port
+
+    port = free_port()
+    gw = procs.start_gateway(cfg, port)
+    try:
+        deadline = time.monotonic() + timeout
+        first: tuple[float, float, int] | None = None
+        while time.monotonic() < deadline:
+            h = procs.gateway_health(port)
+            n = h.get("records_consumed", 0) if h else 0
+            if n and first is None:
+                first = (time.perf_counter(), gw.cpu(), n)
+            if n >= total:
+                break
+            if gw.popen.poll() is not None:
+                raise RuntimeError("gateway exited")
+            time.sleep(0.05)
+        t1, c1 = time.perf_counter(), gw.cpu()
+        if first is None or n < total:
+            raise TimeoutError(f"gateway consumed {n} of {total}")
+        records = n - first[2]
+        return {
+            "records": records,
+            "records_per_s": records / (t1 - first[0]),
+            "records_per_cpu_s": records / max(1e-9, c1 - first[1]),
+            "cpu_share": (c1 - first[1]) / (t1 - first[0]),
+        }
+    finally:
+        gw.stop()
+
+
+def run(fill_seconds: float = 8.0, aiokafka: bool = False) -> dict[str, float]:
+    """Every W5 measurement on one filled topic; also bench.run's entry point."""
+    cfg = bench_config(partitions=6)
+    try:
+        total = fill(cfg, fill_seconds)
+        ck_s, values = confluent_run(cfg, total)
+        out = {"records": total, "streams": 102, "confluent_records_per_s": total / ck_s}
+        if aiokafka:
+            out["aiokafka_records_per_s"] = total / asyncio.run(aiokafka_run(cfg, total))
+        out["decode_records_per_cpu_s"] = total / _time_decode(values)
+        out["decode_apply_records_per_cpu_s"] = total / apply_all(values)
+        out["decode_apply_eager_agg_records_per_cpu_s"] = total / apply_all(values, eager=True)
+        gw = gateway_catch_up(cfg, total)
+        out.update({f"gateway_{k}": v for k, v in gw.items()})
+        return out
+    finally:
+        drop_topics(cfg.kafka)
 
 
 def confluent_run(cfg, total: int) -> tuple[float, list[bytes]]:
@@ -100,42 +178,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--fill-seconds", type=float, default=8.0)
     args = ap.parse_args()
-    cfg = bench_config(partitions=6)
-    try:
-        total = fill(cfg, args.fill_seconds)
-        ck_s, values = confluent_run(cfg, total)
-        ak_s = asyncio.run(aiokafka_run(cfg, total))
-        decode_s = sum(_time_decode(values) for _ in range(1))
-        apply_s = apply_all(values)
-        rows = [
-            ("confluent-kafka consume+decode+apply", f"{total / ck_s:,.0f}"),
-            ("aiokafka consume+decode+apply", f"{total / ak_s:,.0f}"),
-            ("decode only (protobuf -> BookUpdate)", f"{total / decode_s:,.0f}"),
-            ("decode+apply (no Kafka)", f"{total / apply_s:,.0f}"),
-        ]
-        print(f"{total:,} book records, 100 streams, one process\n")
-        print(table(rows, ("path", "records/s")))
-        path = write_result(
-            "ingest",
-            {
-                "records": total,
-                "streams": 102,
-                "confluent_records_per_s": total / ck_s,
-                "aiokafka_records_per_s": total / ak_s,
-                "decode_records_per_s": total / decode_s,
-                "decode_apply_records_per_s": total / apply_s,
-            },
-        )
-        print(f"\nwrote {path}")
-    finally:
-        drop_topics(cfg.kafka)
+    r = run(args.fill_seconds, aiokafka=True)
+    rows = [
+        ("confluent-kafka consume+decode+apply (wall)", f"{r['confluent_records_per_s']:,.0f}"),
+        ("aiokafka consume+decode+apply (wall)", f"{r['aiokafka_records_per_s']:,.0f}"),
+        ("decode only (per CPU-s)", f"{r['decode_records_per_cpu_s']:,.0f}"),
+        (
+            "decode+apply, lazy aggregates (per CPU-s)",
+            f"{r['decode_apply_records_per_cpu_s']:,.0f}",
+        ),
+        (
+            "decode+apply, every aggregate kept (per CPU-s)",
+            f"{r['decode_apply_eager_agg_records_per_cpu_s']:,.0f}",
+        ),
+        ("mdgw gateway catch-up (wall)", f"{r['gateway_records_per_s']:,.0f}"),
+        ("mdgw gateway catch-up (per CPU-s)", f"{r['gateway_records_per_cpu_s']:,.0f}"),
+    ]
+    print(f"{r['records']:,} book records, 102 streams\n")
+    print(table(rows, ("path", "records/s")))
+    print(f"\nwrote {write_result('ingest', r)}")
 
 
 def _time_decode(values: list[bytes]) -> float:
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for v in values:
         codec.decode(v)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,12 @@ thing they change is the ``invalid`` counters, never a book.
 The aggregated book of a symbol merges the *live* books of every venue listing
 it: a venue whose book turns stale (gap, ``mark_stale``) is taken out, and put
 back by its next snapshot.
+
+Aggregated books are **lazy**: none is kept until someone asks for one with
+:meth:`Market.aggregated` (a gateway subscription, a REST request); it is then
+built from the venue books as they are (``AggregatedBook.sync_venue``) and kept
+up to date from that record on. Merging on every update of every symbol cost
+about two thirds of ``apply_book`` (bench/README.md, W5) for books nobody read.
 """
 
 from __future__ import annotations
@@ -88,7 +94,9 @@ class Market:
         """Invalid records seen, including those of streams never created."""
         self._streams: dict[str, StreamState] = {}
         self._aggregated: dict[str, AggregatedBook] = {}
+        """Active aggregated books only (see the module docstring)."""
         self._symbol_stats: dict[str, RollingStats] = {}
+        """One per canonical symbol with at least one stream."""
 
     # -- feeding -----------------------------------------------------------
 
@@ -113,23 +121,24 @@ class Market:
             state = self._add_stream(book)
         counters = state.counters
         counters.last_record_ns = now_ns
-        agg = self._aggregated[book.symbol]
+        agg = self._aggregated.get(book.symbol)
         changed = False
         if result is ApplyResult.APPLIED:
             counters.updates += 1
             counters.last_update_ns = now_ns
-            changed = agg.update_from(
-                book, [lv[0] for lv in update.bids], [lv[0] for lv in update.asks]
-            )
+            if agg is not None:
+                changed = agg.update_from(
+                    book, [lv[0] for lv in update.bids], [lv[0] for lv in update.asks]
+                )
         elif result is ApplyResult.SNAPSHOT:
             counters.snapshots += 1
             counters.last_update_ns = now_ns
-            changed = agg.sync_venue(book)
+            changed = agg is not None and agg.sync_venue(book)
         elif result is ApplyResult.GAP:
             counters.gaps += 1
             if book.stale_reason == CHECKSUM_MISMATCH:
                 counters.checksum_failures += 1
-            changed = agg.remove_venue(book.exchange)
+            changed = agg is not None and agg.remove_venue(book.exchange)
         elif result is ApplyResult.DUPLICATE:
             counters.duplicates += 1
         else:
@@ -178,18 +187,20 @@ class Market:
             return None
         book = state.book
         book.mark_stale(reason)
-        agg = self._aggregated[book.symbol]
-        return agg if agg.remove_venue(book.exchange) else None
+        agg = self._aggregated.get(book.symbol)
+        return agg if agg is not None and agg.remove_venue(book.exchange) else None
 
     def drop_streams(self, pred: Callable[[str], bool]) -> list[str]:
         """Forget every stream whose name satisfies ``pred`` (e.g. a revoked partition)."""
         dropped = [s for s in self._streams if pred(s)]
         for stream in dropped:
             book = self._streams.pop(stream).book
-            self._aggregated[book.symbol].remove_venue(book.exchange)
+            agg = self._aggregated.get(book.symbol)
+            if agg is not None:
+                agg.remove_venue(book.exchange)
         live_symbols = {st.book.symbol for st in self._streams.values()}
-        for symbol in [s for s in self._aggregated if s not in live_symbols]:
-            del self._aggregated[symbol]
+        for symbol in [s for s in self._symbol_stats if s not in live_symbols]:
+            self._aggregated.pop(symbol, None)
             del self._symbol_stats[symbol]
         return dropped
 
@@ -207,8 +218,7 @@ class Market:
             ),
         )
         self._streams[book.stream] = state
-        if book.symbol not in self._aggregated:
-            self._aggregated[book.symbol] = AggregatedBook(book.symbol)
+        if book.symbol not in self._symbol_stats:
             self._symbol_stats[book.symbol] = RollingStats(
                 "", book.symbol, self.stats_window_ns, self.stats_bucket_ns
             )
@@ -222,7 +232,7 @@ class Market:
 
     def symbols(self) -> list[str]:
         """Every canonical symbol with at least one stream, sorted."""
-        return sorted(self._aggregated)
+        return sorted(self._symbol_stats)
 
     def state(self, stream: str) -> StreamState | None:
         return self._streams.get(stream)
@@ -256,16 +266,36 @@ class Market:
         stats = self._symbol_stats.get(symbol)
         if stats is None:
             return None
-        agg = self._aggregated[symbol]
-        bid, ask = agg.bid_side.best(), agg.ask_side.best()
-        return stats.snapshot(now_ns, bid[0] if bid else 0.0, ask[0] if ask else 0.0)
+        # the aggregated book's top is the best of the live venue books: no need to build it
+        bids = [
+            lv[0]
+            for st in self._streams.values()
+            if st.book.symbol == symbol
+            and not st.book.stale
+            and (lv := st.book.best_bid()) is not None
+        ]
+        asks = [
+            lv[0]
+            for st in self._streams.values()
+            if st.book.symbol == symbol
+            and not st.book.stale
+            and (lv := st.book.best_ask()) is not None
+        ]
+        return stats.snapshot(now_ns, max(bids, default=0.0), min(asks, default=0.0))
 
     def aggregated(self, symbol: str) -> AggregatedBook | None:
-        return self._aggregated.get(symbol)
+        """The symbol's aggregated book, built on first use (None for an unknown symbol)."""
+        agg = self._aggregated.get(symbol)
+        if agg is None and symbol in self._symbol_stats:
+            agg = self._aggregated[symbol] = AggregatedBook(symbol)
+            for st in self._streams.values():
+                if st.book.symbol == symbol and not st.book.stale:
+                    agg.sync_venue(st.book)
+        return agg
 
 
 def _stream_of(exchange: Exchange, symbol: str) -> str:
     """The stream name of a record, or InvalidUpdateError for an unknown venue or no symbol."""
     if exchange not in KNOWN_EXCHANGES or not symbol:
         raise InvalidUpdateError(f"record with exchange={exchange!r} symbol={symbol!r}")
-    return stream_key(Exchange(exchange), symbol)
+    return stream_key(exchange, symbol)  # a known exchange: its enum value is enough

@@ -27,9 +27,14 @@ VALID_DEPTHS: tuple[int, ...] = (10, 20, 50, 100, 500, 1000, 0)
 """Depths a subscriber may ask for; 0 means the full book."""
 
 
+_NAMES: dict[int, str] = {e.value: e.name for e in Exchange}
+"""Enum value -> name: ``Exchange.name`` is a descriptor call, this is a dict lookup
+(the stream key is built several times per record on the ingest path)."""
+
+
 def stream_key(exchange: Exchange, symbol: str) -> str:
     """The stream name ``EXCHANGE:SYMBOL``, also the Kafka record key."""
-    return f"{exchange.name}:{symbol}"
+    return f"{_NAMES[exchange]}:{symbol}"
 
 
 def parse_stream_key(key: str) -> tuple[Exchange, str]:

@@ -4,6 +4,13 @@ Writes go straight into the connection's protocol object and transport, the way
 ``websockets.broadcast`` does it: no per-client task, no await on the hot path.
 A session whose transport buffer passes the high-water mark is marked *behind*:
 its book deltas are dropped until it drains, then it is resynced with snapshots.
+
+``flush`` writes a tick's data frames with **one** ``transport.write``: on an
+uncompressed connection it frames them itself (a server frame is an unmasked
+2-10 byte header + payload, RFC 6455 §5.2), otherwise it lets the protocol frame
+(and deflate) each one and joins the output. Measured (bench/README.md): a
+``write`` per frame was a ``send()`` syscall per frame and ~55 % of the gateway's
+time at 1,000 clients.
 """
 
 from __future__ import annotations
@@ -18,6 +25,25 @@ from websockets.protocol import State
 from schemas import wire
 
 _ids = itertools.count(1)
+_TEXT, _BINARY = 0x81, 0x82
+"""First header byte of a final (FIN) text / binary frame."""
+_HEADERS: dict[tuple[int, int], bytes] = {}
+
+
+def frame_header(first: int, length: int) -> bytes:
+    """The header of an unmasked server frame carrying ``length`` payload bytes."""
+    key = (first, length)
+    head = _HEADERS.get(key)
+    if head is None:
+        if length < 126:
+            head = bytes((first, length))
+        elif length < 65536:
+            head = bytes((first, 126)) + length.to_bytes(2, "big")
+        else:
+            head = bytes((first, 127)) + length.to_bytes(8, "big")
+        if length < 65536 and len(_HEADERS) < 200_000:
+            _HEADERS[key] = head
+    return head
 
 
 @dataclass(eq=False, slots=True)
@@ -98,10 +124,43 @@ class Session:
         text = not self.binary
         if self.batch and self.binary:
             # Always a MarketDataBatch: a client cannot tell one from a bare message by parsing.
-            self._write(wire.batch_pb(pending), text)
+            frames = [wire.batch_pb(pending)]
         elif self.batch and len(pending) > 1:
-            self._write(wire.batch_json(pending), text)
+            frames = [wire.batch_json(pending)]
         else:
-            for frame in pending:
-                self._write(frame, text)
+            frames = pending
+        self._write_all(frames, text)
         return len(pending)
+
+    def _write_all(self, frames: list[bytes], text: bool) -> None:
+        """Several data frames, one ``transport.write`` (see the module docstring)."""
+        conn = self.conn
+        proto = conn.protocol
+        if proto.state is not State.OPEN:
+            return
+        transport = conn.transport
+        queued = getattr(proto, "writes", None)  # None: not a websockets protocol (a test fake)
+        if transport is None or queued is None or (len(frames) == 1 and self.compression):
+            for frame in frames:
+                self._write(frame, text)
+            return
+        if queued:  # anything the protocol queued (a pong) goes first
+            conn.send_data()
+        size = 0
+        if self.compression:
+            send = proto.send_text if text else proto.send_binary
+            for frame in frames:
+                send(frame)
+                size += len(frame)
+            chunks = proto.data_to_send()
+            transport.write(b"".join(chunks))
+        else:
+            first = _TEXT if text else _BINARY
+            parts: list[bytes] = []
+            for frame in frames:
+                parts.append(frame_header(first, len(frame)))
+                parts.append(frame)
+                size += len(frame)
+            transport.write(b"".join(parts))
+        self.messages_sent += len(frames)
+        self.bytes_sent += size

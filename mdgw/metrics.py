@@ -64,3 +64,25 @@ RATE_LIMITED = Counter(
 )
 AUTH_FAILURES = Counter("auth_failures_total", "Refused credentials", ["where", "reason"])
 REPLAYS_ACTIVE = Gauge("replays_active", "Time-travel replays running", multiprocess_mode="livesum")
+
+
+def observe_many(hist: Histogram, amount: float, count: int) -> None:
+    """``count`` observations of one ``amount``, with the same result as ``count`` observe().
+
+    The gateway measures every record of a consumed batch, and a batch's records
+    share their hand-over time: one bucket increment per batch instead of one
+    ``observe`` per record (~1.5 us each, a few % of the ingest path).
+    """
+    if count <= 0:
+        return
+    try:
+        buckets, bounds, total = hist._buckets, hist._upper_bounds, hist._sum  # type: ignore[attr-defined]
+    except AttributeError:  # another prometheus-client layout: the slow, certain way
+        for _ in range(count):
+            hist.observe(amount)
+        return
+    total.inc(amount * count)
+    for i, bound in enumerate(bounds):
+        if amount <= bound:
+            buckets[i].inc(count)
+            break

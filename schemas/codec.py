@@ -114,10 +114,14 @@ def decode(data: bytes) -> Decoded:
     raise DecodeError("MarketDataMessage with no message set")
 
 
+_EXCHANGES = {e.value: e for e in Exchange if e is not Exchange.UNKNOWN}
+
+
 def _exchange(value: int) -> Exchange:
-    if value not in (1, 2, 3):
+    exchange = _EXCHANGES.get(value)  # a dict lookup: Exchange(value) is a slow enum call
+    if exchange is None:
         raise ValidationError(f"unknown exchange enum value {value}")
-    return Exchange(value)
+    return exchange
 
 
 def _symbol(symbol: str) -> str:

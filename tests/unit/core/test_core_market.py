@@ -34,6 +34,7 @@ def live_market() -> Market:
     m = Market(trades_per_stream=3)
     m.apply_book(snap(BN, 10, [(100.0, 1.0)], [(101.0, 1.0)]), 1)
     m.apply_book(snap(KR, 20, [(100.0, 2.0), (99.0, 1.0)], [(102.0, 1.0)]), 2)
+    m.aggregated(SYMBOL)  # aggregated books are lazy: kept once someone asked for one
     return m
 
 
@@ -56,6 +57,20 @@ class TestBooks:
         assert event.aggregated is agg and agg is not None
         assert agg.levels()[0][0] == (100.0, 2.5, {"BINANCE": 0.5, "KRAKEN": 2.0})
         assert m.aggregated("ETH-USD") is None
+
+    def test_aggregated_book_is_built_on_first_use(self) -> None:
+        m = Market()
+        m.apply_book(snap(BN, 10, [(100.0, 1.0)], [(101.0, 1.0)]), 1)
+        m.apply_book(snap(KR, 20, [(100.0, 2.0), (99.0, 1.0)], [(102.0, 1.0)]), 2)
+        event = m.apply_book(update(11, [(100.0, 0.5)], exchange=BN), 3)
+        assert event.aggregated is None  # nobody asked: no merging on the update path
+        stats = m.symbol_stats(SYMBOL, 4)
+        assert stats is not None and (stats.best_bid, stats.best_ask) == (100.0, 101.0)
+        agg = m.aggregated(SYMBOL)
+        assert agg is not None and agg.venues == {"BINANCE", "KRAKEN"}
+        assert agg.levels()[0][0] == (100.0, 2.5, {"BINANCE": 0.5, "KRAKEN": 2.0})
+        event = m.apply_book(update(12, [(100.0, 1.5)], exchange=BN), 5)
+        assert event.aggregated is agg and agg.bids(1) == [(100.0, 3.5)]
 
     def test_gap_goes_stale_then_snapshot_recovers(self) -> None:
         m = live_market()
