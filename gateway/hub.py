@@ -305,14 +305,24 @@ class Hub:
                 s.send_data(pframe if s.binary else jframe)
 
     def check_slow(self, close: Callable[[Session, int, str], None]) -> None:
-        """Resync drained sessions; close those that stayed behind too long (1013)."""
+        """Resync drained sessions; close (1013) those that stayed behind too long, or
+        fell behind again within ``slow_timeout`` of their last resync: resyncing a
+        client that cannot keep up would only repeat full snapshots at everyone's cost."""
         now = time.monotonic()
         low = self.high_water // 4
         for s in list(self.sessions):
             if s.behind_since is None:
                 continue
-            if s.buffered() <= low:
+            if s.closing:
+                continue
+            again = s.last_resync is not None and now - s.last_resync < self.slow_timeout
+            if s.buffered() <= low and again:
+                metrics.SLOW_DISCONNECTS.inc()
+                self.remove_session(s)
+                close(s, 1013, "slow consumer: behind again after a resync")
+            elif s.buffered() <= low:
                 s.behind_since = None
+                s.last_resync = now
                 s.resyncs += 1
                 metrics.SLOW_RESYNCS.inc()
                 for key in list(s.views):
@@ -323,7 +333,7 @@ class Hub:
                         "status", **status_fields(key), status="resync", reason="slow consumer"
                     )
                     self.send_snapshot(s, slot)
-            elif now - s.behind_since > self.slow_timeout and not s.closing:
+            elif now - s.behind_since > self.slow_timeout:
                 metrics.SLOW_DISCONNECTS.inc()
                 self.remove_session(s)
                 close(s, 1013, "slow consumer")

@@ -70,6 +70,8 @@ class Session:
     bytes_sent: int = 0
     behind_since: float | None = None
     resyncs: int = 0
+    last_resync: float | None = None
+    """monotonic time of the last slow-consumer resync."""
     dropped: int = 0
     tokens: float = 0.0
     tokens_at: float = field(default_factory=time.monotonic)
