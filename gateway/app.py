@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import KafkaException
 from websockets.asyncio.server import serve
 
 from core.market import Market
@@ -22,6 +23,7 @@ from gateway.sharding import Shards
 from mdgw import metrics, tracing
 from mdgw.bootstrap import bootstrap
 from mdgw.config import Config
+from mdgw.kafka.admin import TopicAdminError
 from mdgw.kafka.sink import KafkaSink
 from mdgw.kafka.source import Record, ThreadedConsumer
 from mdgw.materializer import Materializer
@@ -124,8 +126,15 @@ async def _replica_consumer(
     """Replica mode: read every partition, from the compacted snapshots on."""
     g, k = config.gateway, config.kafka
     consumer = ThreadedConsumer(k, f"{g.group_id}-{worker_index}")
-    result = await bootstrap(k, mat, consumer)
-    return consumer, dict(result.catch_up), [False]
+    wait = 0.5
+    while True:  # a broker just started may answer "not leader" for a moment: retry
+        try:
+            result = await bootstrap(k, mat, consumer)
+            return consumer, dict(result.catch_up), [False]
+        except (KafkaException, TopicAdminError, TimeoutError) as e:
+            log.warning("bootstrap failed, retrying in %.1fs: %s", wait, e)
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, 5.0)
 
 
 def _batch_handler(
