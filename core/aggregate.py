@@ -17,7 +17,7 @@ import math
 from collections.abc import Collection, Iterable
 
 from core.book import Changes, OrderBook
-from core.checksum import book_checksum, flat_checksum
+from core.checksum import book_checksum, ladder_checksum
 from core.ladder import Ladder, VenueMap
 from core.types import BookUpdate, Exchange, Level
 
@@ -146,7 +146,7 @@ class AggregatedBook:
         """CONTRACT §5 checksum over the totals, cached per version."""
         version, value = self._checksum
         if version != self.version:
-            value = flat_checksum(self.ask_side.flat_top(10) + self.bid_side.flat_top(10))
+            value = ladder_checksum(self.bid_side, self.ask_side)
             self._checksum = (self.version, value)
         return value
 

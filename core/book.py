@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from enum import Enum
 
-from core.checksum import book_checksum, flat_checksum
+from core.checksum import book_checksum, ladder_checksum
 from core.errors import (
     ChecksumMismatchError,
     CrossedBookError,
@@ -150,7 +150,7 @@ class OrderBook:
         bid_side.replace(bids)
         ask_side.replace(asks)
         if checksum and self.verify_checksums:
-            value = flat_checksum(ask_side.flat_top(10) + bid_side.flat_top(10))
+            value = ladder_checksum(bid_side, ask_side)
             if value != checksum:
                 raise ChecksumMismatchError(
                     f"{self.stream}: snapshot checksum {checksum} does not match "
@@ -166,7 +166,7 @@ class OrderBook:
         undo += [(ask_side, p, ask_side.get(p)) for p, _ in update.asks]
         _apply_levels(bid_side, update.bids)
         _apply_levels(ask_side, update.asks)
-        value = flat_checksum(ask_side.flat_top(10) + bid_side.flat_top(10))
+        value = ladder_checksum(bid_side, ask_side)
         if value == update.checksum:
             self._checksum = (self.version + 1, value)
             return True
@@ -250,7 +250,7 @@ class OrderBook:
         """CONTRACT §5 checksum of the whole book (top 10 a side), cached per version."""
         version, value = self._checksum
         if version != self.version:
-            value = flat_checksum(self.ask_side.flat_top(10) + self.bid_side.flat_top(10))
+            value = ladder_checksum(self.bid_side, self.ask_side)
             self._checksum = (self.version, value)
         return value
 

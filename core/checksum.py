@@ -15,6 +15,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 from itertools import chain
+from typing import Protocol
 
 from core.types import Level
 
@@ -35,3 +36,12 @@ def book_checksum(asks: Sequence[Level], bids: Sequence[Level]) -> int:
 def flat_checksum(flat: Sequence[float]) -> int:
     """The same checksum from [ask p, q, ..., bid p, q, ...] already cut to 10 levels a side."""
     return zlib.crc32(_PACKERS[len(flat) >> 1].pack(*flat))
+
+
+class _FlatTop(Protocol):
+    def flat_top(self, n: int) -> list[float]: ...
+
+
+def ladder_checksum(bid_side: _FlatTop, ask_side: _FlatTop) -> int:
+    """CONTRACT §5 over two ladders: their top 10 asks then top 10 bids."""
+    return flat_checksum(ask_side.flat_top(CHECKSUM_LEVELS) + bid_side.flat_top(CHECKSUM_LEVELS))
