@@ -20,15 +20,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from confluent_kafka import KafkaException
-
 from core.book import OrderBook
 from core.market import Market
 from mdgw import metrics
-from mdgw.bootstrap import BootstrapResult, CatchUp, bootstrap
+from mdgw.bootstrap import BootstrapResult
+from mdgw.catchup import CatchUp, bootstrap_with_retry
 from mdgw.config import Config
 from mdgw.history import HistoryError, book_at
-from mdgw.kafka.admin import TopicAdminError
+from mdgw.kafka.client import SourceFactory
 from mdgw.kafka.source import Record, ThreadedConsumer
 from mdgw.materializer import Counters, Materializer
 
@@ -108,11 +107,13 @@ class StateStore:
 class KafkaStateStore(StateStore):
     """Fills its Market from Kafka: snapshots, then the book and trades topics' tail."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, sources: SourceFactory | None = None) -> None:
         market = Market(trades_per_stream=config.api.trades_per_stream)
         self._materializer = Materializer(market, config.kafka)
         super().__init__(market, self._materializer)
         self.config = config
+        self.sources = sources
+        """Where Kafka is read (None: the configured cluster; tests pass a MemoryBroker)."""
         self.bootstrapped = self.caught_up = self.kafka_ok = False
         self._catch_up = CatchUp({})
         self.consumer: ThreadedConsumer | None = None
@@ -121,17 +122,16 @@ class KafkaStateStore(StateStore):
     async def book_at(self, stream: str, at_ns: int) -> OrderBook:
         pos = self._materializer.positions.get(stream)
         lookback = 2 * self.config.gateway.checkpoint_every_ms + 5_000
+        part = pos.partition if pos is not None else None
+        k, sources = self.config.kafka, self.sources
         return await asyncio.to_thread(
-            book_at,
-            self.config.kafka,
-            stream,
-            at_ns,
-            lookback,
-            pos.partition if pos is not None else None,
+            lambda: book_at(k, stream, at_ns, lookback, part, sources=sources)
         )
 
     async def start(self) -> None:
-        self.consumer = ThreadedConsumer(self.config.kafka, self.config.api.group_id)
+        self.consumer = ThreadedConsumer(
+            self.config.kafka, self.config.api.group_id, sources=self.sources
+        )
         self._task = asyncio.create_task(self._run(self.consumer), name="api-state")
 
     async def stop(self) -> None:
@@ -145,8 +145,16 @@ class KafkaStateStore(StateStore):
             self.consumer = None
 
     async def _run(self, consumer: ThreadedConsumer) -> None:
-        result = await self._bootstrap(consumer)
-        self._catch_up = CatchUp(result.catch_up)
+        result = await bootstrap_with_retry(
+            self.config.kafka,
+            self._materializer,
+            consumer,
+            max_wait=RETRY_MAX,
+            retry_unexpected=True,
+            on_failure=self._bootstrap_failed,
+        )
+        self.bootstrap_result = result
+        self._catch_up = CatchUp(result.catch_up, clock=time.monotonic, started=self.started)
         self.caught_up = self._catch_up.done
         consumer.start(asyncio.get_running_loop(), self._on_batch)
         self.bootstrapped = self.kafka_ok = True
@@ -157,31 +165,16 @@ class KafkaStateStore(StateStore):
             except Exception:  # the probe must never die and freeze /ready
                 log.exception("state probe failed")
 
-    async def _bootstrap(self, consumer: ThreadedConsumer) -> BootstrapResult:
-        """Retry until the snapshot topic is loaded: Kafka may come up after us."""
-        wait = 0.5
-        while True:
-            try:
-                result = await bootstrap(self.config.kafka, self._materializer, consumer)
-                self.bootstrap_result = result
-                return result
-            except (KafkaException, TopicAdminError, TimeoutError) as e:
-                self.kafka_errors += 1
-                log.warning("bootstrap failed, retrying in %.1fs: %s", wait, e)
-            except Exception:  # not Kafka's: log the traceback, keep trying
-                self.kafka_errors += 1
-                log.exception("bootstrap failed, retrying in %.1fs", wait)
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, RETRY_MAX)
+    def _bootstrap_failed(self, _error: BaseException) -> None:
+        self.kafka_errors += 1  # Kafka may come up after us: bootstrap_with_retry retries
 
     def _on_batch(self, records: list[Record]) -> None:
         try:
             self._materializer.handle(records)
         except Exception:  # a bug in one batch must not stop the next ones
             log.exception("applying a batch of %d records failed", len(records))
-        if not self.caught_up and self._catch_up.observe(records):
+        if self._catch_up.observe(records):
             self.caught_up = True
-            log.info("caught up with the book topic in %.3fs", time.monotonic() - self.started)
 
     async def _probe(self, consumer: ThreadedConsumer) -> None:
         """Kafka reachable? Refresh lag and the gauges the API owns."""

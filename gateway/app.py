@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaException
 from websockets.asyncio.server import serve
 
 from core.market import Market
@@ -21,10 +20,10 @@ from gateway.replay import ReplayManager
 from gateway.server import GatewayServer, close_later
 from gateway.sharding import Shards
 from mdgw import metrics, tracing
-from mdgw.bootstrap import bootstrap
+from mdgw.catchup import CatchUp, bootstrap_with_retry
 from mdgw.config import Config
-from mdgw.kafka.admin import TopicAdminError
-from mdgw.kafka.sink import KafkaSink
+from mdgw.kafka.client import SourceFactory
+from mdgw.kafka.sink import KafkaSink, RecordSink
 from mdgw.kafka.source import Record, ThreadedConsumer
 from mdgw.materializer import Materializer
 from schemas import wire
@@ -42,7 +41,7 @@ class GatewayRuntime:
     server: GatewayServer
     materializer: Materializer
     consumer: ThreadedConsumer
-    sink: KafkaSink
+    sink: RecordSink
     port: int = 0
     started: float = field(default_factory=time.monotonic)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -66,15 +65,23 @@ async def _every(seconds: float, fn: Any) -> None:
 
 
 async def start_gateway(
-    config: Config, *, worker_index: int = 0, reuse_port: bool = False
+    config: Config,
+    *,
+    worker_index: int = 0,
+    reuse_port: bool = False,
+    sources: SourceFactory | None = None,
+    sink: RecordSink | None = None,
 ) -> GatewayRuntime:
-    """Bootstrap books from the snapshot topic, start consuming and serving."""
+    """Bootstrap books from the snapshot topic, start consuming and serving.
+
+    ``sources`` and ``sink`` default to the configured cluster; tests pass a
+    :class:`mdgw.kafka.memory.MemoryBroker` as both."""
     g, k = config.gateway, config.kafka
     tracing.setup_gateway(config.telemetry)  # tracing hook: no-op unless telemetry.tracing
     loop = asyncio.get_running_loop()
     market = Market(trades_per_stream=g.trades_per_stream)
     hub = Hub(market, high_water=g.high_water_bytes, slow_timeout=g.slow_timeout)
-    sink = KafkaSink(k, linger_ms=5)
+    sink = sink if sink is not None else KafkaSink(k, linger_ms=5)
     sharded = g.mode == "sharded"
     writer = worker_index == 0 or sharded  # sharded: each owner writes its own streams
     mat = Materializer(
@@ -90,25 +97,25 @@ async def start_gateway(
     )
     t0 = time.perf_counter()
     if sharded:
-        consumer = ThreadedConsumer(k, g.group_id)
-        shards = Shards(k, mat, hub, loop)
+        consumer = ThreadedConsumer(k, g.group_id, sources=sources)
+        shards = Shards(k, mat, hub, loop, sources)
         consumer.subscribe([k.book_topic, k.trades_topic], shards.on_assign, shards.on_revoke)
-        catch_up: dict[tuple[str, int], int] = {}
+        catch_up = CatchUp({})
         ready = [True]
     else:
-        consumer, catch_up, ready = await _replica_consumer(config, worker_index, mat, t0)
+        consumer, catch_up, ready = await _replica_consumer(config, worker_index, mat, sources, t0)
     runtime: GatewayRuntime
     verifier = TokenVerifier(config.auth) if config.auth.jwt_enabled else None
     server = GatewayServer(g, hub, verifier=verifier, health=lambda: health(runtime))
-    on_batch = _batch_handler(mat, hub, catch_up, ready, t0)
+    on_batch = _batch_handler(mat, hub, catch_up, ready)
     consumer.start(loop, on_batch)
     ws = await _serve(config, server, reuse_port)
-    server.replay_handler = ReplayManager(config, hub, mat)
+    server.replay_handler = ReplayManager(config, hub, mat, sources=sources)
     port = ws.sockets[0].getsockname()[1] if ws.sockets else g.port
     runtime = GatewayRuntime(config, market, hub, server, mat, consumer, sink, port)
     runtime.ws = ws  # type: ignore[attr-defined]
     runtime.tasks = _timers(g, hub, server, market, sink, consumer)
-    ready[0] = ready[0] or not catch_up
+    ready[0] = ready[0] or catch_up.done
     server.is_ready = lambda: ready[0]
     log.info("gateway worker %d (%s) serving ws on %s:%d", worker_index, g.mode, g.host, port)
     if verifier is None and worker_index == 0:
@@ -121,28 +128,24 @@ async def start_gateway(
 
 
 async def _replica_consumer(
-    config: Config, worker_index: int, mat: Materializer, t0: float
-) -> tuple[ThreadedConsumer, dict[tuple[str, int], int], list[bool]]:
+    config: Config,
+    worker_index: int,
+    mat: Materializer,
+    sources: SourceFactory | None,
+    t0: float,
+) -> tuple[ThreadedConsumer, CatchUp, list[bool]]:
     """Replica mode: read every partition, from the compacted snapshots on."""
     g, k = config.gateway, config.kafka
-    consumer = ThreadedConsumer(k, f"{g.group_id}-{worker_index}")
-    wait = 0.5
-    while True:  # a broker just started may answer "not leader" for a moment: retry
-        try:
-            result = await bootstrap(k, mat, consumer)
-            return consumer, dict(result.catch_up), [False]
-        except (KafkaException, TopicAdminError, TimeoutError) as e:
-            log.warning("bootstrap failed, retrying in %.1fs: %s", wait, e)
-        await asyncio.sleep(wait)
-        wait = min(wait * 2, 5.0)
+    consumer = ThreadedConsumer(k, f"{g.group_id}-{worker_index}", sources=sources)
+    result = await bootstrap_with_retry(k, mat, consumer)
+    return consumer, CatchUp(result.catch_up, started=t0), [False]
 
 
 def _batch_handler(
     mat: Materializer,
     hub: Hub,
-    catch_up: dict[tuple[str, int], int],
+    catch_up: CatchUp,
     ready: list[bool],
-    t0: float,
 ) -> Any:
     """What the loop does with each consumed batch: apply, fan out, measure.
 
@@ -167,14 +170,8 @@ def _batch_handler(
 
     def on_batch(records: list[Record]) -> None:
         mat.handle(records)
-        if catch_up:
-            for rec in records:
-                key = (rec.topic, rec.partition)
-                if key in catch_up and rec.offset + 1 >= catch_up[key]:
-                    del catch_up[key]
-            if not catch_up:
-                ready[0] = True
-                log.info("caught up with Kafka in %.3fs", time.perf_counter() - t0)
+        if catch_up.observe(records):
+            ready[0] = True
         if not handed:
             loop.call_soon(flush)
         since, n = records[0].received_ns if records else 0, 0
@@ -214,7 +211,7 @@ def _timers(
     hub: Hub,
     server: GatewayServer,
     market: Market,
-    sink: KafkaSink,
+    sink: RecordSink,
     consumer: ThreadedConsumer,
 ) -> list[asyncio.Task[Any]]:
     def heartbeat() -> None:

@@ -9,7 +9,7 @@ reading until its book reaches the live book's sequence and then hands the clien
 to the live view: if the two views are at the same message sequence the next live
 delta chains on directly, otherwise one live snapshot is sent (never a gap).
 
-Each replay reads Kafka with its own consumer on its own thread; the number of
+Each replay reads Kafka with its own record source on its own thread; the number of
 replays is bounded globally and per connection, starting them is rate-limited per
 client, and a client that does not read slows only its own replay.
 """
@@ -17,7 +17,6 @@ client, and a client that does not read slows only its own replay.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -33,7 +32,14 @@ from gateway.ratelimit import TokenBucket
 from gateway.session import Session
 from mdgw import metrics
 from mdgw.config import Config
-from mdgw.history import HistoryError, earliest_ns, find_checkpoint, stream_records
+from mdgw.history import (
+    HistoryError,
+    earliest_ns,
+    find_checkpoint,
+    offset_for_time,
+    stream_records,
+)
+from mdgw.kafka.client import SourceFactory, sources_for
 from mdgw.materializer import Materializer
 from schemas import wire
 
@@ -45,9 +51,17 @@ _DONE = object()
 class ReplayManager:
     """Starts, limits and cancels replays; one asyncio task per replay request."""
 
-    def __init__(self, config: Config, hub: Hub, materializer: Materializer) -> None:
+    def __init__(
+        self,
+        config: Config,
+        hub: Hub,
+        materializer: Materializer,
+        *,
+        sources: SourceFactory | None = None,
+    ) -> None:
         self.config = config
         self.kafka = config.kafka
+        self.sources = sources_for(config.kafka, sources)
         self.hub = hub
         self.materializer = materializer
         self.max_replays = config.gateway.max_replays
@@ -183,9 +197,14 @@ class ReplayManager:
         exchange, symbol = parse_stream_key(stream)
         partition = self._partition(stream)
         k = self.kafka
-        cp = await asyncio.to_thread(find_checkpoint, k, stream, req.from_ns, self.lookback_ms)
+        src = self.sources
+        cp = await asyncio.to_thread(
+            lambda: find_checkpoint(k, stream, req.from_ns, self.lookback_ms, sources=src)
+        )
         if cp is None:
-            oldest = await asyncio.to_thread(earliest_ns, k, k.book_topic, partition)
+            oldest = await asyncio.to_thread(
+                lambda: earliest_ns(k, k.book_topic, partition, sources=src)
+            )
             if oldest is None or req.from_ns < oldest:
                 raise HistoryError(
                     "before_retention",
@@ -200,7 +219,14 @@ class ReplayManager:
 
         def reader(stop: threading.Event) -> Iterator[BookUpdate | Trade]:
             return stream_records(
-                k, k.book_topic, cp.partition, cp.offset, stream, stop, until_ns=req.to_ns
+                k,
+                k.book_topic,
+                cp.partition,
+                cp.offset,
+                stream,
+                stop,
+                until_ns=req.to_ns,
+                sources=src,
             )
 
         async for rec in self._records(reader):
@@ -279,7 +305,10 @@ class ReplayManager:
     async def _trades(self, session: Session, req: Request, stream: str) -> None:
         k = self.kafka
         partition = self.materializer.trade_partitions.get(stream, self._partition(stream))
-        start = await asyncio.to_thread(_offset_for_time, k, k.trades_topic, partition, req.from_ns)
+        src = self.sources
+        start = await asyncio.to_thread(
+            lambda: offset_for_time(k, k.trades_topic, partition, req.from_ns, sources=src)
+        )
         if start is None:
             if req.to_ns is None:
                 self._join_trades(session, stream)
@@ -289,7 +318,7 @@ class ReplayManager:
 
         def reader(stop: threading.Event) -> Iterator[BookUpdate | Trade]:
             return stream_records(
-                k, k.trades_topic, partition, start, stream, stop, until_ns=req.to_ns
+                k, k.trades_topic, partition, start, stream, stop, until_ns=req.to_ns, sources=src
             )
 
         async for rec in self._records(reader):
@@ -318,19 +347,3 @@ class ReplayManager:
     def _join_trades(self, session: Session, stream: str) -> None:
         session.trade_streams.add(stream)
         self.hub.trade_subs.setdefault(stream, set()).add(session)
-
-
-def _offset_for_time(cfg: Any, topic: str, partition: int, at_ns: int) -> int | None:
-    from confluent_kafka import Consumer, TopicPartition
-
-    from mdgw.kafka.source import consumer_conf
-
-    consumer = Consumer(consumer_conf(cfg, f"{cfg.client_id}-history"))
-    try:
-        (tp,) = consumer.offsets_for_times(
-            [TopicPartition(topic, partition, at_ns // 1_000_000)], timeout=10
-        )
-        return tp.offset if tp.offset >= 0 else None
-    finally:
-        with contextlib.suppress(Exception):
-            consumer.close()

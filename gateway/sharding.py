@@ -18,16 +18,14 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
-
 from gateway.hub import Hub
+from mdgw.bootstrap import TRADES_WINDOW_MS
 from mdgw.config import KafkaConfig
+from mdgw.kafka.client import BEGINNING, END, RecordSource, SourceFactory
 from mdgw.kafka.source import load_snapshots
 from mdgw.materializer import Materializer
 
 log = logging.getLogger(__name__)
-
-TRADES_WINDOW_MS = 24 * 3600 * 1000
 
 
 class Shards:
@@ -39,8 +37,10 @@ class Shards:
         materializer: Materializer,
         hub: Hub,
         loop: asyncio.AbstractEventLoop,
+        sources: SourceFactory | None = None,
     ) -> None:
         self.kafka = kafka
+        self.sources = sources
         self.mat = materializer
         self.hub = hub
         self.loop = loop
@@ -53,39 +53,33 @@ class Shards:
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
 
-    def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+    def on_assign(self, source: RecordSource, partitions: list[tuple[str, int]]) -> None:
         k = self.kafka
-        book_parts = {tp.partition for tp in partitions if tp.topic == k.book_topic}
-        snapshots = load_snapshots(k)
+        book_parts = {p for t, p in partitions if t == k.book_topic}
+        snapshots = load_snapshots(k, sources=self.sources)
         resume = self._on_loop(self.mat.load_snapshots, snapshots, book_parts)
         since_ms = int(time.time() * 1000) - TRADES_WINDOW_MS
-        trades = [
-            TopicPartition(k.trades_topic, tp.partition, since_ms)
-            for tp in partitions
-            if tp.topic == k.trades_topic
-        ]
-        found = {
-            tp.partition: tp.offset
-            for tp in (consumer.offsets_for_times(trades, timeout=10) if trades else [])
-        }
-        for tp in partitions:
-            if tp.topic == k.book_topic:
-                tp.offset = resume.get(tp.partition, OFFSET_BEGINNING)
+        trades = [p for t, p in partitions if t == k.trades_topic]
+        found = source.offsets_for_times(k.trades_topic, trades, since_ms) if trades else {}
+        assignment: list[tuple[str, int, int]] = []
+        for t, p in partitions:
+            if t == k.book_topic:
+                assignment.append((t, p, resume.get(p, BEGINNING)))
             else:
-                offset = found.get(tp.partition, -1)
-                tp.offset = offset if offset >= 0 else OFFSET_END
+                offset = found.get(p, -1)
+                assignment.append((t, p, offset if offset >= 0 else END))
         self.owned |= book_parts
         self.mat.owned_partitions = set(self.owned)
         self.assignments += 1
-        consumer.assign(partitions)
+        source.assign(assignment)
         log.info("assigned book partitions %s (%d streams loaded)", sorted(book_parts), len(resume))
 
-    def on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        parts = {tp.partition for tp in partitions if tp.topic == self.kafka.book_topic}
+    def on_revoke(self, source: RecordSource, partitions: list[tuple[str, int]]) -> None:
+        parts = {p for t, p in partitions if t == self.kafka.book_topic}
         dropped = self._on_loop(self._drop, parts)
         self.owned -= parts
         self.mat.owned_partitions = set(self.owned)
-        consumer.unassign()
+        source.unassign()
         log.info("revoked book partitions %s (%d streams handed over)", sorted(parts), dropped)
 
     def _drop(self, parts: set[int]) -> int:

@@ -10,10 +10,12 @@ The gateway and the REST service start the same way, so they share this function
 3. assign every trades partition at the first record of the statistics window
    (``offsets_for_times(now - window)``), or at its end when nothing is that new;
 4. note where each book partition ends now: the process is caught up (and may
-   say it is ready) once it has applied the records up to there (:class:`CatchUp`).
+   say it is ready) once it has applied the records up to there
+   (:class:`mdgw.catchup.CatchUp`).
 
 The caller starts the consumer afterwards (``consumer.start(loop, on_batch)``)
-and passes every batch to ``CatchUp.observe``.
+and passes every batch to ``CatchUp.observe``; :mod:`mdgw.catchup` also retries
+the bootstrap while Kafka cannot be read.
 """
 
 from __future__ import annotations
@@ -21,13 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
 from mdgw.config import KafkaConfig
-from mdgw.kafka.admin import partition_count
-from mdgw.kafka.source import Record, SnapshotRecord, ThreadedConsumer, load_snapshots
+from mdgw.kafka.source import SnapshotRecord, ThreadedConsumer, load_snapshots
 from mdgw.materializer import Materializer
 
 log = logging.getLogger(__name__)
@@ -54,28 +54,6 @@ class BootstrapResult:
     """Wall time of the whole bootstrap."""
     catch_up: dict[tuple[str, int], int] = field(default_factory=dict)
     """(book topic, partition) -> its end offset at start-up, where there is a tail to read."""
-
-
-class CatchUp:
-    """Whether the book partitions have been read up to where they ended at start-up."""
-
-    def __init__(self, targets: dict[tuple[str, int], int]) -> None:
-        self._left = dict(targets)
-
-    @property
-    def done(self) -> bool:
-        return not self._left
-
-    def observe(self, records: Iterable[Record]) -> bool:
-        """Account a consumed batch; True once every partition reached its target."""
-        left = self._left
-        if left:
-            for rec in records:
-                key = (rec.topic, rec.partition)
-                end = left.get(key)
-                if end is not None and rec.offset + 1 >= end:
-                    del left[key]
-        return not left
 
 
 async def apply_snapshots(
@@ -126,15 +104,16 @@ async def bootstrap(
 ) -> BootstrapResult:
     """Load the compacted snapshots into the materializer's Market and assign the consumer.
 
-    Raises the Kafka client's errors (``KafkaException``, ``TopicAdminError``,
-    ``TimeoutError``) when the broker cannot be read; a caller that wants to wait
-    for the broker retries, which is safe: re-applying a snapshot is a no-op.
+    Raises ``SourceError`` or ``TimeoutError`` when the broker cannot be read; a
+    caller that wants to wait for the broker retries
+    (:func:`mdgw.catchup.bootstrap_with_retry`), which is safe: re-applying a
+    snapshot is a no-op.
     """
     t0 = time.perf_counter()
-    snapshots = await asyncio.to_thread(load_snapshots, cfg)
+    snapshots = await asyncio.to_thread(lambda: load_snapshots(cfg, sources=consumer.sources))
     resume = await apply_snapshots(materializer, snapshots)
-    book_parts = await asyncio.to_thread(partition_count, cfg, cfg.book_topic)
-    trade_parts = await asyncio.to_thread(partition_count, cfg, cfg.trades_topic)
+    book_parts = len(await asyncio.to_thread(consumer.partitions, cfg.book_topic))
+    trade_parts = len(await asyncio.to_thread(consumer.partitions, cfg.trades_topic))
     since_ms = int(time.time() * 1000) - trades_window_ms
     assignment: Assignment = [(cfg.book_topic, p, resume.get(p, -2)) for p in range(book_parts)]
     assignment += await asyncio.to_thread(

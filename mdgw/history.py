@@ -6,7 +6,7 @@ offset its deltas resume from. So the book at ``t`` is: the newest checkpoint at
 or before ``t`` (found with ``offsets_for_times``), then the stream's deltas up to
 ``t``: never more than one checkpoint interval of deltas.
 
-Blocking (a dedicated confluent-kafka consumer per call); callers run it on a
+Blocking (a dedicated record source per call, :mod:`mdgw.kafka.client`); callers run it on a
 thread. Instants are the producer's ingest time (``ingest_ns``), the Kafka record
 timestamp in milliseconds being the coarse index.
 """
@@ -18,13 +18,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-
 from core.book import ApplyResult, OrderBook
 from core.types import BookUpdate, Trade, parse_stream_key
 from mdgw.config import KafkaConfig
+from mdgw.kafka.client import Record, RecordSource, SourceError, SourceFactory, sources_for
 from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, int_header
-from mdgw.kafka.source import consumer_conf
 from schemas import codec
 from schemas.errors import SchemaError
 
@@ -46,52 +44,53 @@ class Checkpoint:
     timestamp_ms: int
 
 
-def _consumer(cfg: KafkaConfig) -> Consumer:
-    return Consumer(consumer_conf(cfg, f"{cfg.client_id}-history", **{"fetch.wait.max.ms": 20}))
+def _source(cfg: KafkaConfig, sources: SourceFactory | None) -> RecordSource:
+    return sources_for(cfg, sources)(f"{cfg.client_id}-history", fetch_wait_ms=20)
 
 
 def find_checkpoint(
-    cfg: KafkaConfig, stream: str, at_ns: int, lookback_ms: int
+    cfg: KafkaConfig,
+    stream: str,
+    at_ns: int,
+    lookback_ms: int,
+    *,
+    sources: SourceFactory | None = None,
 ) -> Checkpoint | None:
     """The newest checkpoint of ``stream`` at or before ``at_ns`` within ``lookback_ms``."""
     at_ms = at_ns // 1_000_000
-    consumer = _consumer(cfg)
+    topic = cfg.checkpoints_topic
+    source = _source(cfg, sources)
     try:
-        md = consumer.list_topics(cfg.checkpoints_topic, timeout=10).topics.get(
-            cfg.checkpoints_topic
-        )
-        if md is None or md.error is not None:
-            return None
-        parts = list(md.partitions)
-        starts = consumer.offsets_for_times(
-            [TopicPartition(cfg.checkpoints_topic, p, max(0, at_ms - lookback_ms)) for p in parts],
-            timeout=10,
-        )
+        try:
+            parts = source.partitions(topic)
+        except SourceError as e:
+            if e.retriable:
+                raise
+            return None  # no checkpoint topic: no checkpoint
+        starts = source.offsets_for_times(topic, parts, max(0, at_ms - lookback_ms))
         assign = []
         ends: dict[int, int] = {}
-        for tp in starts:
-            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            if tp.offset < 0 or tp.offset >= high:
+        for part, offset in starts.items():
+            _low, high = source.watermarks(topic, part)
+            if offset < 0 or offset >= high:
                 continue
-            ends[tp.partition] = high
-            assign.append(TopicPartition(cfg.checkpoints_topic, tp.partition, tp.offset))
+            ends[part] = high
+            assign.append((topic, part, offset))
         if not assign:
             return None
-        consumer.assign(assign)
+        source.assign(assign)
         best: Checkpoint | None = None
         key = stream.encode()
         deadline = time.monotonic() + 30
         while ends and time.monotonic() < deadline:
-            for msg in consumer.consume(500, 0.2):
-                if msg.error():
-                    continue
-                p = msg.partition()
-                ts = msg.timestamp()[1]
-                if msg.offset() + 1 >= ends.get(p, 0) or ts > at_ms:
+            for rec in source.consume(500, 0.2):
+                p = rec.partition
+                ts = rec.timestamp_ms
+                if rec.offset + 1 >= ends.get(p, 0) or ts > at_ms:
                     ends.pop(p, None)
-                if ts > at_ms or msg.key() != key:
+                if ts > at_ms or rec.key != key:
                     continue
-                cp = _checkpoint(msg)
+                cp = _checkpoint(rec)
                 if (
                     cp is not None
                     and cp.book.ingest_ns <= at_ns
@@ -100,38 +99,55 @@ def find_checkpoint(
                     best = cp
         return best
     finally:
-        consumer.close()
+        source.close()
 
 
-def _checkpoint(msg: object) -> Checkpoint | None:
-    headers = msg.headers()  # type: ignore[attr-defined]
-    part, offset = int_header(headers, BOOK_PARTITION), int_header(headers, BOOK_OFFSET)
+def _checkpoint(rec: Record) -> Checkpoint | None:
+    part, offset = int_header(rec.headers, BOOK_PARTITION), int_header(rec.headers, BOOK_OFFSET)
     try:
-        book = codec.decode(msg.value() or b"")  # type: ignore[attr-defined]
+        book = codec.decode(rec.value or b"")
     except SchemaError:
         return None
     if part is None or offset is None or not isinstance(book, BookUpdate):
         return None
     book.is_snapshot = True
-    return Checkpoint(book, part, offset, msg.timestamp()[1])  # type: ignore[attr-defined]
+    return Checkpoint(book, part, offset, rec.timestamp_ms)
 
 
-def earliest_ns(cfg: KafkaConfig, topic: str, partition: int) -> int | None:
+def earliest_ns(
+    cfg: KafkaConfig, topic: str, partition: int, *, sources: SourceFactory | None = None
+) -> int | None:
     """Timestamp of the oldest retained record of a partition (None when empty)."""
-    consumer = _consumer(cfg)
+    source = _source(cfg, sources)
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        low, high = source.watermarks(topic, partition)
         if low >= high:
             return None
-        consumer.assign([TopicPartition(topic, partition, low)])
+        source.assign([(topic, partition, low)])
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            for msg in consumer.consume(1, 0.2):
-                if not msg.error():
-                    return msg.timestamp()[1] * 1_000_000
+            for rec in source.consume(1, 0.2):
+                return rec.timestamp_ms * 1_000_000
         return None
     finally:
-        consumer.close()
+        source.close()
+
+
+def offset_for_time(
+    cfg: KafkaConfig,
+    topic: str,
+    partition: int,
+    at_ns: int,
+    *,
+    sources: SourceFactory | None = None,
+) -> int | None:
+    """First offset of a partition at or after ``at_ns`` (None when nothing is that new)."""
+    source = _source(cfg, sources)
+    try:
+        offset = source.offsets_for_times(topic, [partition], at_ns // 1_000_000)[partition]
+        return offset if offset >= 0 else None
+    finally:
+        source.close()
 
 
 def stream_records(
@@ -142,56 +158,63 @@ def stream_records(
     stream: str,
     stop: threading.Event | None = None,
     until_ns: int | None = None,
+    *,
+    sources: SourceFactory | None = None,
 ) -> Iterator[BookUpdate | Trade]:
     """Decoded records of one stream from ``offset`` on; ends past ``until_ns`` or on stop.
 
     With ``until_ns`` None it follows the partition's growth (live tail) until stop.
     Records that do not decode are skipped (the live path dead-letters them).
     """
-    consumer = _consumer(cfg)
+    source = _source(cfg, sources)
     key = stream.encode()
+    position = offset  # next offset to read, to know when a bounded read is done
     try:
-        consumer.assign([TopicPartition(topic, partition, offset)])
+        source.assign([(topic, partition, offset)])
         while stop is None or not stop.is_set():
-            msgs = consumer.consume(500, 0.1)
-            if not msgs and until_ns is not None:
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10, cached=False
-                )
-                pos = consumer.position([TopicPartition(topic, partition)])[0].offset
-                if pos < 0 or pos >= high:
+            recs = source.consume(500, 0.1)
+            if not recs and until_ns is not None:
+                low, high = source.watermarks(topic, partition)
+                if max(position, low) >= high:
                     return
-            for msg in msgs:
-                if msg.error() or msg.key() != key:
+            for rec in recs:
+                position = rec.offset + 1
+                if rec.key != key:
                     continue
-                if until_ns is not None and msg.timestamp()[1] * 1_000_000 > until_ns + 1_000_000:
+                if until_ns is not None and rec.timestamp_ms * 1_000_000 > until_ns + 1_000_000:
                     return
                 try:
-                    rec = codec.decode(msg.value() or b"")
+                    decoded = codec.decode(rec.value or b"")
                 except SchemaError:
                     continue
-                if isinstance(rec, BookUpdate | Trade):
-                    if until_ns is not None and rec.ingest_ns > until_ns:
+                if isinstance(decoded, BookUpdate | Trade):
+                    if until_ns is not None and decoded.ingest_ns > until_ns:
                         return
-                    yield rec
-    except KafkaException as e:
+                    yield decoded
+    except SourceError as e:
         raise HistoryError("kafka", f"reading history of {stream}: {e}") from e
     finally:
-        consumer.close()
+        source.close()
 
 
 def book_at(
-    cfg: KafkaConfig, stream: str, at_ns: int, lookback_ms: int, partition: int | None = None
+    cfg: KafkaConfig,
+    stream: str,
+    at_ns: int,
+    lookback_ms: int,
+    partition: int | None = None,
+    *,
+    sources: SourceFactory | None = None,
 ) -> OrderBook:
     """The book of ``stream`` as it was at ``at_ns`` (after every record ingested by then)."""
     try:
         exchange, symbol = parse_stream_key(stream)
     except ValueError as e:
         raise HistoryError("unknown_symbol", str(e)) from e
-    cp = find_checkpoint(cfg, stream, at_ns, lookback_ms)
+    cp = find_checkpoint(cfg, stream, at_ns, lookback_ms, sources=sources)
     if cp is None:
         if partition is not None:
-            oldest = earliest_ns(cfg, cfg.book_topic, partition)
+            oldest = earliest_ns(cfg, cfg.book_topic, partition, sources=sources)
             if oldest is None or at_ns < oldest:
                 raise HistoryError(
                     "before_retention",
@@ -202,7 +225,10 @@ def book_at(
         )
     book = OrderBook(exchange, symbol)
     book.apply(cp.book)
-    for rec in stream_records(cfg, cfg.book_topic, cp.partition, cp.offset, stream, until_ns=at_ns):
+    records = stream_records(
+        cfg, cfg.book_topic, cp.partition, cp.offset, stream, until_ns=at_ns, sources=sources
+    )
+    for rec in records:
         if isinstance(rec, BookUpdate):
             result = book.apply(rec)
             if result is ApplyResult.GAP:

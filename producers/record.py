@@ -11,11 +11,8 @@ import sys
 import threading
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
-
 from mdgw.config import Config
-from mdgw.kafka.admin import partition_count
-from mdgw.kafka.source import consumer_conf
+from mdgw.kafka.client import BEGINNING, END, SourceFactory, sources_for
 from producers.captures import NativeCaptureWriter
 
 
@@ -27,6 +24,7 @@ def record(
     from_beginning: bool = False,
     stop: threading.Event | None = None,
     idle_exit: float = 0.0,
+    sources: SourceFactory | None = None,
 ) -> int:
     """Write records until ``duration`` (0 = until stopped); returns how many were written.
 
@@ -34,18 +32,14 @@ def record(
     """
     k = config.kafka
     stop = stop or threading.Event()
-    consumer = Consumer(consumer_conf(k, f"{k.client_id}-record"))
-    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-    tps = [
-        TopicPartition(t, p, start)
-        for t in (k.book_topic, k.trades_topic)
-        for p in range(partition_count(k, t))
-    ]
-    consumer.assign(tps)
+    source = sources_for(k, sources)(f"{k.client_id}-record")
+    start = BEGINNING if from_beginning else END
     written = 0
     deadline = time.monotonic() + duration if duration else None
     last = time.monotonic()
     try:
+        parts = [(t, p) for t in (k.book_topic, k.trades_topic) for p in source.partitions(t)]
+        source.assign([(t, p, start) for t, p in parts])
         with NativeCaptureWriter(out) as writer:
             while not stop.is_set():
                 now = time.monotonic()
@@ -53,15 +47,15 @@ def record(
                     break
                 if idle_exit and now - last > idle_exit:
                     break
-                for msg in consumer.consume(1000, 0.2):
-                    if msg.error() or msg.value() is None:
+                for rec in source.consume(1000, 0.2):
+                    if rec.value is None:
                         continue
-                    _ts_type, ts_ms = msg.timestamp()
-                    writer.write(ts_ms * 1_000_000 if ts_ms > 0 else time.time_ns(), msg.value())
+                    ts_ms = rec.timestamp_ms
+                    writer.write(ts_ms * 1_000_000 if ts_ms > 0 else time.time_ns(), rec.value)
                     written += 1
                     last = time.monotonic()
     finally:
-        consumer.close()
+        source.close()
     return written
 
 

@@ -1,9 +1,11 @@
-"""The record source: a confluent-kafka consumer on its own thread, feeding asyncio.
+"""Readers built on the record-source seam (:mod:`mdgw.kafka.client`).
 
-librdkafka's ``consume()`` releases the GIL while it waits, so a dedicated thread
-gives the event loop whole batches with no polling latency. Batches cross into
-the loop with ``call_soon_threadsafe``; a semaphore bounds the batches in flight,
-so a slow loop slows the consumer instead of growing memory.
+:func:`read_to_end` reads partitions up to where they end now (the compacted
+snapshots at start-up, tests); :class:`ThreadedConsumer` consumes on its own thread
+and feeds asyncio. Its source's ``consume()`` (librdkafka releases the GIL while it
+waits) gives the event loop whole batches with no polling latency. Batches cross
+into the loop with ``call_soon_threadsafe``; a semaphore bounds the batches in
+flight, so a slow loop slows the consumer instead of growing memory.
 """
 
 from __future__ import annotations
@@ -15,59 +17,23 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-
 from mdgw.config import KafkaConfig
-from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, Headers, int_header
+from mdgw.kafka.client import (
+    BEGINNING,
+    BROKERS_DOWN,
+    RebalanceHandler,
+    Record,
+    RecordSource,
+    SourceError,
+    SourceFactory,
+    consumer_conf,
+    sources_for,
+)
+from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, int_header
+
+__all__ = ["Record", "SnapshotRecord", "ThreadedConsumer", "consumer_conf", "read_to_end"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class Record:
-    """One consumed record, detached from the client library."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers | None
-    timestamp_ms: int
-    received_ns: int
-    """When the Kafka client handed the record to us (perf_counter_ns clock)."""
-
-
-def consumer_conf(cfg: KafkaConfig, group_id: str, **extra: object) -> dict:
-    return {
-        "bootstrap.servers": cfg.bootstrap,
-        "security.protocol": cfg.security_protocol,
-        "group.id": group_id,
-        "client.id": cfg.client_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        "fetch.wait.max.ms": 5,
-        "fetch.min.bytes": 1,
-        "queued.max.messages.kbytes": 65536,
-        "enable.partition.eof": False,
-        "reconnect.backoff.ms": 100,
-        "reconnect.backoff.max.ms": 2000,
-        **extra,
-    }
-
-
-def to_record(msg: object, now_ns: int) -> Record:
-    return Record(
-        msg.topic(),  # type: ignore[attr-defined]
-        msg.partition(),  # type: ignore[attr-defined]
-        msg.offset(),  # type: ignore[attr-defined]
-        msg.key(),  # type: ignore[attr-defined]
-        msg.value(),  # type: ignore[attr-defined]
-        msg.headers(),  # type: ignore[attr-defined]
-        msg.timestamp()[1],  # type: ignore[attr-defined]
-        now_ns,
-    )
 
 
 def read_to_end(
@@ -76,46 +42,44 @@ def read_to_end(
     start: dict[int, int] | None = None,
     stop: dict[int, int] | None = None,
     timeout: float = 60.0,
+    *,
+    sources: SourceFactory | None = None,
 ) -> Iterable[Record]:
     """Read partitions of a topic from ``start`` (default: beginning) to their end now."""
-    consumer = Consumer(consumer_conf(cfg, f"{cfg.client_id}-reader", **{"fetch.wait.max.ms": 50}))
+
+    def warn(err: SourceError) -> None:
+        log.warning("read %s: %s", topic, err)
+
+    source = sources_for(cfg, sources)(f"{cfg.client_id}-reader", on_error=warn, fetch_wait_ms=50)
     try:
-        md = consumer.list_topics(topic, timeout=10)
-        tmeta = md.topics.get(topic)
-        if tmeta is None or tmeta.error is not None:
-            missing = KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)
-            raise KafkaException(tmeta.error if tmeta else missing)
         ends: dict[int, int] = {}
-        assign: list[TopicPartition] = []
-        for p in tmeta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        assign: list[tuple[str, int, int]] = []
+        for p in source.partitions(topic):
+            low, high = source.watermarks(topic, p)
             end = high if stop is None or p not in stop else min(stop[p], high)
             begin = max(low, (start or {}).get(p, low))
             if begin < end:
                 ends[p] = end
-                assign.append(TopicPartition(topic, p, begin if start else OFFSET_BEGINNING))
+                assign.append((topic, p, begin if start else BEGINNING))
         if not assign:
             return
-        consumer.assign(assign)
+        source.assign(assign)
         deadline = time.monotonic() + timeout
         while ends and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.2):
-                if msg.error():
-                    log.warning("read %s: %s", topic, msg.error())
-                    continue
-                p = msg.partition()
+            for rec in source.consume(1000, 0.2):
+                p = rec.partition
                 if p not in ends:
                     continue
-                if msg.offset() >= ends[p]:
+                if rec.offset >= ends[p]:
                     ends.pop(p)
                     continue
-                yield to_record(msg, time.perf_counter_ns())
-                if msg.offset() + 1 >= ends[p]:
+                yield rec
+                if rec.offset + 1 >= ends[p]:
                     ends.pop(p)
         if ends:
             raise TimeoutError(f"reading {topic} to its end timed out; left: {ends}")
     finally:
-        consumer.close()
+        source.close()
 
 
 @dataclass(slots=True)
@@ -127,10 +91,12 @@ class SnapshotRecord:
     book_offset: int | None
 
 
-def load_snapshots(cfg: KafkaConfig, topic: str | None = None) -> dict[str, SnapshotRecord]:
+def load_snapshots(
+    cfg: KafkaConfig, topic: str | None = None, *, sources: SourceFactory | None = None
+) -> dict[str, SnapshotRecord]:
     """The latest snapshot record of every stream (compacted topic read to its end)."""
     latest: dict[str, SnapshotRecord] = {}
-    for rec in read_to_end(cfg, topic or cfg.snapshots_topic):
+    for rec in read_to_end(cfg, topic or cfg.snapshots_topic, sources=sources):
         if rec.key is None or rec.value is None:
             continue
         latest[rec.key.decode(errors="replace")] = SnapshotRecord(
@@ -143,13 +109,20 @@ class ThreadedConsumer:
     """Consumes assigned partitions on a thread and hands batches to the loop."""
 
     def __init__(
-        self, cfg: KafkaConfig, group_id: str, *, max_batch: int = 2000, max_inflight: int = 8
+        self,
+        cfg: KafkaConfig,
+        group_id: str,
+        *,
+        max_batch: int = 2000,
+        max_inflight: int = 8,
+        sources: SourceFactory | None = None,
     ) -> None:
         self._cfg = cfg
-        self._meta_client: Consumer | None = None
+        self._sources = sources_for(cfg, sources)
+        self._meta_client: RecordSource | None = None
         self.broker_down = False
         """Set by librdkafka's all-brokers-down error; cleared by ``probe()`` or a record."""
-        self._consumer = Consumer(consumer_conf(cfg, group_id, error_cb=self._on_client_error))
+        self._source = self._sources(group_id, on_error=self._on_client_error)
         self._max_batch = max_batch
         self._inflight = threading.Semaphore(max_inflight)
         self._stop = threading.Event()
@@ -158,38 +131,44 @@ class ThreadedConsumer:
         self.last_error = ""
         self.connected = False
         self._positions: dict[tuple[str, int], int] = {}
-        self._ends: dict[tuple[str, int], int] = {}
 
-    def _on_client_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+    def _on_client_error(self, err: SourceError) -> None:
+        if err.code == BROKERS_DOWN:
             if not self.broker_down:
-                log.warning("kafka: all brokers down (%s); clients are told stale", err.str())
+                log.warning("kafka: all brokers down (%s); clients are told stale", err)
             self.broker_down = True
         else:
-            self._note_error(err.str())
+            self._note_error(str(err))
 
     def probe(self, timeout: float = 2.0) -> bool:
         """Blocking metadata request; clears ``broker_down`` when a broker answers."""
         try:
-            self._meta.list_topics(self._cfg.book_topic, timeout=timeout)
-        except KafkaException:
+            self._meta.partitions(self._cfg.book_topic, timeout=timeout)
+        except SourceError:
             return False
         if self.broker_down:
             log.info("kafka: brokers reachable again")
         self.broker_down = False
         return True
 
+    @property
+    def sources(self) -> SourceFactory:
+        """Where this consumer's clients come from (bootstrap reads snapshots there too)."""
+        return self._sources
+
+    def partitions(self, topic: str, timeout: float = 10.0) -> list[int]:
+        """The topic's partition ids (``SourceError`` when it does not exist)."""
+        return self._meta.partitions(topic, timeout=timeout)
+
     def assign(self, partitions: list[tuple[str, int, int]]) -> None:
         """Read these (topic, partition, start offset); a negative offset means beginning."""
-        self._consumer.assign(
-            [TopicPartition(t, p, o if o >= 0 else OFFSET_BEGINNING) for t, p, o in partitions]
-        )
+        self._source.assign([(t, p, o if o >= 0 else BEGINNING) for t, p, o in partitions])
 
     def subscribe(
-        self, topics: list[str], on_assign: Callable[..., None], on_revoke: Callable[..., None]
+        self, topics: list[str], on_assign: RebalanceHandler, on_revoke: RebalanceHandler
     ) -> None:
         """Join the consumer group (sharded mode); the callbacks set start offsets."""
-        self._consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
+        self._source.subscribe(topics, on_assign, on_revoke)
 
     def start(
         self, loop: asyncio.AbstractEventLoop, on_batch: Callable[[list[Record]], None]
@@ -203,33 +182,20 @@ class ThreadedConsumer:
         def run() -> None:
             while not self._stop.is_set():
                 try:
-                    # consume(n, t) waits for n records or t: block on the first one
-                    # only, then take whatever else is already fetched.
-                    first = self._consumer.poll(0.1)
-                    if first is None:
-                        continue
-                    msgs = [first, *self._consumer.consume(self._max_batch - 1, 0)]
-                except KafkaException as e:
+                    batch = self._source.consume(self._max_batch, 0.1)
+                except SourceError as e:
                     self._note_error(str(e))
                     time.sleep(0.5)
                     continue
-                if not msgs:
+                if not batch:
                     continue
-                now = time.perf_counter_ns()
-                batch: list[Record] = []
-                for m in msgs:
-                    err = m.error()
-                    if err is not None:
-                        self._note_error(err.str())
-                        continue
-                    batch.append(to_record(m, now))
-                    self._positions[(m.topic(), m.partition())] = m.offset() + 1
-                if batch:
-                    self.connected = True
-                    while not self._inflight.acquire(timeout=0.2):
-                        if self._stop.is_set():
-                            return
-                    loop.call_soon_threadsafe(deliver, batch)
+                for rec in batch:
+                    self._positions[(rec.topic, rec.partition)] = rec.offset + 1
+                self.connected = True
+                while not self._inflight.acquire(timeout=0.2):
+                    if self._stop.is_set():
+                        return
+                loop.call_soon_threadsafe(deliver, batch)
 
         self._thread = threading.Thread(target=run, name="kafka-consumer", daemon=True)
         self._thread.start()
@@ -240,12 +206,12 @@ class ThreadedConsumer:
         log.warning("kafka consumer: %s", text)
 
     @property
-    def _meta(self) -> Consumer:
+    def _meta(self) -> RecordSource:
         """A second client that never consumes, for watermark and time look-ups:
         asked from another thread, the consuming client answers only between consume()
         calls (confluent-kafka 2.16), i.e. never while records keep flowing."""
         if self._meta_client is None:
-            self._meta_client = Consumer(consumer_conf(self._cfg, f"{self._cfg.client_id}-meta"))
+            self._meta_client = self._sources(f"{self._cfg.client_id}-meta")
         return self._meta_client
 
     def lag(self) -> dict[tuple[str, int], int]:
@@ -253,10 +219,8 @@ class ThreadedConsumer:
         out: dict[tuple[str, int], int] = {}
         for (topic, part), pos in list(self._positions.items()):
             try:
-                _, high = self._meta.get_watermark_offsets(
-                    TopicPartition(topic, part), timeout=1, cached=False
-                )
-            except KafkaException:
+                _, high = self._meta.watermarks(topic, part, timeout=1)
+            except SourceError:
                 continue
             out[(topic, part)] = max(0, high - pos)
         return out
@@ -265,22 +229,15 @@ class ThreadedConsumer:
         self, topic: str, partitions: list[int], at_ms: int, timeout: float = 10.0
     ) -> dict[int, int]:
         """First offset at or after ``at_ms`` per partition (-1 where nothing is that new)."""
-        tps = [TopicPartition(topic, p, at_ms) for p in partitions]
-        found = self._meta.offsets_for_times(tps, timeout=timeout)
-        return {tp.partition: tp.offset for tp in found}
+        return self._meta.offsets_for_times(topic, partitions, at_ms, timeout=timeout)
 
     def watermarks(self, topic: str, partition: int, timeout: float = 5.0) -> tuple[int, int]:
-        tp = TopicPartition(topic, partition)
-        return self._meta.get_watermark_offsets(tp, timeout=timeout)
+        return self._meta.watermarks(topic, partition, timeout=timeout)
 
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        for client in (self._consumer, self._meta_client):
-            if client is None:
-                continue
-            try:
+        for client in (self._source, self._meta_client):
+            if client is not None:
                 client.close()
-            except (KafkaException, RuntimeError) as e:
-                log.warning("closing consumer: %s", e)

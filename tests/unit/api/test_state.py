@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.state import KafkaStateStore, StateStore
 from core.market import Market
-from mdgw.bootstrap import CatchUp
+from mdgw.catchup import CatchUp
 from mdgw.kafka.source import Record
 from mdgw.materializer import StreamPosition
 from tests.unit.api.apidata import make_config
@@ -20,11 +20,12 @@ def test_catch_up_needs_every_partition_to_reach_its_end() -> None:
     assert not c.observe([rec("book", 0, 8), rec("trades", 0, 99), rec("book", 1, 2)])
     assert not c.observe([rec("book", 0, 8)])
     assert c.observe([rec("book", 0, 9)])
-    assert c.done and c.observe([])
+    assert c.done and not c.observe([rec("book", 0, 10)])  # True once: on the transition
 
 
 def test_nothing_to_catch_up_is_done_at_once() -> None:
-    assert CatchUp({}).done
+    c = CatchUp({})
+    assert c.done and not c.observe([rec("book", 0, 0)])
 
 
 def test_readiness_reasons_in_order() -> None:
