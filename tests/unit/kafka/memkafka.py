@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from core.book import OrderBook
+from core.market import Market
 from core.types import BookUpdate, Exchange, Trade
 from mdgw.config import KafkaConfig
 from mdgw.kafka.admin import topic_specs
 from mdgw.kafka.memory import MemoryBroker
+from mdgw.materializer import Materializer
 from producers.publisher import Publisher
 
 T0 = 1_700_000_000_000_000_000
@@ -47,8 +50,35 @@ def book(seq: int, mid: float = 100.0, *, snapshot: bool = False) -> BookUpdate:
         bids = [(mid - 1 - i, 1.0 + i) for i in range(5)]
         asks = [(mid + 1 + i, 1.0 + i) for i in range(5)]
         return BookUpdate(Exchange.BINANCE, "BTC-USDT", T0 + seq, seq, bids, asks, is_snapshot=True)
-    return BookUpdate(Exchange.BINANCE, "BTC-USDT", T0 + seq, seq, [(mid - 1, 1.0 + seq % 7)], [])
+    bid = (mid - 1 - seq % 5, 1.0 + seq % 7)  # stays below the asks: never crosses
+    return BookUpdate(Exchange.BINANCE, "BTC-USDT", T0 + seq, seq, [bid], [])
 
 
 def trade(seq: int, price: float = 100.0) -> Trade:
     return Trade(Exchange.BINANCE, "BTC-USDT", T0 + seq, f"t{seq}", price, 0.5, "buy", seq)
+
+
+def feed(
+    broker: MemoryBroker, cfg: KafkaConfig, clock: Clock, n: int
+) -> list[tuple[int, BookUpdate]]:
+    """A snapshot then ``n`` deltas 100 ms apart, checkpointed every second by a writer
+    (as a gateway writes them); returns (ingest_ns, the full book then) per record."""
+    pub = publisher(broker, cfg, clock)
+    writer = Materializer(
+        Market(),
+        cfg,
+        snapshot_sink=broker,
+        snapshot_every_ms=1000,
+        checkpoint_every_ms=1000,
+        clock=clock.ns,
+    )
+    ref = OrderBook(Exchange.BINANCE, "BTC-USDT")
+    states = []
+    for seq in range(1, n + 2):
+        clock.advance(100)
+        msg = book(seq, snapshot=seq == 1)
+        pub.publish(msg)
+        writer.handle([broker.records(cfg.book_topic)[-1]])  # one stream: one partition
+        ref.apply(msg)
+        states.append((msg.ingest_ns, ref.snapshot(0)))
+    return states
