@@ -11,7 +11,6 @@ translated to ``{"error": ...}`` by :mod:`api.errors`; every answer is counted i
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,6 @@ from mdgw import metrics
 from mdgw.config import Config
 
 STATIC_DIR = Path(__file__).parent / "static"
-BENCH_ENV = "MDGW_API_BENCH_ROUTES"
 API_PREFIX = "/api/v1"
 GZIP_LEVEL = 5
 """gzip level for large answers: ~3x faster than Litestar's default 9, a few % larger."""
@@ -65,7 +63,7 @@ def create_app(config: Config, state: StateStore | None = None) -> Litestar:
         tags=["market data"],
     )
     handlers: list[Any] = [api_router, *system.ROUTES]
-    if os.environ.get(BENCH_ENV) == "1":
+    if api.bench_routes:
         handlers += system.BENCH_ROUTES
     handlers.append(create_static_files_router("/", [STATIC_DIR], html_mode=True, name="static"))
     rate_limit = rate_limit_config(api, trusted)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 
 import uvicorn
 
-from api.app import BENCH_ENV, create_app
+from api.app import create_app
 from api.main import server_config
 from api.state import StateStore
 from core.market import Market
@@ -53,9 +52,10 @@ def main() -> int:
     p.add_argument("--levels", type=int, default=300)
     p.add_argument("--rate-limit", type=int, default=0)
     args = p.parse_args()
-    os.environ[BENCH_ENV] = "1"
     base = load_config(env={})
-    api = dataclasses.replace(base.api, host=args.host, port=args.port, rate_limit=args.rate_limit)
+    api = dataclasses.replace(
+        base.api, host=args.host, port=args.port, rate_limit=args.rate_limit, bench_routes=True
+    )
     config = dataclasses.replace(base, api=api)
     app = create_app(config, StateStore(synthetic_market(args.levels)))
     uvicorn.Server(server_config(config, app)).run()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mdgw.config import Config, ConfigError, load_config
+from mdgw.config import Config, ConfigError, load_config, logging_settings
 from mdgw.logs import setup_logging
 
 log = logging.getLogger("mdgw")
@@ -296,9 +295,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        level = args.log_level or os.environ.get("MDGW_TELEMETRY_LOG_LEVEL", "INFO")
+        early = logging_settings()
         json_logs = bool(args.log_json) if hasattr(args, "log_json") else False
-        setup_logging(level, json_logs or os.environ.get("MDGW_TELEMETRY_LOG_JSON") == "1")
+        setup_logging(args.log_level or early.log_level, json_logs or early.log_json)
         return COMMANDS[args.command](args)
     except ConfigError as e:
         print(f"mdgw: configuration error: {e}", file=sys.stderr)

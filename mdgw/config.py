@@ -137,6 +137,8 @@ class ApiConfig:
     """Peers whose X-Forwarded-For is believed."""
     open_paths: tuple[str, ...] = ("/health", "/ready", "/metrics", "/schema", "/")
     """Paths that need no API key."""
+    bench_routes: bool = False
+    """Serve the routes of the API benchmark (api/bench.py); never in production."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,13 @@ class TelemetryConfig:
     trace_ratio: float = 0.01
     """Share of records traced when tracing is on."""
     tracing: bool = False
-    """OpenTelemetry tracing on/off; exporter via the standard OTEL_* variables."""
+    """OpenTelemetry tracing on/off (OTEL_SDK_DISABLED=true turns it off); the OTLP
+    exporter reads the standard OTEL_EXPORTER_OTLP_* variables."""
+    exporter: str = "otlp"
+    """Span exporter: otlp (over HTTP), console or none; OTEL_TRACES_EXPORTER also sets it."""
+    service_name: str = ""
+    """service.name of spans (empty: mdgw-producer, mdgw-gateway, mdgw-api);
+    OTEL_SERVICE_NAME also sets it."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,12 @@ class Config:
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
+
+STANDARD_ENV = {
+    ("telemetry", "exporter"): "OTEL_TRACES_EXPORTER",
+    ("telemetry", "service_name"): "OTEL_SERVICE_NAME",
+}
+"""OpenTelemetry's own variables for a setting; the MDGW_* variable wins over them."""
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -291,9 +305,11 @@ def load_config(
                 raise ConfigError(f"unknown config key {name}.{key}")
             values[key] = _coerce(f"{name}.{key}", fields[key], value)
         for key, hint in fields.items():
-            var = f"MDGW_{name}_{key}".upper()
-            if var in env:
-                values[key] = _coerce(var, hint, env[var])
+            for var in (STANDARD_ENV.get((name, key)), f"MDGW_{name}_{key}".upper()):
+                if var is not None and var in env:
+                    values[key] = _coerce(var, hint, env[var])
+        if name == "telemetry" and env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            values["tracing"] = False  # OpenTelemetry's switch for all its SDKs
         for key, value in (overrides or {}).get(name, {}).items():
             if value is not None:
                 values[key] = _coerce(f"--{key}", fields[key], value)
@@ -301,6 +317,19 @@ def load_config(
     config = Config(**sections)
     validate(config)
     return config
+
+
+def logging_settings(env: Mapping[str, str] | None = None) -> TelemetryConfig:
+    """The telemetry section from the environment alone: logging is set up before the
+    command reads its configuration file (whose errors it must be able to log)."""
+    env = os.environ if env is None else env
+    fields = _section_fields(TelemetryConfig)
+    values = {
+        key: _coerce(var, fields[key], env[var])
+        for key in ("log_level", "log_json")
+        if (var := f"MDGW_TELEMETRY_{key.upper()}") in env
+    }
+    return TelemetryConfig(**values)
 
 
 def validate(config: Config) -> None:

@@ -34,7 +34,6 @@ overrides the service name; ``OTEL_TRACES_EXPORTER=console|none`` and
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 from typing import TYPE_CHECKING, Any
@@ -125,9 +124,9 @@ _state = _State()
 # ---- set-up ------------------------------------------------------------------------
 
 
-def _exporter() -> SpanExporter | None:
-    """The exporter named by ``OTEL_TRACES_EXPORTER`` (default otlp, over HTTP)."""
-    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
+def _exporter(name: str) -> SpanExporter | None:
+    """The exporter ``telemetry.exporter`` names (default otlp, over HTTP)."""
+    kind = name.strip().lower()
     if kind == "none":
         return None
     if kind == "console":
@@ -135,7 +134,7 @@ def _exporter() -> SpanExporter | None:
 
         return ConsoleSpanExporter()
     if kind not in ("otlp", "otlp_proto_http"):
-        log.warning("OTEL_TRACES_EXPORTER=%s is not supported here; using otlp (HTTP)", kind)
+        log.warning("telemetry exporter %s is not supported here; using otlp (HTTP)", kind)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()
@@ -154,7 +153,7 @@ def setup(
     OTLP one (tests); ``batch=False`` exports each span as it ends.
     """
     global ENABLED
-    if not telemetry.tracing or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+    if not telemetry.tracing:
         return None
     if service in _state.providers:
         return _state.providers[service]
@@ -164,13 +163,13 @@ def setup(
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     ratio = TraceIdRatioBased(telemetry.trace_ratio)
-    name = os.environ.get("OTEL_SERVICE_NAME") or service
+    name = telemetry.service_name or service
     provider = TracerProvider(
         sampler=ParentBased(ratio),
         resource=Resource.create({"service.name": name}),
         id_generator=_state.ids,  # type: ignore[arg-type]  # duck-typed IdGenerator
     )
-    exp = exporter if exporter is not None else _exporter()
+    exp = exporter if exporter is not None else _exporter(telemetry.exporter)
     if exp is not None:
         provider.add_span_processor(BatchSpanProcessor(exp) if batch else SimpleSpanProcessor(exp))
     _state.providers[service] = provider
@@ -196,7 +195,7 @@ def setup_producer(telemetry: TelemetryConfig | None = None, client_id: str = ""
     if telemetry is None:
         from mdgw.config import load_config
 
-        telemetry = load_config(env=os.environ).telemetry
+        telemetry = load_config().telemetry
     _state.client_id = client_id
     return setup(telemetry, PRODUCER_SERVICE) is not None
 

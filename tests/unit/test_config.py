@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mdgw.config import ConfigError, load_config
+from mdgw.config import ConfigError, TelemetryConfig, load_config, logging_settings
 
 
 def test_layers_file_then_env_then_flags(tmp_path: Path) -> None:
@@ -61,3 +61,22 @@ def test_unknown_keys_and_sections_are_errors(tmp_path: Path) -> None:
         load_config(f, env={})
     with pytest.raises(ConfigError, match=r"nope\.yaml"):
         load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_opentelemetry_variables_set_telemetry_and_mdgw_ones_win() -> None:
+    env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "feed-a"}
+    t = load_config(env=env).telemetry
+    assert (t.exporter, t.service_name) == ("console", "feed-a")
+    t = load_config(env={**env, "MDGW_TELEMETRY_EXPORTER": "none"}).telemetry
+    assert t.exporter == "none"
+    env = {"MDGW_TELEMETRY_TRACING": "1", "OTEL_SDK_DISABLED": "TRUE"}
+    assert load_config(env=env).telemetry.tracing is False
+    assert load_config(env={"MDGW_TELEMETRY_TRACING": "1"}).telemetry.tracing is True
+
+
+def test_logging_settings_come_from_the_environment_alone() -> None:
+    t = logging_settings({"MDGW_TELEMETRY_LOG_LEVEL": "DEBUG", "MDGW_TELEMETRY_LOG_JSON": "yes"})
+    assert (t.log_level, t.log_json) == ("DEBUG", True)
+    assert logging_settings({}) == TelemetryConfig()
+    with pytest.raises(ConfigError, match="MDGW_TELEMETRY_LOG_JSON"):
+        logging_settings({"MDGW_TELEMETRY_LOG_JSON": "maybe"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +18,7 @@ from core.types import BookUpdate, Exchange
 from gateway.hub import Hub, ViewKey
 from gateway.session import Session
 from mdgw import tracing
-from mdgw.config import KafkaConfig, TelemetryConfig
+from mdgw.config import KafkaConfig, TelemetryConfig, load_config
 from mdgw.kafka.headers import TRACEPARENT, header
 from mdgw.kafka.sink import MemorySink
 from mdgw.kafka.source import Record
@@ -137,9 +138,11 @@ def test_env_switch_turns_the_producer_on(monkeypatch: pytest.MonkeyPatch) -> No
     assert all(traceparent_of(r).endswith("-00") for r in records)
 
 
-def test_sdk_disabled_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
-    assert tracing.setup(on(), tracing.PRODUCER_SERVICE) is None
+def test_sdk_disabled_wins() -> None:
+    env = {"MDGW_TELEMETRY_TRACING": "1", "OTEL_SDK_DISABLED": "true"}
+    telemetry = load_config(env=env).telemetry
+    assert telemetry.tracing is False
+    assert tracing.setup(telemetry, tracing.PRODUCER_SERVICE) is None
     assert tracing.ENABLED is False
 
 
@@ -185,10 +188,13 @@ def test_pre_check_agrees_with_the_sdk_sampler() -> None:
     assert 120 < len(spans) < 280
 
 
-def test_otel_service_name_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "my-feed")
-    exporter = exporter_for(tracing.PRODUCER_SERVICE)
-    published(1, on())
+def test_otel_service_name_overrides() -> None:
+    telemetry = load_config(env={"OTEL_SERVICE_NAME": "my-feed", "OTEL_TRACES_EXPORTER": "none"})
+    assert telemetry.telemetry.exporter == "none"
+    named = dataclasses.replace(on(), service_name=telemetry.telemetry.service_name)
+    exporter = InMemorySpanExporter()
+    tracing.setup(named, tracing.PRODUCER_SERVICE, exporter=exporter, batch=False)
+    published(1, named)
     (span,) = exporter.get_finished_spans()
     assert span.resource.attributes["service.name"] == "my-feed"
 

@@ -13,6 +13,7 @@ from api.app import STATIC_DIR
 from api.models import OrderBookBody
 from core.market import Market
 from core.types import BookUpdate, Exchange, Statistics
+from mdgw.config import load_config
 from tests.unit.api.apidata import BINANCE_ASKS, BINANCE_BIDS, NOW
 
 Client = TestClient[Litestar]
@@ -282,8 +283,8 @@ def test_cors_origins_from_config(make_client) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
-def test_bench_route_only_when_enabled(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bench_route_only_when_enabled(make_client) -> None:
     assert make_client().get("/bench/const").status_code == 404
-    monkeypatch.setenv("MDGW_API_BENCH_ROUTES", "1")
-    r = make_client().get("/bench/const")
+    assert load_config(env={"MDGW_API_BENCH_ROUTES": "1"}).api.bench_routes
+    r = make_client(bench_routes=True).get("/bench/const")
     assert r.status_code == 200 and r.json() == {"status": "ok"}
