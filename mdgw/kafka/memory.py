@@ -7,7 +7,8 @@ letters, and reads them back, without a Java broker. It honours what the code
 relies on: offsets, low and high watermarks (``truncate`` plays retention),
 timestamps and ``offsets_for_times``, keyed partitioning, blocking ``consume``
 with a timeout. Not modelled: replication, transactions, compaction, committed
-offsets (nothing here commits).
+offsets (nothing here commits). ``set_down`` plays the loss of every broker: clients
+are told (``BROKERS_DOWN``) and their requests fail until it is back.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mdgw.kafka.client import (
+    BROKERS_DOWN,
     END,
     UNKNOWN_TOPIC,
     Assignment,
@@ -49,12 +51,16 @@ class MemoryBroker:
         self.clock_ms = clock_ms
         self.topics: dict[str, list[_Partition]] = {}
         self._cond = threading.Condition()
+        self.down = False
+        self._clients: list[MemorySource] = []
 
     def create_topic(self, name: str, partitions: int = 1) -> None:
         with self._cond:
             self.topics.setdefault(name, [_Partition() for _ in range(partitions)])
 
     def _parts(self, topic: str) -> list[_Partition]:
+        if self.down:
+            raise SourceError("all brokers down", code=BROKERS_DOWN, retriable=True)
         parts = self.topics.get(topic)
         if parts is None:
             raise SourceError(f"topic {topic}: unknown", code=UNKNOWN_TOPIC, retriable=False)
@@ -100,6 +106,17 @@ class MemoryBroker:
             del p.records[:cut]
             p.low += cut
 
+    def set_down(self, down: bool) -> None:
+        """Lose (True) or regain (False) every broker; clients hear of the loss."""
+        with self._cond:
+            self.down = down
+            clients = [c for c in self._clients if not c.closed]
+            self._clients = clients
+        if down:
+            for c in clients:
+                if c.on_error is not None:
+                    c.on_error(SourceError("all brokers down", code=BROKERS_DOWN))
+
     def records(self, topic: str) -> list[Record]:
         """Every retained record of a topic, partition by partition."""
         with self._cond:
@@ -110,14 +127,18 @@ class MemoryBroker:
     def __call__(
         self, group_id: str, *, on_error: ErrorHandler | None = None, fetch_wait_ms: int = 5
     ) -> MemorySource:
-        return MemorySource(self)
+        source = MemorySource(self, on_error)
+        with self._cond:
+            self._clients.append(source)
+        return source
 
 
 class MemorySource:
     """One reading client of a :class:`MemoryBroker`."""
 
-    def __init__(self, broker: MemoryBroker) -> None:
+    def __init__(self, broker: MemoryBroker, on_error: ErrorHandler | None = None) -> None:
         self.broker = broker
+        self.on_error = on_error
         self._next: dict[tuple[str, int], int] = {}
         self._pending: tuple[list[str], RebalanceHandler] | None = None
         self.closed = False
@@ -155,7 +176,7 @@ class MemorySource:
         now = time.perf_counter_ns()
         with self.broker._cond:
             while True:
-                for (topic, part), offset in self._next.items():
+                for (topic, part), offset in self._next.items() if not self.broker.down else ():
                     p = self.broker._parts(topic)[part]
                     start = max(offset, p.low)  # auto.offset.reset=earliest past retention
                     taken = p.records[start - p.low : start - p.low + max_records - len(out)]

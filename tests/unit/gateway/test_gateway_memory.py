@@ -151,3 +151,19 @@ async def test_sharded_mode_loads_the_partitions_it_is_given() -> None:
         assert rt.market.book(STREAM).snapshot(0).bids == states[-1][1].bids  # type: ignore[union-attr]
     finally:
         await stop_gateway(rt, timeout=2)
+
+
+async def test_broker_loss_marks_views_stale_and_recovery_resends_snapshots(gw) -> None:
+    rt, broker, states = gw
+    async with MarketDataClient(url(rt), fmt="json") as c:
+        await c.subscribe("book", [STREAM], depth=10)
+        await events_until(c, "book")
+        broker.set_down(True)
+        seen = await events_until(c, "status")
+        assert seen[-1].data["status"] == "stale" and "kafka" in seen[-1].data["reason"]
+        assert rt.consumer.broker_down and not rt.consumer.probe(0.1)
+        broker.set_down(False)
+        seen = await events_until(c, "book")
+        local = c.book(STREAM)
+        assert local is not None and local.valid and local.sequence == states[-1][1].sequence
+        assert not rt.consumer.broker_down
