@@ -21,6 +21,7 @@ from mdgw.config import KafkaConfig
 from mdgw.kafka.client import (
     BEGINNING,
     BROKERS_DOWN,
+    UNKNOWN_TOPIC,
     RebalanceHandler,
     Record,
     RecordSource,
@@ -144,8 +145,9 @@ class ThreadedConsumer:
         """Blocking metadata request; clears ``broker_down`` when a broker answers."""
         try:
             self._meta.partitions(self._cfg.book_topic, timeout=timeout)
-        except SourceError:
-            return False
+        except SourceError as e:
+            if e.code != UNKNOWN_TOPIC:  # "no such topic" is an answer: the broker is up
+                return False
         if self.broker_down:
             log.info("kafka: brokers reachable again")
         self.broker_down = False

@@ -205,3 +205,16 @@ def test_poison_records_are_dead_lettered_with_the_contract_headers() -> None:
         assert H.header(r.headers, H.DLQ_SOURCE_OFFSET) == str(offset).encode()
     assert dead[0].value == b"\xff\x00not protobuf"
     assert mat.market.book(STREAM).sequence == 5  # type: ignore[union-attr]
+
+
+def test_probe_tells_a_lost_broker_from_a_missing_topic() -> None:
+    broker = MemoryBroker()
+    consumer = ThreadedConsumer(CFG, "g", sources=broker)
+    try:
+        assert consumer.probe()  # the broker answers, even without the book topic
+        broker.set_down(True)
+        assert consumer.broker_down and not consumer.probe()
+        broker.set_down(False)
+        assert consumer.probe() and not consumer.broker_down
+    finally:
+        consumer.close()

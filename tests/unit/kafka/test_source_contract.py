@@ -13,7 +13,15 @@ from dataclasses import dataclass
 import pytest
 
 from mdgw.config import KafkaConfig
-from mdgw.kafka.client import BEGINNING, END, Record, RecordSource, SourceError, SourceFactory
+from mdgw.kafka.client import (
+    BEGINNING,
+    END,
+    UNKNOWN_TOPIC,
+    Record,
+    RecordSource,
+    SourceError,
+    SourceFactory,
+)
 from mdgw.kafka.sink import RecordSink
 from tests.unit.kafka.memkafka import broker_for
 
@@ -83,7 +91,7 @@ def test_partitions_of_a_topic_and_of_a_missing_one(env: Env, source: RecordSour
     assert source.partitions(env.topic) == [0, 1, 2]
     with pytest.raises(SourceError) as e:
         source.partitions(f"{env.topic}.missing", timeout=5)
-    assert not e.value.retriable
+    assert not e.value.retriable and e.value.code == UNKNOWN_TOPIC
 
 
 def test_watermarks_follow_writes(env: Env, source: RecordSource) -> None:
