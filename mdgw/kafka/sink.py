@@ -1,7 +1,9 @@
 """The record sink: an idempotent confluent-kafka producer with delivery accounting.
 
 Producers (simulator, replay, connectors) and the gateway (snapshots, DLQ) write
-through this one seam, so tests can swap in :class:`MemorySink`.
+through this one seam, so tests can swap in :class:`MemorySink`, or
+:class:`mdgw.kafka.memory.MemoryBroker` when they also read the records back
+(reading has its own seam: :mod:`mdgw.kafka.client`).
 """
 
 from __future__ import annotations

@@ -32,7 +32,14 @@ from mdgw.kafka.client import (
 )
 from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, int_header
 
-__all__ = ["Record", "SnapshotRecord", "ThreadedConsumer", "consumer_conf", "read_to_end"]
+__all__ = [
+    "Record",
+    "SnapshotRecord",
+    "ThreadedConsumer",
+    "consumer_conf",
+    "load_snapshots",
+    "read_to_end",
+]
 
 log = logging.getLogger(__name__)
 
