@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import AsyncIterator
 
 import orjson
@@ -12,61 +11,28 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from core.types import BookUpdate
 from gateway.app import GatewayRuntime, start_gateway, stop_gateway
 from gateway.client import MarketDataClient
-from mdgw.config import Config, GatewayConfig, KafkaConfig
 from mdgw.kafka.headers import BOOK_OFFSET, int_header
 from mdgw.kafka.memory import MemoryBroker
 from schemas import codec
-from tests.unit.kafka.memkafka import Clock, book, broker_for, feed
-
-STREAM = "BINANCE:BTC-USDT"
-KAFKA = KafkaConfig(partitions=3)
-CONFIG = Config(
-    kafka=KAFKA,
-    gateway=dataclasses.replace(
-        GatewayConfig(), host="127.0.0.1", port=0, checkpoint_every_ms=1000, ping_interval=0
-    ),
+from tests.unit.gateway.memgw import (
+    CONFIG,
+    KAFKA,
+    STREAM,
+    History,
+    events_until,
+    eventually,
+    memory_gateway,
+    url,
 )
-
-History = list[tuple[int, BookUpdate]]
-
-
-async def eventually(pred, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+from tests.unit.kafka.memkafka import Clock, book, broker_for, feed
 
 
 @pytest.fixture
 async def gw() -> AsyncIterator[tuple[GatewayRuntime, MemoryBroker, History]]:
-    clock = Clock()
-    broker = broker_for(KAFKA, clock)
-    states = feed(broker, KAFKA, clock, 40)
-    rt = await start_gateway(CONFIG, sources=broker, sink=broker)
-    await eventually(lambda: rt.server.is_ready() and rt.market.book(STREAM) is not None)
-    yield rt, broker, states
-    if not rt.server.shutting_down:
-        await stop_gateway(rt, timeout=2)
-
-
-def url(rt: GatewayRuntime) -> str:
-    return f"ws://127.0.0.1:{rt.port}/ws"
-
-
-async def events_until(client: MarketDataClient, kind: str, timeout: float = 10.0) -> list:
-    seen = []
-
-    async def run() -> None:
-        async for ev in client.events():
-            seen.append(ev)
-            if ev.kind == kind:
-                return
-
-    await asyncio.wait_for(run(), timeout)
-    return seen
+    async with memory_gateway() as (rt, broker, states, _clock):
+        yield rt, broker, states
 
 
 async def test_ready_once_the_tail_is_applied(gw) -> None:

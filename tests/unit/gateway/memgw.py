@@ -1,0 +1,68 @@
+"""A gateway on the in-memory broker for unit tests, and ways to wait for what it sends."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from core.types import BookUpdate
+from gateway.app import GatewayRuntime, start_gateway, stop_gateway
+from gateway.client import Event, MarketDataClient
+from mdgw.config import Config, GatewayConfig, KafkaConfig
+from mdgw.kafka.memory import MemoryBroker
+from tests.unit.kafka.memkafka import Clock, broker_for, feed
+
+STREAM = "BINANCE:BTC-USDT"
+KAFKA = KafkaConfig(partitions=3)
+CONFIG = Config(
+    kafka=KAFKA,
+    gateway=dataclasses.replace(
+        GatewayConfig(), host="127.0.0.1", port=0, checkpoint_every_ms=1000, ping_interval=0
+    ),
+)
+
+History = list[tuple[int, BookUpdate]]
+
+
+async def eventually(pred: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def memory_gateway(
+    deltas: int = 40, config: Config = CONFIG
+) -> AsyncIterator[tuple[GatewayRuntime, MemoryBroker, History, Clock]]:
+    """A ready gateway over a broker holding one stream's history (see ``feed``)."""
+    clock = Clock()
+    broker = broker_for(KAFKA, clock)
+    states = feed(broker, KAFKA, clock, deltas)
+    rt = await start_gateway(config, sources=broker, sink=broker)
+    await eventually(lambda: rt.server.is_ready() and rt.market.book(STREAM) is not None)
+    try:
+        yield rt, broker, states, clock
+    finally:
+        if not rt.server.shutting_down:
+            await stop_gateway(rt, timeout=2)
+
+
+def url(rt: GatewayRuntime) -> str:
+    return f"ws://127.0.0.1:{rt.port}/ws"
+
+
+async def events_until(client: MarketDataClient, kind: str, timeout: float = 10.0) -> list[Event]:
+    seen: list[Event] = []
+
+    async def run() -> None:
+        async for ev in client.events():
+            seen.append(ev)
+            if ev.kind == kind:
+                return
+
+    await asyncio.wait_for(run(), timeout)
+    return seen
