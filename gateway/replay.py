@@ -143,17 +143,23 @@ class ReplayManager:
         room = threading.Semaphore(2000)
         stop = threading.Event()
 
+        def hand(item: object) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop has closed (shutdown): nobody waits for it
+                stop.set()
+
         def pump() -> None:
             try:
                 for rec in it_factory(stop):
                     while not room.acquire(timeout=0.2):
                         if stop.is_set():
                             return
-                    loop.call_soon_threadsafe(queue.put_nowait, rec)
+                    hand(rec)
             except BaseException as e:  # handed to the consumer side
-                loop.call_soon_threadsafe(queue.put_nowait, e)
+                hand(e)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+                hand(_DONE)
 
         thread = threading.Thread(target=pump, name="replay-reader", daemon=True)
         thread.start()
