@@ -24,10 +24,11 @@ from websockets.http11 import Request, Response
 
 from core.types import parse_stream_key
 from gateway.auth import AuthError, TokenVerifier
+from gateway.connection import GatewayConnection
 from gateway.hub import Hub, ViewKey
 from gateway.protocol import ProtocolError, parse_request
 from gateway.ratelimit import AttemptLimiter, TokenBucket
-from gateway.session import Session
+from gateway.session import Session, socket_fd
 from mdgw import metrics
 from mdgw.config import GatewayConfig
 from mdgw.metrics_http import render_metrics
@@ -150,13 +151,17 @@ class GatewayServer:
             subject=str(claims.get("sub", "")),
             token_exp=claims.get("exp"),
             compression=bool(exts),
+            fd=socket_fd(conn.transport, self.cfg.send_buffer_bytes),
+            probe_ns=self.cfg.probe_interval_ms * 1_000_000,
         )
 
     async def handler(self, conn: ServerConnection) -> None:
         session = self.new_session(conn)
         session.claims = getattr(conn, "claims", None) or {}
         session.tokens = float(self.cfg.control_burst)
-        self.hub.sessions.add(session)
+        self.hub.add_session(session)
+        if isinstance(conn, GatewayConnection):
+            conn.on_probe = session.on_pong
         self.per_subject[session.subject] = self.per_subject.get(session.subject, 0) + 1
         metrics.WS_CONNECTIONS_TOTAL.inc()
         metrics.WS_CONNECTIONS_ACTIVE.inc()

@@ -49,6 +49,14 @@ class KafkaConfig:
     """Replication factor of created topics."""
     retention_ms: int = 7 * 24 * 3600 * 1000
     """Retention of the book, trades and checkpoint topics: the time-travel horizon."""
+    producer_linger_ms: float = 0.5
+    """Producers' linger.ms: how long a record may wait to share a batch (latency vs CPU,
+    bench/README.md)."""
+    fetch_wait_max_ms: int = 100
+    """Consumers' fetch.wait.max.ms: how long the broker holds a fetch that has less
+    than fetch_min_bytes (an empty fetch is answered as soon as data arrives)."""
+    fetch_min_bytes: int = 1
+    """Consumers' fetch.min.bytes: 1 = answer a fetch as soon as any record is there."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,19 @@ class GatewayConfig:
     high_water_bytes: int = 1_048_576
     """Unsent bytes past which a client's deltas are dropped and it is resynced."""
     slow_timeout: float = 5.0
-    """Seconds a client may stay above the high-water mark after a resync before 1013."""
+    """Seconds a client may stay behind (or fall behind again after a resync) before 1013."""
+    max_lag_ms: int = 500
+    """Age of the oldest book message still queued for a client (in the process or the
+    kernel's send queue) past which it is resynced (docs/protocol.md §9.1)."""
+    probe_interval_ms: int = 100
+    """Probe pings after data at most this often per client: their pongs tell what the
+    client has read (0 = judge freshness by the kernel's send queue only)."""
+    send_buffer_bytes: int = 131_072
+    """SO_SNDBUF of client sockets (0 = the OS's autotuning): bounds what can wait,
+    undroppable, in the kernel."""
+    gc_freeze: bool = True
+    """Move start-up objects (books, code) out of the garbage collector's scans once caught
+    up: shorter full collections on the hot path."""
     snapshot_every_updates: int = 1000
     """Write a book to the compacted topic every N updates..."""
     snapshot_every_ms: int = 5_000

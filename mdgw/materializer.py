@@ -85,6 +85,8 @@ class Materializer:
         self.trade_partitions: dict[str, int] = {}
         """Trades-topic partition of each stream (time-travel replays read it)."""
         self.counters = Counters()
+        self.last_ingest_ns = 0
+        """Producer ``ingest_ns`` of the last book record decoded (the Kafka hop metric)."""
 
     # ---- bootstrap -----------------------------------------------------------------
 
@@ -143,6 +145,7 @@ class Materializer:
         if not isinstance(update, BookUpdate):
             self.dead_letter(rec, "wrong_type", f"{type(update).__name__} on the book topic")
             return
+        self.last_ingest_ns = update.ingest_ns
         stream = update.stream
         key = (rec.key or b"").decode(errors="replace")
         if key != stream:

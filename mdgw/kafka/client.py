@@ -105,7 +105,11 @@ class SourceFactory(Protocol):
     """Makes one client per call: ``group_id`` is its consumer group (never committed)."""
 
     def __call__(
-        self, group_id: str, *, on_error: ErrorHandler | None = None, fetch_wait_ms: int = 5
+        self,
+        group_id: str,
+        *,
+        on_error: ErrorHandler | None = None,
+        fetch_wait_ms: int | None = None,
     ) -> RecordSource: ...
 
 
@@ -118,8 +122,10 @@ def consumer_conf(cfg: KafkaConfig, group_id: str, **extra: object) -> dict:
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "fetch.wait.max.ms": 5,
-        "fetch.min.bytes": 1,
+        # The broker answers a fetch as soon as fetch.min.bytes are there, so a long
+        # wait costs no latency and spares both sides empty fetches (bench/README.md).
+        "fetch.wait.max.ms": cfg.fetch_wait_max_ms,
+        "fetch.min.bytes": cfg.fetch_min_bytes,
         "queued.max.messages.kbytes": 65536,
         "enable.partition.eof": False,
         "reconnect.backoff.ms": 100,
@@ -166,11 +172,12 @@ class KafkaSource:
         group_id: str,
         *,
         on_error: ErrorHandler | None = None,
-        fetch_wait_ms: int = 5,
+        fetch_wait_ms: int | None = None,
     ) -> None:
         self._on_error = on_error or _log_error
+        wait = cfg.fetch_wait_max_ms if fetch_wait_ms is None else fetch_wait_ms
         conf = consumer_conf(
-            cfg, group_id, error_cb=self._client_error, **{"fetch.wait.max.ms": fetch_wait_ms}
+            cfg, group_id, error_cb=self._client_error, **{"fetch.wait.max.ms": wait}
         )
         self._consumer = Consumer(conf)
 
@@ -269,7 +276,11 @@ class KafkaSources:
     cfg: KafkaConfig
 
     def __call__(
-        self, group_id: str, *, on_error: ErrorHandler | None = None, fetch_wait_ms: int = 5
+        self,
+        group_id: str,
+        *,
+        on_error: ErrorHandler | None = None,
+        fetch_wait_ms: int | None = None,
     ) -> KafkaSource:
         return KafkaSource(self.cfg, group_id, on_error=on_error, fetch_wait_ms=fetch_wait_ms)
 

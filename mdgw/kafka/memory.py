@@ -125,7 +125,11 @@ class MemoryBroker:
     # ---- SourceFactory ---------------------------------------------------------------
 
     def __call__(
-        self, group_id: str, *, on_error: ErrorHandler | None = None, fetch_wait_ms: int = 5
+        self,
+        group_id: str,
+        *,
+        on_error: ErrorHandler | None = None,
+        fetch_wait_ms: int | None = None,
     ) -> MemorySource:
         source = MemorySource(self, on_error)
         with self._cond:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from mdgw.kafka.client import (
 from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, int_header
 
 __all__ = [
+    "Batch",
     "Record",
     "SnapshotRecord",
     "ThreadedConsumer",
@@ -88,6 +90,19 @@ def read_to_end(
             raise TimeoutError(f"reading {topic} to its end timed out; left: {ends}")
     finally:
         source.close()
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records consumed together, with when the consumer thread got them."""
+
+    records: list[Record]
+    received_ns: int
+    """perf_counter_ns when the thread had them."""
+    received_wall_ns: int
+    """time.time_ns at the same moment (compared with producers' ingest_ns)."""
+    loop_ns: int = 0
+    """perf_counter_ns when the event loop started on them."""
 
 
 @dataclass(slots=True)
@@ -180,31 +195,69 @@ class ThreadedConsumer:
         self._source.subscribe(topics, on_assign, on_revoke)
 
     def start(
-        self, loop: asyncio.AbstractEventLoop, on_batch: Callable[[list[Record]], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_batch: Callable[[list[Record]], None],
+        on_drained: Callable[[list[Batch]], None] | None = None,
+        budget_s: float = 0.02,
     ) -> None:
-        def deliver(batch: list[Record]) -> None:
+        """Hand batches to ``on_batch`` on the loop, then ``on_drained`` with those handled.
+
+        The thread queues batches and wakes the loop only when it is not already due
+        to run (one ``call_soon_threadsafe``, i.e. one self-pipe write, per wake-up,
+        not per batch). The loop handles what is queued within ``budget_s``, then lets
+        other callbacks and I/O run (handshakes, control messages) before the rest.
+        """
+        queue: deque[Batch] = deque()
+        scheduled = threading.Event()
+
+        def drain() -> None:
+            scheduled.clear()
+            t0 = time.perf_counter_ns()
+            deadline = t0 + int(budget_s * 1e9)
+            done: list[Batch] = []
             try:
-                on_batch(batch)
+                while queue:
+                    batch = queue.popleft()
+                    batch.loop_ns = time.perf_counter_ns()
+                    try:
+                        on_batch(batch.records)
+                    finally:
+                        self._inflight.release()
+                    done.append(batch)
+                    if queue and time.perf_counter_ns() > deadline:
+                        if not scheduled.is_set():
+                            scheduled.set()
+                            loop.call_soon(drain)
+                        break
             finally:
-                self._inflight.release()
+                if on_drained is not None and done:
+                    on_drained(done)
 
         def run() -> None:
             while not self._stop.is_set():
                 try:
-                    batch = self._source.consume(self._max_batch, 0.1)
+                    records = self._source.consume(self._max_batch, 0.1)
                 except SourceError as e:
                     self._note_error(str(e))
                     time.sleep(0.5)
                     continue
-                if not batch:
+                if not records:
                     continue
-                for rec in batch:
+                wall = time.time_ns()
+                for rec in records:
                     self._positions[(rec.topic, rec.partition)] = rec.offset + 1
                 self.connected = True
                 while not self._inflight.acquire(timeout=0.2):
                     if self._stop.is_set():
                         return
-                loop.call_soon_threadsafe(deliver, batch)
+                queue.append(Batch(records, records[0].received_ns, wall))
+                if not scheduled.is_set():
+                    scheduled.set()
+                    try:
+                        loop.call_soon_threadsafe(drain)
+                    except RuntimeError:  # the loop is closed: shutting down
+                        return
 
         self._thread = threading.Thread(target=run, name="kafka-consumer", daemon=True)
         self._thread.start()
