@@ -27,6 +27,7 @@ from typing import Any
 from core.book import ApplyResult, OrderBook
 from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthView
+from gateway import authz
 from gateway.hub import Hub, ViewKey
 from gateway.protocol import ProtocolError, Request
 from gateway.ratelimit import TokenBucket
@@ -55,12 +56,14 @@ class ReplayManager:
         self.lookback_ms = 2 * config.gateway.checkpoint_every_ms + 5_000
         self.active = 0
         self._buckets: dict[int, TokenBucket] = {}
+        self._symbols: dict[int, dict[object, int]] = {}
+        """session id -> {replay id: symbols}: running replays count toward the cap."""
 
     def __call__(self, session: Session, req: Request) -> None:
         if req.op == "cancel_replay":
             self.cancel(session, req.id)
             return
-        bucket = self._buckets.setdefault(session.id, TokenBucket(1.0, 3))
+        bucket = self._bucket(session)
         if not bucket.allow(time.monotonic()):
             metrics.RATE_LIMITED.labels("replay").inc()
             raise ProtocolError("rate_limited", "too many replay requests", req.id)
@@ -74,6 +77,7 @@ class ReplayManager:
             )
         if req.id in session.replays:
             raise ProtocolError("bad_request", f"a replay with id {req.id!r} is running", req.id)
+        self._authorize(session, req.channel, req.symbols, req.id)
         now = time.time_ns()
         if req.from_ns >= now:
             raise ProtocolError("bad_request", "from must be in the past", req.id)
@@ -87,8 +91,44 @@ class ReplayManager:
         )
         self.active += 1
         metrics.REPLAYS_ACTIVE.inc()
+        self._symbols.setdefault(session.id, {})[req.id] = len(req.symbols)
         task = asyncio.create_task(self._run(session, req))
         session.replays[req.id] = task
+
+    def _bucket(self, session: Session) -> TokenBucket:
+        """This connection's replay-start bucket; buckets of closed connections are freed."""
+        bucket = self._buckets.get(session.id)
+        if bucket is None:
+            if len(self._buckets) >= 2 * len(self.hub.sessions) + 64:
+                alive = {s.id for s in self.hub.sessions}
+                self._buckets = {k: b for k, b in self._buckets.items() if k in alive}
+            bucket = self._buckets[session.id] = TokenBucket(1.0, 3)
+        return bucket
+
+    def _authorize(
+        self, session: Session, channel: str, symbols: tuple[str, ...], req_id: object
+    ) -> None:
+        """The subscribe checks: claims, and the cap counting running replays' symbols."""
+        authz.check_allowed(session.claims, channel, symbols, req_id)
+        replaying = sum(self._symbols.get(session.id, {}).values())
+        authz.check_capacity(
+            authz.subscription_count(session) + replaying,
+            len(symbols),
+            self.config.gateway.max_subscriptions,
+            req_id,
+        )
+
+    def _authorize_join(
+        self, session: Session, channel: str, stream: str, req: Request, *, new: bool
+    ) -> None:
+        """Joining the live stream is a subscription: same checks, with the claims of now."""
+        authz.check_allowed(session.claims, channel, (stream,), req.id)
+        authz.check_capacity(
+            authz.subscription_count(session),
+            int(new),
+            self.config.gateway.max_subscriptions,
+            req.id,
+        )
 
     def cancel(self, session: Session, req_id: object) -> None:
         targets = list(session.replays) if req_id is None else [req_id]
@@ -106,8 +146,15 @@ class ReplayManager:
                 else self._trades(session, req, s)
                 for s in req.symbols
             ]
-            await asyncio.gather(*runs)
+            tasks = [asyncio.ensure_future(r) for r in runs]
+            try:
+                await asyncio.gather(*tasks)
+            finally:  # one symbol failing ends the whole replay, not just its own part
+                for t in tasks:
+                    t.cancel()
             session.send_control("replay_complete", id=req.id, live=req.to_ns is None)
+        except ProtocolError as e:
+            session.send_control("error", id=req.id, code=e.code, message=e.message)
         except HistoryError as e:
             session.send_control("error", id=req.id, code="history_unavailable", message=str(e))
         except asyncio.CancelledError:
@@ -119,6 +166,10 @@ class ReplayManager:
             self.active -= 1
             metrics.REPLAYS_ACTIVE.dec()
             session.replays.pop(req.id, None)
+            running = self._symbols.get(session.id, {})
+            running.pop(req.id, None)
+            if not running:
+                self._symbols.pop(session.id, None)
 
     # ---- reading Kafka on a thread -------------------------------------------------
 
@@ -266,6 +317,7 @@ class ReplayManager:
         slot = self.hub.slot(key)
         if slot is None:
             return False
+        self._authorize_join(session, "book", stream, req, new=key not in session.views)
         seamless = (
             slot.view.last_sequence == view.last_sequence
             and slot.view.sent_bids == view.sent_bids
@@ -282,7 +334,7 @@ class ReplayManager:
         start = await asyncio.to_thread(_offset_for_time, k, k.trades_topic, partition, req.from_ns)
         if start is None:
             if req.to_ns is None:
-                self._join_trades(session, stream)
+                self._join_trades(session, stream, req)
             return
         t0 = time.monotonic()
         last_seq = 0
@@ -304,18 +356,21 @@ class ReplayManager:
             )
             last_seq = rec.sequence
             if req.to_ns is None and self._trades_caught_up(stream, last_seq):
-                self._join_trades(session, stream)
+                self._join_trades(session, stream, req)
                 return
         if req.to_ns is None:
             while not self._trades_caught_up(stream, last_seq):
                 await asyncio.sleep(0.01)
-            self._join_trades(session, stream)
+            self._join_trades(session, stream, req)
 
     def _trades_caught_up(self, stream: str, last_seq: int) -> bool:
         counters = self.hub.market.counters(stream)
         return counters is None or counters.last_trade_sequence <= last_seq
 
-    def _join_trades(self, session: Session, stream: str) -> None:
+    def _join_trades(self, session: Session, stream: str, req: Request) -> None:
+        self._authorize_join(
+            session, "trades", stream, req, new=stream not in session.trade_streams
+        )
         session.trade_streams.add(stream)
         self.hub.trade_subs.setdefault(stream, set()).add(session)
 

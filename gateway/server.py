@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from core.types import parse_stream_key
+from gateway import authz
 from gateway.auth import AuthError, TokenVerifier
 from gateway.hub import Hub, ViewKey
 from gateway.protocol import ProtocolError, parse_request
@@ -217,27 +218,16 @@ class GatewayServer:
     def check_allowed(
         self, session: Session, channel: str, symbols: tuple[str, ...], req_id: object
     ) -> None:
-        claims = session.claims
-        channels = claims.get("channels")
-        if channels is not None and channel not in channels:
-            raise ProtocolError("forbidden", f"channel {channel} not allowed", req_id)
-        allowed = claims.get("symbols")
-        if allowed is not None:
-            for s in symbols:
-                if s not in allowed and s.partition(":")[2] not in allowed:
-                    raise ProtocolError("forbidden", f"symbol {s} not allowed", req_id)
+        authz.check_allowed(session.claims, channel, symbols, req_id)
 
     def subscription_count(self, session: Session) -> int:
-        return len(session.views) + len(session.trade_streams) + len(session.stats_streams)
+        return authz.subscription_count(session)
 
     def subscribe(self, session: Session, req: Any) -> None:
         self.check_allowed(session, req.channel, req.symbols, req.id)
-        if self.subscription_count(session) + len(req.symbols) > self.cfg.max_subscriptions:
-            raise ProtocolError(
-                "too_many_subscriptions",
-                f"at most {self.cfg.max_subscriptions} per connection",
-                req.id,
-            )
+        authz.check_capacity(
+            self.subscription_count(session), len(req.symbols), self.cfg.max_subscriptions, req.id
+        )
         market = self.hub.market
         for s in req.symbols:
             known = (
