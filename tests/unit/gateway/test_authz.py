@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import orjson
 import pytest
 
 from core.book import OrderBook
 from core.market import Market
 from gateway import authz
 from gateway.hub import Hub, ViewKey
-from gateway.protocol import ProtocolError, parse_request
+from gateway.protocol import ProtocolError, Request, parse_request
 from gateway.replay import ReplayManager
 from gateway.session import Session
 from mdgw.config import Config
@@ -73,11 +74,9 @@ def _session(hub: Hub, **claims: object) -> Session:
     return s
 
 
-def _replay(symbols: list[str], channel: str = "book") -> object:
-    return parse_request(
-        '{"op":"replay","id":5,"channel":"%s","symbols":%s,"from":1000,"to":"live"}'
-        % (channel, str(symbols).replace("'", '"'))
-    )
+def _replay(symbols: list[str], channel: str = "book") -> Request:
+    msg = {"op": "replay", "id": 5, "channel": channel, "symbols": symbols, "from": 1000}
+    return parse_request(orjson.dumps({**msg, "to": "live"}))
 
 
 def test_replay_refuses_symbols_and_channels_the_token_does_not_grant() -> None:
