@@ -144,7 +144,9 @@ class AuthConfig:
     jwt_enabled: bool = False
     """Require a JWT on WebSocket handshakes."""
     jwt_secret: str = ""
-    """HS256 secret."""
+    """HS256 secret, at least 32 bytes (prefer jwt_secret_file)."""
+    jwt_secret_file: str = ""
+    """File holding the HS256 secret (trailing newline ignored); wins over jwt_secret."""
     jwt_public_key_file: str = ""
     """PEM public key for RS256/ES256."""
     jwt_jwks_file: str = ""
@@ -157,6 +159,8 @@ class AuthConfig:
     """Required aud claim (empty = not checked)."""
     jwt_leeway: float = 5.0
     """Clock-skew leeway in seconds for exp/nbf."""
+    jwt_max_lifetime: float = 86_400.0
+    """Longest token lifetime accepted, seconds (exp - iat, or exp - now); 0 = no limit."""
     max_connections_per_subject: int = 100
     """Open connections per token subject."""
     api_keys: tuple[str, ...] = ()
@@ -322,7 +326,33 @@ def validate(config: Config) -> None:
     if not 0.0 <= config.telemetry.trace_ratio <= 1.0:
         raise ConfigError("telemetry.trace_ratio must be within 0..1")
     a = config.auth
-    if a.jwt_enabled and not (a.jwt_secret or a.jwt_public_key_file or a.jwt_jwks_file):
-        raise ConfigError("auth.jwt_enabled needs jwt_secret, jwt_public_key_file or jwt_jwks_file")
+    keys = a.jwt_secret or a.jwt_secret_file or a.jwt_public_key_file or a.jwt_jwks_file
+    if a.jwt_enabled and not keys:
+        raise ConfigError(
+            "auth.jwt_enabled needs jwt_secret(_file), jwt_public_key_file or jwt_jwks_file"
+        )
     if "none" in (alg.lower() for alg in a.jwt_algorithms):
         raise ConfigError("auth.jwt_algorithms must not contain 'none'")
+    secret = jwt_secret(a)
+    if secret and len(secret.encode()) < MIN_SECRET_BYTES:
+        # RFC 7518 §3.2: an HS256 key shorter than the hash output can be brute-forced
+        raise ConfigError(
+            f"auth.jwt_secret must be at least {MIN_SECRET_BYTES} bytes "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
+    if a.jwt_max_lifetime < 0:
+        raise ConfigError("auth.jwt_max_lifetime must be >= 0")
+
+
+MIN_SECRET_BYTES = 32
+"""Shortest HS256 secret accepted (the size of the SHA-256 output)."""
+
+
+def jwt_secret(auth: AuthConfig) -> str:
+    """The HS256 secret: the contents of ``jwt_secret_file`` when set, else ``jwt_secret``."""
+    if not auth.jwt_secret_file:
+        return auth.jwt_secret
+    try:
+        return Path(auth.jwt_secret_file).read_text().rstrip("\r\n")
+    except OSError as e:
+        raise ConfigError(f"auth.jwt_secret_file {auth.jwt_secret_file}: {e.strerror}") from e
