@@ -134,7 +134,8 @@ def issue_token(
     """A signed token for development and tests (``mdgw token``)."""
     alg = algorithm or cfg.jwt_algorithms[0]
     if cfg.jwt_max_lifetime > 0 and ttl > cfg.jwt_max_lifetime:
-        raise ValueError(f"ttl {ttl:g} s is over auth.jwt_max_lifetime ({cfg.jwt_max_lifetime:g} s)")
+        cap = cfg.jwt_max_lifetime
+        raise ValueError(f"ttl {ttl:g} s is over auth.jwt_max_lifetime ({cap:g} s)")
     now = int(time.time())
     payload: dict[str, Any] = {
         "sub": sub,

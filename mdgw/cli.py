@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
     p.add_argument(
         "--secret-file",
-        help="file holding the HS256 secret (default: MDGW_AUTH_JWT_SECRET or auth.jwt_secret_file)",
+        help="file holding the HS256 secret (default: env MDGW_AUTH_JWT_SECRET[_FILE])",
     )
     p.add_argument("--secret", help=argparse.SUPPRESS)  # refused: see cmd_token
     p.add_argument("--private-key", help="PEM private key file for RS256/ES256")
