@@ -34,7 +34,13 @@ from gateway.ratelimit import TokenBucket
 from gateway.session import Session
 from mdgw import metrics
 from mdgw.config import Config
-from mdgw.history import HistoryError, earliest_ns, find_checkpoint, stream_records
+from mdgw.history import (
+    HistoryError,
+    earliest_ns,
+    find_checkpoint,
+    kafka_boundary,
+    stream_records,
+)
 from mdgw.materializer import Materializer
 from schemas import wire
 
@@ -380,12 +386,13 @@ def _offset_for_time(cfg: Any, topic: str, partition: int, at_ns: int) -> int | 
 
     from mdgw.kafka.source import consumer_conf
 
-    consumer = Consumer(consumer_conf(cfg, f"{cfg.client_id}-history"))
-    try:
-        (tp,) = consumer.offsets_for_times(
-            [TopicPartition(topic, partition, at_ns // 1_000_000)], timeout=10
-        )
-        return tp.offset if tp.offset >= 0 else None
-    finally:
-        with contextlib.suppress(Exception):
-            consumer.close()
+    with kafka_boundary(f"offset of {topic}[{partition}] at {at_ns}"):
+        consumer = Consumer(consumer_conf(cfg, f"{cfg.client_id}-history"))
+        try:
+            (tp,) = consumer.offsets_for_times(
+                [TopicPartition(topic, partition, at_ns // 1_000_000)], timeout=10
+            )
+            return tp.offset if tp.offset >= 0 else None
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()

@@ -20,7 +20,7 @@ from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, Parameter, PathParameter
 
 from api import present
-from api.errors import BadParameter, SymbolNotFound
+from api.errors import BadParameter, SymbolNotFound, Unavailable
 from api.models import (
     AggregatedBookBody,
     ErrorBody,
@@ -113,6 +113,8 @@ async def _book_at(store: StateStore, stream: str, at: str) -> OrderBook:
     except HistoryError as e:
         if e.code == "unknown_symbol":
             raise SymbolNotFound() from e
+        if e.code == "kafka":  # the details are in the log (mdgw.history)
+            raise Unavailable("History temporarily unavailable") from e
         raise BadParameter(detail=str(e)) from e
 
 
