@@ -53,8 +53,8 @@ class KafkaConfig:
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    host: str = "0.0.0.0"
-    """Listen address."""
+    host: str = "127.0.0.1"
+    """Listen address (0.0.0.0: every interface)."""
     port: int = 8080
     """WebSocket (and /health, /metrics) port."""
     group_id: str = "mdgw-gateway"
@@ -117,8 +117,8 @@ class GatewayConfig:
 
 @dataclass(frozen=True)
 class ApiConfig:
-    host: str = "0.0.0.0"
-    """Listen address."""
+    host: str = "127.0.0.1"
+    """Listen address (0.0.0.0: every interface)."""
     port: int = 8000
     """REST port."""
     group_id: str = "mdgw-api"
@@ -131,8 +131,10 @@ class ApiConfig:
     """PEM certificate: serve https."""
     tls_key: str = ""
     """PEM key of tls_cert."""
-    cors_origins: tuple[str, ...] = ("*",)
-    """CORS allowed origins."""
+    cors_origins: tuple[str, ...] = ()
+    """CORS allowed origins (empty = no CORS: only the dashboard's own origin)."""
+    dashboard_ws_hosts: tuple[str, ...] = ()
+    """Hosts (host or host:port) besides its own that the dashboard's ?ws= may name."""
     trusted_proxies: tuple[str, ...] = ()
     """Peers whose X-Forwarded-For is believed."""
     open_paths: tuple[str, ...] = ("/health", "/ready", "/metrics", "/schema", "/")

@@ -41,3 +41,17 @@ def test_history_errors_carry_a_generic_message() -> None:
     with pytest.raises(HistoryError) as e, kafka_boundary("x"):
         raise KafkaException(KafkaError(KafkaError._TRANSPORT, LEAK))
     assert e.value.code == "kafka" and str(e.value) == history.UNAVAILABLE
+
+
+def test_both_services_listen_on_loopback_by_default() -> None:
+    from mdgw.config import load_config
+
+    cfg = load_config(env={})
+    assert cfg.gateway.host == "127.0.0.1" and cfg.api.host == "127.0.0.1"
+    assert cfg.api.cors_origins == ()
+
+
+def test_dashboard_config_names_the_allowed_ws_hosts(client, make_client) -> None:
+    assert client.get("/dashboard.json").json() == {"ws_hosts": []}
+    c = make_client(dashboard_ws_hosts=("gw.example:8080",))
+    assert c.get("/dashboard.json").json() == {"ws_hosts": ["gw.example:8080"]}
