@@ -26,6 +26,7 @@ from core.types import parse_stream_key
 from gateway import authz
 from gateway.auth import AuthError, TokenVerifier
 from gateway.hub import Hub, ViewKey
+from gateway.limits import ConnectionCounter, address_group
 from gateway.protocol import ProtocolError, parse_request
 from gateway.ratelimit import AttemptLimiter, TokenBucket
 from gateway.session import Session
@@ -70,6 +71,7 @@ class GatewayServer:
         self.verifier = verifier
         self.health = health or (lambda: {"status": "healthy"})
         self.attempts = AttemptLimiter(cfg.connects_per_minute_per_ip, 60.0)
+        self.connections = ConnectionCounter(cfg.max_connections, cfg.max_connections_per_ip)
         self.per_subject: dict[str, int] = {}
         self.replay_handler: Any = None
         self.shutting_down = False
@@ -96,7 +98,7 @@ class GatewayServer:
             metrics.WS_REFUSED.labels("rate_limited").inc()
             metrics.RATE_LIMITED.labels("ws_connect").inc()
             return error_response(429, "too many connection attempts")
-        if len(self.hub.sessions) >= self.cfg.max_connections:
+        if self.connections.total >= self.cfg.max_connections:
             metrics.WS_REFUSED.labels("full").inc()
             return error_response(503, "server full")
         origin = request.headers.get("Origin")
@@ -121,6 +123,19 @@ class GatewayServer:
                 metrics.WS_REFUSED.labels("subject_limit").inc()
                 return error_response(429, "too many connections for this subject")
             conn.claims = claims  # type: ignore[attr-defined]
+        return self.admit(conn, ip)
+
+    def admit(self, conn: ServerConnection, ip: str) -> Response | None:
+        """Count the connection now, in the handshake (docs/security.md: limits)."""
+        group = address_group(ip)
+        refused = self.connections.acquire(group)
+        if refused == "full":
+            metrics.WS_REFUSED.labels("full").inc()
+            return error_response(503, "server full")
+        if refused is not None:
+            metrics.WS_REFUSED.labels("address_limit").inc()
+            return error_response(429, "too many connections from this address")
+        conn.connection_lost_waiter.add_done_callback(lambda _: self.connections.release(group))
         return None
 
     def select_subprotocol(self, conn: ServerConnection, offered: Any) -> Any:

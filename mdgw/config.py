@@ -64,7 +64,9 @@ class GatewayConfig:
     mode: str = "replica"
     """replica: every process reads every partition; sharded: one group splits them."""
     max_connections: int = 10_000
-    """Open connections; beyond, the handshake gets HTTP 503."""
+    """Open connections per process; beyond, the handshake gets HTTP 503."""
+    max_connections_per_ip: int = 500
+    """Open connections per client IP (IPv6: per /64) per process; beyond, 429 (0 = no cap)."""
     max_message_size: int = 65_536
     """Largest client frame; larger closes with 1009."""
     ping_interval: float = 30.0
