@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -27,12 +26,12 @@ from gateway import authz
 from gateway.auth import AuthError, TokenVerifier
 from gateway.hub import Hub, ViewKey
 from gateway.limits import ConnectionCounter, address_group
+from gateway.ops import OpsEndpoints
 from gateway.protocol import ProtocolError, parse_request
 from gateway.ratelimit import AttemptLimiter, TokenBucket
 from gateway.session import Session
 from mdgw import metrics
 from mdgw.config import GatewayConfig
-from mdgw.metrics_http import render_metrics
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +69,7 @@ class GatewayServer:
         self.hub = hub
         self.verifier = verifier
         self.health = health or (lambda: {"status": "healthy"})
+        self.ops = OpsEndpoints(cfg.ops_requests_per_second, lambda: self.health())
         self.attempts = AttemptLimiter(cfg.connects_per_minute_per_ip, 60.0)
         self.connections = ConnectionCounter(cfg.max_connections, cfg.max_connections_per_ip)
         self.per_subject: dict[str, int] = {}
@@ -81,11 +81,8 @@ class GatewayServer:
 
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
-        if path == "/health":
-            return http_response(200, orjson.dumps(self.health()))
-        if path == "/metrics":
-            body, ctype = render_metrics()
-            return http_response(200, body, ctype or CONTENT_TYPE_LATEST)
+        if path in ("/health", "/metrics"):
+            return self.ops.respond(path, remote_ip(conn), time.monotonic())
         if path != "/ws":
             return error_response(404, "not found; the WebSocket endpoint is /ws")
         if self.shutting_down:

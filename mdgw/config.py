@@ -111,6 +111,8 @@ class GatewayConfig:
     """Browser Origins allowed to connect (empty = any)."""
     connects_per_minute_per_ip: int = 600
     """Handshakes per IP per minute (0 = unlimited)."""
+    ops_requests_per_second: int = 10
+    """GET /health and /metrics per IP (IPv6: /64) per second on the gateway port (0 = no cap)."""
     max_replays: int = 32
     """Time-travel replays running at once, all clients."""
     max_replays_per_connection: int = 4
