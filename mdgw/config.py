@@ -43,6 +43,10 @@ class KafkaConfig:
     """Time-indexed full books for time travel (not compacted)."""
     dlq_topic: str = "marketdata.dlq"
     """Dead letters: records that failed to decode or validate."""
+    max_streams: int = 10_000
+    """Streams a consumer keeps; records of further new streams are dead-lettered."""
+    max_sequence_jump: int = 1_000_000_000_000
+    """Largest forward sequence jump of a book record (0 = unchecked); beyond: dead-lettered."""
     partitions: int = 6
     """Partitions per topic created by `mdgw topics create`."""
     replication_factor: int = 1
