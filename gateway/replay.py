@@ -21,20 +21,24 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from core.book import ApplyResult, OrderBook
 from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthView
 from gateway import authz
+from gateway.budget import ReplayBudget, ReplayCaps
 from gateway.hub import Hub, ViewKey
+from gateway.limits import address_group
 from gateway.protocol import ProtocolError, Request
 from gateway.ratelimit import TokenBucket
 from gateway.session import Session
 from mdgw import metrics
 from mdgw.config import Config
 from mdgw.history import (
+    HISTORY_FETCH,
     HistoryError,
     earliest_ns,
     find_checkpoint,
@@ -47,6 +51,7 @@ from schemas import wire
 log = logging.getLogger(__name__)
 
 _DONE = object()
+T = TypeVar("T")
 
 
 class ReplayManager:
@@ -57,9 +62,19 @@ class ReplayManager:
         self.kafka = config.kafka
         self.hub = hub
         self.materializer = materializer
-        self.max_replays = config.gateway.max_replays
-        self.per_connection = config.gateway.max_replays_per_connection
-        self.lookback_ms = 2 * config.gateway.checkpoint_every_ms + 5_000
+        g = config.gateway
+        self.budget = ReplayBudget(
+            ReplayCaps(
+                replays=g.max_replays,
+                per_connection=g.max_replays_per_connection,
+                per_client=g.max_replays_per_client,
+                readers=g.max_history_readers,
+                symbols_per_replay=g.max_replay_symbols,
+            )
+        )
+        self.pool = ThreadPoolExecutor(g.max_history_readers, thread_name_prefix="history")
+        """Every history read runs here; the budget admits no more readers than threads."""
+        self.lookback_ms = 2 * g.checkpoint_every_ms + 5_000
         self.active = 0
         self._buckets: dict[int, TokenBucket] = {}
         self._symbols: dict[int, dict[object, int]] = {}
@@ -69,18 +84,13 @@ class ReplayManager:
         if req.op == "cancel_replay":
             self.cancel(session, req.id)
             return
+        cap = self.budget.caps.symbols_per_replay
+        if len(req.symbols) > cap:
+            raise ProtocolError("bad_request", f"at most {cap} symbols per replay", req.id)
         bucket = self._bucket(session)
         if not bucket.allow(time.monotonic()):
             metrics.RATE_LIMITED.labels("replay").inc()
             raise ProtocolError("rate_limited", "too many replay requests", req.id)
-        if self.active >= self.max_replays:
-            raise ProtocolError(
-                "rate_limited", "the server is running its maximum of replays", req.id
-            )
-        if len(session.replays) >= self.per_connection:
-            raise ProtocolError(
-                "rate_limited", f"at most {self.per_connection} replays per connection", req.id
-            )
         if req.id in session.replays:
             raise ProtocolError("bad_request", f"a replay with id {req.id!r} is running", req.id)
         self._authorize(session, req.channel, req.symbols, req.id)
@@ -92,6 +102,10 @@ class ReplayManager:
         for s in req.symbols:
             if self.hub.market.book(s) is None:
                 raise ProtocolError("unknown_symbol", f"unknown symbol {s}", req.id)
+        refused = self.budget.acquire(session.id, _client(session), len(req.symbols))
+        if refused is not None:
+            metrics.RATE_LIMITED.labels("replay").inc()
+            raise ProtocolError("rate_limited", refused, req.id)
         session.send_control(
             "replay_started", id=req.id, channel=req.channel, symbols=list(req.symbols)
         )
@@ -170,6 +184,7 @@ class ReplayManager:
             session.send_control("error", id=req.id, code="internal", message="replay failed")
         finally:
             self.active -= 1
+            self.budget.release(session.id, _client(session), len(req.symbols))
             metrics.REPLAYS_ACTIVE.dec()
             session.replays.pop(req.id, None)
             running = self._symbols.get(session.id, {})
@@ -178,6 +193,10 @@ class ReplayManager:
                 self._symbols.pop(session.id, None)
 
     # ---- reading Kafka on a thread -------------------------------------------------
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """A blocking history read on the history pool (never the loop's default one)."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def _records(self, it_factory: Any) -> Any:
         """Run a blocking record iterator on a thread; yields records with backpressure."""
@@ -198,8 +217,7 @@ class ReplayManager:
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-        thread = threading.Thread(target=pump, name="replay-reader", daemon=True)
-        thread.start()
+        loop.run_in_executor(self.pool, pump)  # admitted by the budget: a thread is free
         try:
             while True:
                 rec = await queue.get()
@@ -240,9 +258,9 @@ class ReplayManager:
         exchange, symbol = parse_stream_key(stream)
         partition = self._partition(stream)
         k = self.kafka
-        cp = await asyncio.to_thread(find_checkpoint, k, stream, req.from_ns, self.lookback_ms)
+        cp = await self._read(find_checkpoint, k, stream, req.from_ns, self.lookback_ms)
         if cp is None:
-            oldest = await asyncio.to_thread(earliest_ns, k, k.book_topic, partition)
+            oldest = await self._read(earliest_ns, k, k.book_topic, partition)
             if oldest is None or req.from_ns < oldest:
                 raise HistoryError(
                     "before_retention",
@@ -337,7 +355,7 @@ class ReplayManager:
     async def _trades(self, session: Session, req: Request, stream: str) -> None:
         k = self.kafka
         partition = self.materializer.trade_partitions.get(stream, self._partition(stream))
-        start = await asyncio.to_thread(_offset_for_time, k, k.trades_topic, partition, req.from_ns)
+        start = await self._read(_offset_for_time, k, k.trades_topic, partition, req.from_ns)
         if start is None:
             if req.to_ns is None:
                 self._join_trades(session, stream, req)
@@ -381,13 +399,18 @@ class ReplayManager:
         self.hub.trade_subs.setdefault(stream, set()).add(session)
 
 
+def _client(session: Session) -> str:
+    """Whom per-client budgets count: the token subject, else the address group."""
+    return f"sub:{session.subject}" if session.subject else f"ip:{address_group(session.remote)}"
+
+
 def _offset_for_time(cfg: Any, topic: str, partition: int, at_ns: int) -> int | None:
     from confluent_kafka import Consumer, TopicPartition
 
     from mdgw.kafka.source import consumer_conf
 
     with kafka_boundary(f"offset of {topic}[{partition}] at {at_ns}"):
-        consumer = Consumer(consumer_conf(cfg, f"{cfg.client_id}-history"))
+        consumer = Consumer(consumer_conf(cfg, f"{cfg.client_id}-history", **HISTORY_FETCH))
         try:
             (tp,) = consumer.offsets_for_times(
                 [TopicPartition(topic, partition, at_ns // 1_000_000)], timeout=10

@@ -121,6 +121,12 @@ class GatewayConfig:
     """Time-travel replays running at once, all clients."""
     max_replays_per_connection: int = 4
     """Replays running at once per connection."""
+    max_replays_per_client: int = 8
+    """Replays running at once per client (token subject, else IP; IPv6 by /64)."""
+    max_replay_symbols: int = 16
+    """Symbols in one replay request."""
+    max_history_readers: int = 64
+    """Streams being replayed at once, all clients: Kafka history consumers and their threads."""
 
 
 @dataclass(frozen=True)

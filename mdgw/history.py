@@ -65,8 +65,21 @@ class Checkpoint:
     timestamp_ms: int
 
 
+HISTORY_FETCH = {
+    "fetch.wait.max.ms": 20,
+    # Small buffers: a history reader reads one stream's partition at its client's
+    # pace, and there may be dozens at once; the live consumer's 64 MiB each would
+    # let 50 replays hold gigabytes (docs/security.md: budgets).
+    "queued.max.messages.kbytes": 1024,
+    "queued.min.messages": 1000,
+    "fetch.max.bytes": 1_048_576,
+    "max.partition.fetch.bytes": 262_144,
+}
+"""librdkafka settings of every history consumer."""
+
+
 def _consumer(cfg: KafkaConfig) -> Consumer:
-    return Consumer(consumer_conf(cfg, f"{cfg.client_id}-history", **{"fetch.wait.max.ms": 20}))
+    return Consumer(consumer_conf(cfg, f"{cfg.client_id}-history", **HISTORY_FETCH))
 
 
 def find_checkpoint(

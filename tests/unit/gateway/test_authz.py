@@ -13,6 +13,7 @@ from gateway import authz
 from gateway.hub import Hub, ViewKey
 from gateway.protocol import ProtocolError, Request, parse_request
 from gateway.replay import ReplayManager
+from gateway.replay import _client as replay_client
 from gateway.session import Session
 from mdgw.config import Config
 from mdgw.materializer import Materializer, StreamPosition
@@ -126,9 +127,11 @@ async def test_refused_join_ends_the_replay_with_an_error(monkeypatch) -> None:
     req = _replay([STREAM], "trades")
     manager._symbols[s.id] = {req.id: 1}
     manager.active = 1
+    assert manager.budget.acquire(s.id, replay_client(s), 1) is None
     await manager._run(s, req)
     sent = [f for _, f in s.conn.protocol.frames]
     assert any(b'"forbidden"' in f for f in sent)
     assert not any(b"replay_complete" in f for f in sent)
     assert STREAM not in s.trade_streams
     assert s.id not in manager._symbols and manager.active == 0
+    assert manager.budget.readers == 0 and not manager.budget.by_connection
