@@ -149,6 +149,10 @@ class ApiConfig:
     """CORS allowed origins (empty = no CORS: only the dashboard's own origin)."""
     dashboard_ws_hosts: tuple[str, ...] = ()
     """Hosts (host or host:port) besides its own that the dashboard's ?ws= may name."""
+    history_reads: int = 4
+    """?at= history reads running at once; beyond, 503 with Retry-After."""
+    history_cache: int = 256
+    """Past books (?at=) kept, by (stream, instant in ms)."""
     trusted_proxies: tuple[str, ...] = ()
     """Peers whose X-Forwarded-For is believed."""
     open_paths: tuple[str, ...] = ("/health", "/ready", "/metrics", "/schema", "/")

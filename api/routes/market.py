@@ -115,6 +115,8 @@ async def _book_at(store: StateStore, stream: str, at: str) -> OrderBook:
             raise SymbolNotFound() from e
         if e.code == "kafka":  # the details are in the log (mdgw.history)
             raise Unavailable("History temporarily unavailable") from e
+        if e.code == "busy":
+            raise Unavailable("Too many history reads at once: retry after Retry-After") from e
         raise BadParameter(detail=str(e)) from e
 
 
