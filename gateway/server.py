@@ -30,6 +30,7 @@ from gateway.ops import OpsEndpoints
 from gateway.protocol import ProtocolError, parse_request
 from gateway.ratelimit import AttemptLimiter, TokenBucket
 from gateway.session import Session
+from gateway.snapshots import SnapshotGate
 from mdgw import metrics
 from mdgw.config import GatewayConfig
 
@@ -72,6 +73,12 @@ class GatewayServer:
         self.ops = OpsEndpoints(cfg.ops_requests_per_second, lambda: self.health())
         self.attempts = AttemptLimiter(cfg.connects_per_minute_per_ip, 60.0)
         self.connections = ConnectionCounter(cfg.max_connections, cfg.max_connections_per_ip)
+        self.snapshot_gate = SnapshotGate(
+            cfg.snapshot_rate,
+            cfg.snapshot_burst,
+            cfg.high_water_bytes,
+            lambda: {s.id for s in hub.sessions},
+        )
         self.per_subject: dict[str, int] = {}
         self.replay_handler: Any = None
         self.shutting_down = False
@@ -219,6 +226,7 @@ class GatewayServer:
             self.unsubscribe(session, req)
         elif op == "resync":
             names = tuple(req.symbols)
+            self.charge_snapshots(session, sum(k.name in names for k in session.views), req.id)
             self.hub.resync(session, names)
         elif op == "auth":
             self.reauth(session, req.token, req.id)
@@ -231,6 +239,11 @@ class GatewayServer:
         self, session: Session, channel: str, symbols: tuple[str, ...], req_id: object
     ) -> None:
         authz.check_allowed(session.claims, channel, symbols, req_id)
+
+    def charge_snapshots(self, session: Session, snapshots: int, req_id: object) -> None:
+        """One token per snapshot a request would send (gateway/snapshots.py)."""
+        now = time.monotonic()
+        self.snapshot_gate.charge(session.id, snapshots, session.buffered(), now, req_id)
 
     def subscription_count(self, session: Session) -> int:
         return authz.subscription_count(session)
@@ -249,6 +262,8 @@ class GatewayServer:
             )
             if not known:
                 raise ProtocolError("unknown_symbol", f"unknown symbol {s}", req.id)
+        if req.channel in ("book", "aggregated_book"):
+            self.charge_snapshots(session, len(req.symbols), req.id)
         session.send_control(
             "subscribed", id=req.id, channel=req.channel, symbols=list(req.symbols)
         )

@@ -91,6 +91,10 @@ class GatewayConfig:
     """Control messages a connection may send at once."""
     max_subscriptions: int = 1024
     """Subscriptions per connection (Binance allows 1024)."""
+    snapshot_rate: float = 100.0
+    """Book snapshots per second a connection may ask for (subscribe, resync)."""
+    snapshot_burst: int = 1024
+    """Book snapshots a connection may ask for at once."""
     abuse_strikes: int = 50
     """Refused control messages before the connection is closed with 1008."""
     high_water_bytes: int = 1_048_576
