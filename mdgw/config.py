@@ -32,7 +32,25 @@ class KafkaConfig:
     client_id: str = "mdgw"
     """Kafka client id (also the prefix of helper consumer groups)."""
     security_protocol: str = "PLAINTEXT"
-    """librdkafka security.protocol (PLAINTEXT, SSL, SASL_SSL...)."""
+    """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (every producer, consumer and admin client)."""
+    sasl_mechanism: str = ""
+    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL_* protocol)."""
+    sasl_username: str = ""
+    """SASL user name."""
+    sasl_password: str = ""
+    """SASL password (prefer sasl_password_file)."""
+    sasl_password_file: str = ""
+    """File holding the SASL password (trailing newline ignored)."""
+    ssl_ca_file: str = ""
+    """PEM CA certificate(s) the broker's certificate must chain to (default: system CAs)."""
+    ssl_cert_file: str = ""
+    """PEM client certificate (mutual TLS)."""
+    ssl_key_file: str = ""
+    """PEM private key of ssl_cert_file."""
+    ssl_key_password: str = ""
+    """Password of ssl_key_file, if encrypted."""
+    ssl_check_hostname: bool = True
+    """Verify that the broker's certificate names the host connected to."""
     book_topic: str = "marketdata.book"
     """Book deltas and snapshots."""
     trades_topic: str = "marketdata.trades"
@@ -347,6 +365,9 @@ def validate(config: Config) -> None:
         raise ConfigError("api.tls_cert and api.tls_key go together")
     if config.kafka.partitions < 1:
         raise ConfigError("kafka.partitions must be >= 1")
+    from mdgw.kafka.security import validate_security  # the Kafka package imports config
+
+    validate_security(config.kafka)
     if not 0.0 <= config.telemetry.trace_ratio <= 1.0:
         raise ConfigError("telemetry.trace_ratio must be within 0..1")
     a = config.auth
