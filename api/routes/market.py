@@ -93,8 +93,8 @@ ETAG = [
 At = Annotated[
     str | None,
     Parameter(
-        description="Time travel: the book as it was at this instant, ISO-8601 "
-        "(`2026-11-25T10:00:00Z`) or integer nanoseconds since the epoch",
+        description="Time travel: the book as it was at this instant (millisecond "
+        "resolution), ISO-8601 (`2026-11-25T10:00:00Z`) or integer nanoseconds since the epoch",
         required=False,
         max_length=40,
     ),
