@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import time
 from typing import Any
 
 import orjson
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from bench import procs
 from bench.common import bench_config, drop_topics, table, write_result
@@ -98,7 +100,17 @@ def threads(pid: int) -> int:
 
 
 async def client(url: str, streams: list[str], start: int, end: int, out: dict[str, int]) -> None:
-    """One replay of every stream, retried while refused; counts what happened."""
+    """One replay of every stream, retried while refused; reconnects when closed."""
+    while True:
+        try:
+            await _client(url, streams, start, end, out)
+            return
+        except ConnectionClosed:
+            out["closed"] = out.get("closed", 0) + 1
+            await asyncio.sleep(1 + random.random())
+
+
+async def _client(url: str, streams: list[str], start: int, end: int, out: dict[str, int]) -> None:
     async with connect(f"{url}?format=json", max_size=None) as ws:
         rid = 0
         while True:
@@ -118,7 +130,7 @@ async def client(url: str, streams: list[str], start: int, end: int, out: dict[s
                     out["messages"] = out.get("messages", 0) + 1
             if out.get("history_unavailable"):
                 return
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1 + 2 * random.random())
 
 
 async def run_clients(
@@ -184,7 +196,6 @@ def main() -> None:
         write_checkpoints(cfg)
         env: dict[str, Any] = {
             "MDGW_GATEWAY_CHECKPOINT_EVERY_MS": 60_000,
-            "MDGW_GATEWAY_MAX_CONNECTIONS_PER_IP": 0,
             **(UNBOUNDED if args.unbounded else {}),
         }
         gw = procs.start_gateway(cfg, args.port, **env)
