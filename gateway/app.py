@@ -340,6 +340,9 @@ async def stop_gateway(rt: GatewayRuntime, timeout: float = 10.0) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(ws.wait_closed(), max(0.1, min(3.0, deadline - loop.time())))
     await asyncio.to_thread(rt.consumer.close)
+    replays = rt.server.replay_handler
+    if isinstance(replays, ReplayManager):
+        replays.pool.shutdown(wait=False, cancel_futures=True)
     rt.materializer.flush_snapshots()
     left = await asyncio.to_thread(rt.sink.flush, max(0.5, deadline - loop.time()))
     if left:

@@ -20,6 +20,7 @@ from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthView
 from gateway.outbox import DELTA, KEEP
 from gateway.session import Session
+from gateway.snapshots import SnapshotFrames
 from mdgw import metrics, tracing
 from schemas import wire
 
@@ -55,6 +56,14 @@ def status_fields(key: ViewKey) -> dict[str, str]:
     return {"exchange": exchange.name, "symbol": symbol}
 
 
+def _encode_snapshot(snap: BookUpdate, binary: bool, aggregated: bool) -> bytes:
+    return (
+        wire.book_pb(snap, aggregated=aggregated)
+        if binary
+        else wire.book_json(snap, aggregated=aggregated)
+    )
+
+
 class Hub:
     """Owns the views and subscriptions; turns market events into client frames."""
 
@@ -81,6 +90,8 @@ class Hub:
         self.by_name: dict[str, list[ViewSlot]] = {}
         self.trade_subs: dict[str, set[Session]] = {}
         self.stats_subs: dict[str, set[Session]] = {}
+        self.snapshot_frames = SnapshotFrames(_encode_snapshot, clock)
+        """Snapshot frames encoded once per view version, like deltas."""
         self._touched: list[Session] = []
         self._waiting: set[Session] = set()
         """Sessions with queued data held back while their transport drains."""
@@ -133,6 +144,7 @@ class Hub:
         slot.pb_subs.discard(session)
         if not slot.json_subs and not slot.pb_subs:
             del self.views[key]
+            self.snapshot_frames.drop(key)
             slots = self.by_name.get(key.name, [])
             if slot in slots:
                 slots.remove(slot)
@@ -156,13 +168,9 @@ class Hub:
         self._behind.discard(session)
 
     def send_snapshot(self, session: Session, slot: ViewSlot) -> None:
-        snap = slot.view.snapshot()
-        snap.gateway_ns = self.clock()
-        agg = slot.key.aggregated
-        frame = (
-            wire.book_pb(snap, aggregated=agg)
-            if session.binary
-            else wire.book_json(snap, aggregated=agg)
+        key = slot.key
+        frame = self.snapshot_frames.frame(
+            key, slot.view.snapshot(), session.binary, key.aggregated
         )
         session.send_data(frame, self.mono())
         session.burst += len(frame)  # snapshots in flight do not count against high water

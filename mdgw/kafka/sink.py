@@ -15,6 +15,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from mdgw.config import KafkaConfig
 from mdgw.kafka.headers import Headers
+from mdgw.kafka.security import security_conf
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class KafkaSink:
     ):
         conf = {
             "bootstrap.servers": cfg.bootstrap,
-            "security.protocol": cfg.security_protocol,
+            **security_conf(cfg),
             "client.id": cfg.client_id,
             "enable.idempotence": True,
             "acks": "all",

@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from mdgw.config import KafkaConfig
 from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, Headers, int_header
+from mdgw.kafka.security import security_conf
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Record:
 def consumer_conf(cfg: KafkaConfig, group_id: str, **extra: object) -> dict:
     return {
         "bootstrap.servers": cfg.bootstrap,
-        "security.protocol": cfg.security_protocol,
+        **security_conf(cfg),
         "group.id": group_id,
         "client.id": cfg.client_id,
         "enable.auto.commit": False,
