@@ -98,6 +98,7 @@ class Hub:
         self._watch: set[Session] = set()
         """Sessions with written data not yet confirmed delivered (freshness checks)."""
         self._behind: set[Session] = set()
+        self._rotation = 0
         self._hb_round: list[Session] = []
         self._hb_step = 1
         self.frames_out = 0
@@ -300,18 +301,30 @@ class Hub:
                     self.deliver(slot, msg)
         self.flush()
 
-    def flush(self) -> int:
+    def flush(self, budget_ns: int = 0) -> int:
         """Write every queued frame (one write per client); a client whose transport
-        still holds earlier bytes keeps its data queued (``waiting``) until it drains."""
+        still holds earlier bytes keeps its data queued (``waiting``) until it drains.
+
+        The order rotates from one flush to the next, so no client is always served
+        first. With ``budget_ns``, writing stops when it is spent and the rest stays
+        queued (``backlog``): the caller lets handshakes and control messages run, then
+        flushes again."""
         touched, self._touched = self._touched, []
         waiting = self._waiting
         if waiting:
             touched.extend(waiting)
             waiting.clear()
+        if len(touched) > 1:
+            self._rotation = k = (self._rotation + 7919) % len(touched)
+            touched = touched[k:] + touched[:k]
         frames = 0
         hw = self.high_water
         watch = self._watch
-        for s in touched:
+        deadline = self.mono() + budget_ns if budget_ns else 0
+        for i, s in enumerate(touched):
+            if deadline and not i & 63 and i and self.mono() > deadline:
+                self._touched = touched[i:] + self._touched
+                break
             n = s.flush()
             if n > 0:
                 frames += n
@@ -328,6 +341,11 @@ class Hub:
         if tracing.ENABLED:  # tracing hook: close the broadcast spans of what was written
             tracing.broadcast_flushed()
         return frames
+
+    @property
+    def backlog(self) -> bool:
+        """Data is queued for some client and waits for the next flush."""
+        return bool(self._touched)
 
     def queue_all(self, sessions: Iterable[Session], json_frame: bytes, pb_frame: bytes) -> None:
         """One frame per format to these sessions, written with their next flush
