@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -202,6 +203,9 @@ class Server:
     def metrics(self) -> str:
         return ""
 
+    def counters(self) -> dict[str, int]:
+        return {}
+
     def stop(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -231,6 +235,14 @@ class Floor(Server):
         stdin.write(f"{rate}\n".encode())
         stdin.flush()
         return None
+
+    def counters(self) -> dict[str, int]:
+        """Messages produced, frames sent and dropped so far (the floor prints them on "?")."""
+        p = self.proc.popen
+        assert p.stdin is not None and p.stdout is not None
+        p.stdin.write(b"?\n")
+        p.stdin.flush()
+        return dict(json.loads(p.stdout.readline()))
 
     def stop(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -286,6 +298,8 @@ class Window:
     m0: str = ""
     m1: str = ""
     feed_log: str = ""
+    counters: dict[str, int] = field(default_factory=dict)
+    """The floor's counters over the window."""
 
 
 class Meter:
@@ -312,13 +326,14 @@ class Meter:
         self, seconds: float, feed: procs.Proc | None = None, scrape: bool = False
     ) -> Window:
         m0 = self.server.metrics() if scrape else ""
-        t0, c0 = time.time(), self.read(feed)
+        t0, c0, k0 = time.time(), self.read(feed), self.server.counters()
         time.sleep(seconds)
-        t1, c1 = time.time(), self.read(feed)
+        t1, c1, k1 = time.time(), self.read(feed), self.server.counters()
         m1 = self.server.metrics() if scrape else ""
         wall = t1 - t0
         cpu = {k: round(max(0.0, c1[k] - c0.get(k, 0.0)) / wall, 3) for k in c1}
-        return Window(t0, t1, cpu, m0, m1)
+        counters = {k: v - k0.get(k, 0) for k, v in k1.items()}
+        return Window(t0, t1, cpu, m0, m1, counters=counters)
 
 
 # ---- workloads --------------------------------------------------------------------------
@@ -377,12 +392,30 @@ def feed_log(feed: procs.Proc) -> str:
 def summary(results: list[dict[str, Any]], w: Window, rate: float, clients: int) -> dict[str, Any]:
     out = st.window(results, w.t0, w.t1)
     out["rate"] = rate
-    out["offered_per_s"] = rate * clients * SHARE
+    out["offered_per_s"] = offered(w, rate, clients)
     out["cpu_cores"] = w.cpu
     out["frame_bytes"] = _frame_bytes(results)
     if w.feed_log:
         out["feed"] = w.feed_log
+    if w.counters:
+        out["floor_counters"] = w.counters
     return out
+
+
+FEED_LINE = re.compile(r"simulated (\d+) events in ([\d.]+)s")
+
+
+def offered(w: Window, rate: float, clients: int) -> float:
+    """Messages/s the clients should get: the floor's frames sent and dropped over the window,
+    or the simulator's actual events/s (its Poisson draw may be off the nominal rate) to a
+    third of the clients, or the nominal rate."""
+    wall = w.t1 - w.t0
+    if w.counters and wall > 0:
+        return (w.counters.get("sent", 0) + w.counters.get("dropped", 0)) / wall
+    m = FEED_LINE.search(w.feed_log)
+    if m and float(m.group(2)) > 0:
+        return int(m.group(1)) / float(m.group(2)) * clients * SHARE
+    return rate * clients * SHARE
 
 
 def _frame_bytes(results: list[dict[str, Any]]) -> float:

@@ -11,14 +11,14 @@ the gateway's depth-20 update) stamped with a fresh ``ingest_ts``
 stream's subscribers: one ``send`` per frame per client, what a plain
 broadcaster does. A client with more than ``--max-buffer`` bytes unsent has
 frames dropped (counted) rather than the process's memory grow without bound
-under overload. On EOF it prints ``{"produced": n, "sent": n, "dropped": n}``.
+under overload. A line ``?`` on stdin prints the counters (``{"produced": n,
+"sent": n, "dropped": n, "skipped": n}``) to stdout, as does EOF before it exits.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import sys
 import time
 from typing import Any
@@ -26,8 +26,11 @@ from typing import Any
 import orjson
 from picows import WSListener, WSMsgType, WSTransport, ws_create_server
 
-MAX_LAG_S = 0.25
-"""Arrivals this far overdue are dropped (counted), like ``producers.simulate_run``."""
+from producers.simulate_run import MAX_LAG_NS
+from producers.simulator import PoissonArrivals
+
+SEED = 2
+"""``mdgw simulate`` paces with ``PoissonArrivals(seed=simulator.seed + 1)``, default seed 1."""
 
 
 def frame_parts(stream: str, size: int) -> tuple[bytes, bytes, bytes]:
@@ -63,29 +66,34 @@ class Floor:
         self.sent = 0
         self.dropped = 0
         self.skipped = 0
-        self._due: float | None = None
-        self._rng = random.Random(7)
+        self._arrivals: PoissonArrivals | None = None
         self._next = 0
         self._seq = 1_000_000
 
+    def counters(self) -> dict[str, int]:
+        return {
+            "produced": self.produced,
+            "sent": self.sent,
+            "dropped": self.dropped,
+            "skipped": self.skipped,
+        }
+
     def set_rate(self, rate: float) -> None:
         self.rate = rate
-        self._due = None
+        self._arrivals = PoissonArrivals(rate, time.monotonic_ns(), seed=SEED) if rate > 0 else None
 
-    def produce(self, now: float) -> None:
-        """Every message whose Poisson arrival time has come (as ``mdgw simulate`` does)."""
-        if self.rate <= 0:
+    def produce(self, now_ns: int) -> None:
+        """Every message whose arrival time has come: the gaps of ``mdgw simulate``'s own
+        Poisson arrivals, with its default seed, so the floor's feed has the same shape."""
+        arrivals = self._arrivals
+        if arrivals is None:
             return
-        if self._due is None:
-            self._due = now + self._rng.expovariate(self.rate)
-        if now - self._due > MAX_LAG_S:  # far behind: drop the backlog, as the simulator does
-            self.skipped += int((now - self._due) * self.rate)
-            self._due = now
+        if now_ns - arrivals.next_ns > MAX_LAG_NS:  # far behind: drop the backlog, as it does
+            self.skipped += arrivals.skip_to(now_ns)
         streams = self.streams
         text = WSMsgType.TEXT
         cap = self.max_buffer
-        while self._due <= now:
-            self._due += self._rng.expovariate(self.rate)
+        for _ in arrivals.due(now_ns):
             i = self._next % len(streams)
             self._next += 1
             self._seq += 1
@@ -152,19 +160,17 @@ async def main_async(args: argparse.Namespace) -> None:
 
     async def read_rates() -> None:
         while line := await reader.readline():
-            floor.set_rate(float(line))
+            if line.strip() == b"?":  # the counters so far, for the caller's windows
+                print(orjson.dumps(floor.counters()).decode(), flush=True)
+            else:
+                floor.set_rate(float(line))
 
     task = asyncio.create_task(read_rates())
     while not task.done():
         await asyncio.sleep(0.001)
-        floor.produce(loop.time())
+        floor.produce(time.monotonic_ns())
     server.close()
-    print(
-        orjson.dumps(
-            {"produced": floor.produced, "sent": floor.sent, "dropped": floor.dropped}
-        ).decode(),
-        flush=True,
-    )
+    print(orjson.dumps(floor.counters()).decode(), flush=True)
 
 
 def main() -> None:
