@@ -167,9 +167,13 @@ def hop_summary(before: str, after: str, name: str, **match: str) -> dict[str, A
 # ---- client results -> one window -------------------------------------------------------
 
 
+SLACK_S = 0.1
+"""A window read a few ms after a whole second still covers that second."""
+
+
 def window_seconds(t0: float, t1: float) -> range:
-    """The whole epoch seconds inside ``[t0, t1)``."""
-    return range(math.ceil(t0), math.floor(t1))
+    """The whole epoch seconds inside ``[t0, t1)`` (give or take ``SLACK_S``)."""
+    return range(math.ceil(t0 - SLACK_S), math.floor(t1 + SLACK_S))
 
 
 def window(

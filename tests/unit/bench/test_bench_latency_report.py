@@ -30,6 +30,8 @@ def test_diff_is_gateway_minus_floor() -> None:
 def test_offered_prefers_floor_counters_then_simulator_log() -> None:
     w = latency.Window(10.0, 12.0, {}, counters={"sent": 900, "dropped": 100})
     assert latency.offered(w, 50.0, 1000) == pytest.approx(500.0)
+    w = latency.Window(10.0, 12.0, {}, counters={"sent": 900, "dropped": 100, "skipped": 3})
+    assert latency.offered(w, 50.0, 900) == pytest.approx(500.0 + 3 * 300 / 2)
     w = latency.Window(10.0, 12.0, {}, feed_log="simulated 91 events in 11.00s (8/s): ...")
     assert latency.offered(w, 10.0, 900) == pytest.approx(91 / 11 * 300)
     assert latency.offered(latency.Window(0, 1, {}), 9.0, 300) == pytest.approx(900.0)

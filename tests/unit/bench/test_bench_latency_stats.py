@@ -185,3 +185,8 @@ def test_pings_and_connects() -> None:
     c = st.connects([r, {"error": "x"}])
     assert (c["connected"], c["failed"]) == (4, 1)
     assert c["all_connected_s"] == pytest.approx(0.0)
+
+
+def test_window_seconds_of_an_aligned_window_keep_its_first_second() -> None:
+    assert st.window_seconds(1000.004, 1004.006) == range(1000, 1004)
+    assert st.window_seconds(1000.5, 1005.0) == range(1001, 1005)
