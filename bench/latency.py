@@ -117,28 +117,38 @@ class Clients:
     def cpu(self) -> float:
         return sum(p.cpu() for p in self.procs)
 
+    sizes: list[int] = field(default_factory=list)
+    """Clients per process."""
+
+    def send(self, sig: int, ready_timeout: float = 30.0) -> None:
+        """``sig`` to every process once it handles signals (a loaded machine can take
+        seconds to start an interpreter; the default action would kill it)."""
+        deadline = time.monotonic() + ready_timeout
+        for p, out in zip(self.procs, self.outs, strict=True):
+            ready = Path(f"{out}.ready")
+            while not ready.exists() and p.popen.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, sig)
+
     def snapshot(self, timeout: float = 20.0) -> list[dict[str, Any]]:
         """Every process's results so far (SIGUSR2), without stopping them."""
         self.snaps += 1
-        for p in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p.pid, signal.SIGUSR2)
-        return [self._read(out, self.snaps, timeout) for out in self.outs]
+        self.send(signal.SIGUSR2)
+        return [self._read(i, self.snaps, timeout) for i in range(len(self.outs))]
 
     def finish(self, timeout: float = 60.0) -> list[dict[str, Any]]:
-        for p in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p.pid, signal.SIGUSR1)
+        self.send(signal.SIGUSR1)
         deadline = time.monotonic() + timeout
         for p in self.procs:
             try:
                 p.popen.wait(max(1.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 p.stop(2)
-        return [self._read(out, -1, 2.0) for out in self.outs]
+        return [self._read(i, -1, 2.0) for i in range(len(self.outs))]
 
-    @staticmethod
-    def _read(out: Path, snap: int, timeout: float) -> dict[str, Any]:
+    def _read(self, i: int, snap: int, timeout: float) -> dict[str, Any]:
+        out = self.outs[i]
         deadline = time.monotonic() + timeout
         while True:
             with contextlib.suppress(OSError, ValueError):
@@ -146,7 +156,7 @@ class Clients:
                 if r.get("snapshot") == snap or snap == -1:
                     return dict(r)
             if time.monotonic() > deadline:
-                return {"error": f"{out.name}: no result {snap}"}
+                return {"error": f"{out.name}: no result {snap}", "clients": self.sizes[i]}
             time.sleep(0.1)
 
 
@@ -172,6 +182,7 @@ def start_clients(
         argv += ["--duration", str(duration), "--out", str(out), "--pingers", str(pingers)]
         cs.procs.append(procs.spawn(f"{name}{i}", argv, dict(os.environ)))
         cs.outs.append(out)
+        cs.sizes.append(n)
         first += n
     return cs
 
@@ -863,7 +874,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         a.cap_factor, a.cap_resolution, a.cap_steps = 1.7, 1.3, 6
         a.step_s, a.window_s, a.settle = 3.0, 8.0, 1.0
         a.over_s, a.resp_s, a.sweep_s, a.ingest_s = 8.0, 6.0, 5.0, 3.0
-        a.linger_ms, a.fetch_wait_ms = "0", "50"
+        a.linger_ms, a.fetch_wait_ms = "0", ""  # a gateway per fetch.wait value: full run only
     a.only = tuple(a.only.split(",")) if a.only else (QUICK if a.quick else ALL)
     # ints: the settings are integer milliseconds and the config parses the variable as such
     a.linger_ms = [int(v) for v in floats(a.linger_ms)]

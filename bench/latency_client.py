@@ -201,6 +201,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         write(args.out, rec.result(args.clients) | {"snapshot": snaps})
 
     loop.add_signal_handler(signal.SIGUSR2, snapshot)
+    # signals are handled from here on: the caller waits for this before sending any
+    open(f"{args.out}.ready", "w").close()
     deadline = loop.time() + args.duration
     gate = asyncio.Semaphore(args.concurrency)
     listeners: list[Client] = []

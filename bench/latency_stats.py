@@ -293,7 +293,8 @@ def connects(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """How long a client set took to connect: first attempt -> last connection (s)."""
     firsts, lasts, ok, failed = [], [], 0, 0
     for r in results:
-        if "error" in r:
+        if "error" in r:  # a process that never reported: none of its clients connected
+            failed += int(r.get("clients", 0))
             continue
         firsts.append(r["first_attempt_ns"])
         done = [t for t in r["per_client"]["connected_ns"] if t]

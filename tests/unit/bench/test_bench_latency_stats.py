@@ -184,6 +184,8 @@ def test_pings_and_connects() -> None:
     assert p["p99_ms"] == pytest.approx(2.0)
     c = st.connects([r, {"error": "x"}])
     assert (c["connected"], c["failed"]) == (4, 1)
+    c = st.connects([r, {"error": "never reported", "clients": 500}])
+    assert (c["connected"], c["failed"]) == (4, 501)
     assert c["all_connected_s"] == pytest.approx(0.0)
 
 
