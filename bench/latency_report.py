@@ -143,6 +143,8 @@ def tables(res: dict[str, Any]) -> list[Table]:
             ("clients silently behind", "silent_behind"),
         ):
             extra.append((label, fmt(_get(f, key)), fmt(_get(g, key)), "", ""))
+        dropped = f.get("floor_counters", {}).get("dropped") if _ok(f) else None
+        extra.append(("frames dropped (floor: > 1 MiB unsent)", fmt(dropped), "", "", ""))
         extra.append(
             ("closes by code", fmt(str(_get(f, "closes"))), fmt(str(_get(g, "closes"))), "", "")
         )
