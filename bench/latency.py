@@ -336,10 +336,11 @@ class Meter:
     def window(
         self, seconds: float, feed: procs.Proc | None = None, scrape: bool = False
     ) -> Window:
-        m0 = self.server.metrics() if scrape else ""
         # whole wall-clock seconds, as the clients count per second: the floor's counters and
         # the clients' counts then cover the same span
         time.sleep(1.0 - time.time() % 1.0 + 0.002)
+        # scrapes just outside the CPU readings: the records they count span the window
+        m0 = self.server.metrics() if scrape else ""
         t0, c0, k0 = time.time(), self.read(feed), self.server.counters()
         time.sleep(max(1.0, round(seconds)) - (time.time() - t0) + 0.002)
         t1, c1, k1 = time.time(), self.read(feed), self.server.counters()

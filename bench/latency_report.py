@@ -30,9 +30,10 @@ def fmt(v: Any, digits: int = 1) -> str:
 
 def ratio(g: Any, f: Any) -> str:
     try:
-        return f"{g / f:.2f}x" if f else "-"
-    except TypeError:
+        r = g / f
+    except (TypeError, ZeroDivisionError):
         return "-"
+    return "-" if math.isnan(r) else f"{r:.2f}x"
 
 
 def _ok(d: Any) -> bool:

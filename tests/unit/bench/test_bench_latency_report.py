@@ -109,3 +109,10 @@ def test_tables_of_failed_workloads() -> None:
     }
     assert latency_report.tables(res)
     latency_report.print_tables(res)
+
+
+def test_ratio_of_missing_values_is_a_dash() -> None:
+    assert latency_report.ratio(3.0, 2.0) == "1.50x"
+    assert latency_report.ratio(3.0, 0.0) == "-"
+    assert latency_report.ratio(math.nan, 2.0) == "-"
+    assert latency_report.ratio(None, 2.0) == "-"
