@@ -317,10 +317,10 @@ def plot(res: dict[str, Any], path: Path) -> None:
     ax = axes[0][0]
     steps = sorted((res.get("capacity") or {}).get("steps") or [], key=lambda s: s["rate"])
     if steps:
-        xs = [s["delivered_per_s"] for s in steps]
+        xs = [s["offered_per_s"] for s in steps]
         ax.plot(xs, [s["age_ms"]["p50"] for s in steps], "o-", label="p50")
         ax.plot(xs, [s["age_ms"]["p99"] for s in steps], "o-", label="p99")
-        ax.set_xlabel("delivered msgs/s (1,000 clients)")
+        ax.set_xlabel("offered msgs/s (1,000 clients)")
         ax.set_ylabel("age, ms (log)")
         ax.set_yscale("log")
         ax.set_title("1. floor capacity steps")
