@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -654,6 +655,14 @@ def diff(floor: dict[str, Any] | None, gw: dict[str, Any] | None) -> dict[str, f
 
 def run(a: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    try:
+        return run_in(a, tmp)
+    finally:
+        if not a.keep_tmp:  # the clients' per-process files: megabytes per run
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     port = int(os.environ.get("MDGW_KAFKA_BOOTSTRAP", "127.0.0.1:9092").rsplit(":", 1)[1])
     p = Plan(a, tmp, broker_pid(port))
     res: dict[str, Any] = {"settings": vars(a) | {"client_nice": procs.CLIENT_NICE}}
@@ -825,6 +834,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--quick", action="store_true", help="smoke version, ~4 min")
+    ap.add_argument("--keep-tmp", action="store_true", help="keep the clients' result files")
     ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(ALL)}")
     ap.add_argument("--clients", type=int, default=1000)
     ap.add_argument("--client-procs", type=int, default=2)
