@@ -296,7 +296,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        level = args.log_level or os.environ.get("MDGW_TELEMETRY_LOG_LEVEL", "INFO")
+        # not every subcommand has the logging flags (hash-key has none)
+        level = getattr(args, "log_level", None) or os.environ.get(
+            "MDGW_TELEMETRY_LOG_LEVEL", "INFO"
+        )
         json_logs = bool(args.log_json) if hasattr(args, "log_json") else False
         setup_logging(level, json_logs or os.environ.get("MDGW_TELEMETRY_LOG_JSON") == "1")
         return COMMANDS[args.command](args)
