@@ -121,7 +121,7 @@ def _openapi(keys: bool) -> OpenAPIConfig:
         title="mdgw market-data API",
         version="1.0.0",
         description="Order books, trades and statistics of the market-data gateway "
-        '(CONTRACT §6). Every error answers `{"error": "..."}`.',
+        '(docs/protocol.md §6). Every error answers `{"error": "..."}`.',
         components=components,
         tags=[Tag(name="market data", description="/api/v1 routes")],
         use_handler_docstrings=False,

@@ -39,7 +39,7 @@ _SIDES = {1: "buy", 2: "sell", 0: ""}
 
 
 def checksum(asks: list[tuple[float, float]], bids: list[tuple[float, float]]) -> int:
-    """CONTRACT §5: CRC-32 over the top 10 asks then the top 10 bids as <dd pairs."""
+    """docs/protocol.md §5: CRC-32 over the top 10 asks then the top 10 bids as <dd pairs."""
     return zlib.crc32(b"".join(_PAIR.pack(p, q) for p, q in asks[:10] + bids[:10]))
 
 
@@ -114,7 +114,7 @@ def _levels_pb(levels: Any) -> list[list[Any]]:
 
 
 def pb_to_dict(msg: pb.MarketDataMessage) -> dict[str, Any]:
-    """A protobuf data message in the JSON shape of CONTRACT §4."""
+    """A protobuf data message in the JSON shape of docs/protocol.md §4.3."""
     kind = msg.WhichOneof("message")
     if kind == "order_book_update":
         u = msg.order_book_update

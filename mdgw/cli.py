@@ -36,12 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mdgw", description="Kafka-sourced market-data gateway")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("gateway", help="WebSocket gateway (CONTRACT §4), default port 8080")
+    p = sub.add_parser("gateway", help="WebSocket gateway (docs/protocol.md §4), default port 8080")
     _common(p)
     _server(p)
     p.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
 
-    p = sub.add_parser("api", help="REST API (CONTRACT §6), default port 8000")
+    p = sub.add_parser("api", help="REST API (docs/protocol.md §6), default port 8000")
     _common(p)
     _server(p)
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of every process (CONTRACT §7), defined once.
+"""Prometheus metrics of every process (docs/protocol.md §7), defined once.
 
 Latency histograms have sub-millisecond buckets: the gateway's hot path is
 measured in tens of microseconds. With ``PROMETHEUS_MULTIPROC_DIR`` set (the

@@ -9,7 +9,7 @@ Sampling is decided once, at the head: the producer draws the trace id and
 samples it with the same rule as ``TraceIdRatioBased(telemetry.trace_ratio)``
 *before* building anything, so an unsampled record costs a random number and a
 formatted header. Every record then carries a W3C ``traceparent`` header
-(CONTRACT §2) with the sampled flag set or not, and the consumers' sampler,
+(docs/protocol.md §2.4) with the sampled flag set or not, and the consumers' sampler,
 ``ParentBased``, follows the flag: the gateway looks at the flag byte and only
 builds spans for sampled records.
 

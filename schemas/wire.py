@@ -1,4 +1,4 @@
-"""Encoders for what the gateway sends to clients (CONTRACT §4), JSON and protobuf.
+"""Encoders for what the gateway sends to clients (docs/protocol.md §4.3), JSON and protobuf.
 
 Each data message is encoded once per format and the same bytes go to every
 subscriber; batching concatenates already-encoded messages (a JSON array, or a

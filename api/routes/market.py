@@ -1,4 +1,4 @@
-"""Market-data routes of CONTRACT §6: order books, aggregated books, trades, stats, symbols.
+"""Market-data routes of docs/protocol.md §6: order books, aggregated books, trades, stats, symbols.
 
 Thin handlers: parse names (:mod:`api.symbols`), read the Market (injected, and only
 once it is loaded: see :func:`api.routes.deps.provide_market`), shape the answer
@@ -131,7 +131,7 @@ def _not_modified(etag: str) -> Response[Any]:
     "/orderbook/{symbol:str}",
     summary="Order book of one venue",
     description="Book of `EXCHANGE:SYMBOL` (or `SYMBOL` with `exchange=`) cut to `depth` "
-    "levels per side. `checksum` is CONTRACT §5 over the levels of this answer.",
+    "levels per side. `checksum` is docs/protocol.md §5 over the levels of this answer.",
     responses={**LOOKUP, 304: NOT_MODIFIED},
     response_headers=ETAG,
     media_type=MediaType.JSON,

@@ -53,7 +53,7 @@ async def ready(store: NamedDependency[StateStore]) -> ReadyBody:
     "/metrics",
     summary="Prometheus metrics",
     media_type="text/plain; version=0.0.4; charset=utf-8",
-    description="Text exposition format (CONTRACT §7).",
+    description="Text exposition format (docs/protocol.md §7).",
 )
 async def prometheus() -> Response[bytes]:
     body, content_type = render_metrics()

@@ -1,4 +1,4 @@
-"""Every route of CONTRACT §6 and its shape, over an in-memory Market."""
+"""Every route of docs/protocol.md §6 and its shape, over an in-memory Market."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ BOOK_KEYS = {"exchange", "symbol", "timestamp", "sequence", "checksum", "bids", 
 
 
 def contract_checksum(bids: list[list[float]], asks: list[list[float]]) -> int:
-    """CONTRACT §5, verbatim."""
+    """docs/protocol.md §5, verbatim."""
     return zlib.crc32(b"".join(struct.pack("<dd", p, q) for p, q in asks[:10] + bids[:10]))
 
 
