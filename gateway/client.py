@@ -30,6 +30,7 @@ import orjson
 from sortedcontainers import SortedDict
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.typing import Subprotocol
 
 from schemas import market_data_pb2 as pb
 
@@ -209,7 +210,7 @@ class MarketDataClient:
         self.ws = await connect(
             self._full_url(),
             additional_headers=headers,
-            subprotocols=[proto],
+            subprotocols=[Subprotocol(proto)],
             ssl=self.ssl,
             max_size=None,
             **self.connect_kwargs,

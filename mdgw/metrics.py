@@ -76,7 +76,7 @@ def observe_many(hist: Histogram, amount: float, count: int) -> None:
     if count <= 0:
         return
     try:
-        buckets, bounds, total = hist._buckets, hist._upper_bounds, hist._sum  # type: ignore[attr-defined]
+        buckets, bounds, total = hist._buckets, hist._upper_bounds, hist._sum
     except AttributeError:  # another prometheus-client layout: the slow, certain way
         for _ in range(count):
             hist.observe(amount)

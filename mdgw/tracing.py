@@ -79,7 +79,8 @@ class _PresetIds:
 
     Lets the producer decide sampling from a trace id it drew itself and then
     have the SDK build the span with exactly that id, so the SDK's sampler and
-    the cheap pre-check always agree.
+    the cheap pre-check always agree. It is an ``IdGenerator`` by duck typing:
+    subclassing would import the SDK with this module, even when tracing is off.
     """
 
     def __init__(self) -> None:
@@ -168,7 +169,7 @@ def setup(
     provider = TracerProvider(
         sampler=ParentBased(ratio),
         resource=Resource.create({"service.name": name}),
-        id_generator=_state.ids,  # type: ignore[arg-type]  # duck-typed IdGenerator
+        id_generator=_state.ids,  # type: ignore[arg-type]  # duck-typed: see _PresetIds
     )
     exp = exporter if exporter is not None else _exporter()
     if exp is not None:

@@ -341,7 +341,7 @@ class SimulatedBook:
         anchor = self._anchor(side)
         gap_at_top = (anchor - side.best()) * -sign
         if gap_at_top >= spacing:
-            tick = anchor + sign * int(self._rng.random() * spacing)
+            tick: int | None = anchor + sign * int(self._rng.random() * spacing)
         else:
             tick = self._hole(side, self._geom(_NEAR_TOP), spacing)
         if tick is None or tick < 1 or tick in side.lots:

@@ -27,8 +27,8 @@ class RecordSink(Protocol):
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
@@ -79,8 +79,8 @@ class KafkaSink:
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
@@ -123,8 +123,8 @@ class MemorySink:
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
