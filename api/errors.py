@@ -152,7 +152,7 @@ def _phrase(status: int) -> str:
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    ValidationException: on_validation_error,  # type: ignore[dict-item]
-    HTTPException: on_http_error,  # type: ignore[dict-item]
+    ValidationException: on_validation_error,
+    HTTPException: on_http_error,
     500: on_internal_error,
 }

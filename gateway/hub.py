@@ -389,7 +389,7 @@ class Hub:
                     touched.append(s)
         self.flush()
 
-    # ---- freshness (docs/protocol.md §9.1) -------------------------------------------
+    # ---- freshness (docs/protocol.md §4.6) -------------------------------------------
 
     def fall_behind(self, s: Session, reason: str) -> None:
         """The client is behind: its queued book messages go, no more are queued until

@@ -1,4 +1,4 @@
-"""The WebSocket server (CONTRACT §4) on ``websockets``: handshake policy, control ops.
+"""The WebSocket server (docs/protocol.md §4) on ``websockets``: handshake policy, control ops.
 
 Plain HTTP on the same port answers ``/health`` and ``/metrics``. Handshakes are
 refused before any upgrade: 503 past ``max_connections``, 401 for a bad token,

@@ -36,12 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mdgw", description="Kafka-sourced market-data gateway")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("gateway", help="WebSocket gateway (CONTRACT §4), default port 8080")
+    p = sub.add_parser("gateway", help="WebSocket gateway (docs/protocol.md §4), default port 8080")
     _common(p)
     _server(p)
     p.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
 
-    p = sub.add_parser("api", help="REST API (CONTRACT §6), default port 8000")
+    p = sub.add_parser("api", help="REST API (docs/protocol.md §6), default port 8000")
     _common(p)
     _server(p)
 
@@ -310,7 +310,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        level = args.log_level or os.environ.get("MDGW_TELEMETRY_LOG_LEVEL", "INFO")
+        # not every subcommand has the logging flags (hash-key has none)
+        level = getattr(args, "log_level", None) or os.environ.get(
+            "MDGW_TELEMETRY_LOG_LEVEL", "INFO"
+        )
         json_logs = bool(args.log_json) if hasattr(args, "log_json") else False
         setup_logging(level, json_logs or os.environ.get("MDGW_TELEMETRY_LOG_JSON") == "1")
         return COMMANDS[args.command](args)

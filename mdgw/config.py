@@ -129,7 +129,7 @@ class GatewayConfig:
     """Seconds a client may stay behind (or fall behind again after a resync) before 1013."""
     max_lag_ms: int = 500
     """Age of the oldest book message still queued for a client (in the process or the
-    kernel's send queue) past which it is resynced (docs/protocol.md §9.1)."""
+    kernel's send queue) past which it is resynced (docs/protocol.md §4.6)."""
     probe_interval_ms: int = 100
     """Probe pings after data at most this often per client: their pongs tell what the
     client has read (0 = judge freshness by the kernel's send queue only)."""

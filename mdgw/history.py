@@ -19,13 +19,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from core.book import ApplyResult, OrderBook
 from core.types import BookUpdate, Trade, parse_stream_key
 from mdgw.config import KafkaConfig
-from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, int_header
+from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, Headers, int_header
 from mdgw.kafka.source import consumer_conf
 from schemas import codec
 from schemas.errors import SchemaError
@@ -124,9 +125,11 @@ def _find_checkpoint(
             for msg in consumer.consume(500, 0.2):
                 if msg.error():
                     continue
-                p = msg.partition()
+                p, offset = msg.partition(), msg.offset()
+                if p is None or offset is None:  # only error events have neither
+                    continue
                 ts = msg.timestamp()[1]
-                if msg.offset() + 1 >= ends.get(p, 0) or ts > at_ms:
+                if offset + 1 >= ends.get(p, 0) or ts > at_ms:
                     ends.pop(p, None)
                 if ts > at_ms or msg.key() != key:
                     continue
@@ -142,17 +145,17 @@ def _find_checkpoint(
         consumer.close()
 
 
-def _checkpoint(msg: object) -> Checkpoint | None:
-    headers = msg.headers()  # type: ignore[attr-defined]
+def _checkpoint(msg: Message) -> Checkpoint | None:
+    headers = cast(Headers | None, msg.headers())  # consumed records: (str, bytes) pairs
     part, offset = int_header(headers, BOOK_PARTITION), int_header(headers, BOOK_OFFSET)
     try:
-        book = codec.decode(msg.value() or b"")  # type: ignore[attr-defined]
+        book = codec.decode(msg.value() or b"")
     except SchemaError:
         return None
     if part is None or offset is None or not isinstance(book, BookUpdate):
         return None
     book.is_snapshot = True
-    return Checkpoint(book, part, offset, msg.timestamp()[1])  # type: ignore[attr-defined]
+    return Checkpoint(book, part, offset, msg.timestamp()[1])
 
 
 def earliest_ns(cfg: KafkaConfig, topic: str, partition: int) -> int | None:

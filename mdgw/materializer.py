@@ -150,8 +150,10 @@ class Materializer:
         book_topic = self.cfg.book_topic
         trades_topic = self.cfg.trades_topic
         c = self.counters
+        per_topic: dict[str, int] = {}
         for rec in records:
             c.consumed += 1
+            per_topic[rec.topic] = per_topic.get(rec.topic, 0) + 1
             span = tracing.start_process(rec) if tracing.ENABLED else None  # tracing hook
             if self.owned_partitions is not None and rec.partition not in self.owned_partitions:
                 continue  # a partition just handed to another gateway
@@ -161,7 +163,8 @@ class Materializer:
                 self._trade_record(rec)
             if span is not None:  # tracing hook
                 tracing.end_process(span)
-        metrics.RECORDS_CONSUMED.labels(book_topic).inc(len(records))
+        for topic, n in per_topic.items():
+            metrics.RECORDS_CONSUMED.labels(topic).inc(n)
 
     def _book_record(self, rec: Record) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Market-data routes of CONTRACT §6: order books, aggregated books, trades, stats, symbols.
+"""Market-data routes of docs/protocol.md §6: order books, aggregated books, trades, stats, symbols.
 
 Thin handlers: parse names (:mod:`api.symbols`), read the Market (injected, and only
 once it is loaded: see :func:`api.routes.deps.provide_market`), shape the answer
@@ -135,7 +135,7 @@ def _not_modified(etag: str) -> Response[Any]:
     "/orderbook/{symbol:str}",
     summary="Order book of one venue",
     description="Book of `EXCHANGE:SYMBOL` (or `SYMBOL` with `exchange=`) cut to `depth` "
-    "levels per side. `checksum` is CONTRACT §5 over the levels of this answer.",
+    "levels per side. `checksum` is docs/protocol.md §5 over the levels of this answer.",
     responses={**LOOKUP, 304: NOT_MODIFIED},
     response_headers=ETAG,
     media_type=MediaType.JSON,
@@ -160,8 +160,11 @@ async def orderbook(
     etag = present.book_etag(book, depth)
     if _matches(if_none_match, etag):
         return _not_modified(etag)
+    # Encoded once, straight to bytes (the hot route); the return annotation still
+    # gives OpenAPI the shape of the body.
+    body: Any = present.orderbook_json(book, depth)
     return Response(
-        content=present.orderbook_json(book, depth),  # type: ignore[arg-type]
+        content=body,
         headers={"ETag": etag},
         media_type=MediaType.JSON,
     )

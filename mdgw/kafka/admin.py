@@ -23,7 +23,7 @@ class TopicSpec:
 
 
 def topic_specs(cfg: KafkaConfig) -> list[TopicSpec]:
-    """The topics of CONTRACT §2 plus the time-travel checkpoint topic."""
+    """The topics of docs/protocol.md §2.1, with the time-travel checkpoint topic."""
     retention = {"retention.ms": str(cfg.retention_ms)}
     return [
         TopicSpec(cfg.book_topic, cfg.partitions, {**retention, "cleanup.policy": "delete"}),

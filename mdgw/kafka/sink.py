@@ -28,8 +28,8 @@ class RecordSink(Protocol):
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
@@ -82,8 +82,8 @@ class KafkaSink:
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
@@ -126,8 +126,8 @@ class MemorySink:
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,

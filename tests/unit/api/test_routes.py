@@ -1,4 +1,4 @@
-"""Every route of CONTRACT §6 and its shape, over an in-memory Market."""
+"""Every route of docs/protocol.md §6 and its shape, over an in-memory Market."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from api.app import STATIC_DIR
+from api.app import STATIC_DIR, create_app
 from api.models import OrderBookBody
+from api.state import StateStore
 from core.market import Market
 from core.types import BookUpdate, Exchange, Statistics
-from tests.unit.api.apidata import BINANCE_ASKS, BINANCE_BIDS, NOW
+from tests.unit.api.apidata import BINANCE_ASKS, BINANCE_BIDS, NOW, make_config
 
 Client = TestClient[Litestar]
 BOOK_KEYS = {"exchange", "symbol", "timestamp", "sequence", "checksum", "bids", "asks", "status"}
 
 
 def contract_checksum(bids: list[list[float]], asks: list[list[float]]) -> int:
-    """CONTRACT §5, verbatim."""
+    """docs/protocol.md §5, verbatim."""
     return zlib.crc32(b"".join(struct.pack("<dd", p, q) for p, q in asks[:10] + bids[:10]))
 
 
@@ -285,8 +286,13 @@ def test_cors_origins_from_config(make_client) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
-def test_bench_route_only_when_enabled(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert make_client().get("/bench/const").status_code == 404
-    monkeypatch.setenv("MDGW_API_BENCH_ROUTES", "1")
-    r = make_client().get("/bench/const")
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+def test_the_api_serves_no_bench_route_and_extra_routes_on_request(market: Market) -> None:
+    from bench.api_server import BENCH_ROUTES
+
+    with TestClient(create_app(make_config(rate_limit=0), StateStore(market))) as plain:
+        assert plain.get("/bench/const").status_code == 404
+    app = create_app(make_config(rate_limit=0), StateStore(market), extra_routes=BENCH_ROUTES)
+    with TestClient(app) as bench:
+        r = bench.get("/bench/const")
+        assert r.status_code == 200 and r.json() == {"status": "ok"}
+        assert bench.get("/api/v1/symbols").status_code == 200

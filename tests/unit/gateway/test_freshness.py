@@ -1,4 +1,4 @@
-"""Freshness (docs/protocol.md §9.1) without sockets: a fake clock, a fake send queue.
+"""Freshness (docs/protocol.md §4.6) without sockets: a fake clock, a fake send queue.
 
 A client whose oldest undelivered book message is older than ``max_lag`` loses its
 queued deltas, gets ``status resync`` and a snapshot once drained, and is closed 1013
