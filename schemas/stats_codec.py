@@ -1,0 +1,138 @@
+"""``StatsCheckpoint`` records <-> :class:`core.stats.StatsCheckpoint`, validated.
+
+A checkpoint comes from Kafka, so it is checked like any record: a column of the
+wrong length, a bucket whose trades fall outside its interval, a non-finite or
+negative figure or a bad trade raise :class:`schemas.errors.ValidationError`
+(the caller then reads that stream's trades from Kafka instead); bytes that do
+not parse raise :class:`schemas.errors.DecodeError`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError as _PbDecodeError
+
+from core.stats import Bucket, StatsCheckpoint
+from schemas import market_data_pb2 as pb
+from schemas.codec import _exchange, _symbol, trade_from_pb, trade_to_pb
+from schemas.errors import DecodeError, ValidationError
+
+MAX_CHECKPOINT_BYTES = 8 * 1024 * 1024
+"""The topic's max.message.bytes; a day of minute buckets and 1,000 trades is ~200 KB."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRecord:
+    """A decoded checkpoint and where in the trades topic it stands."""
+
+    checkpoint: StatsCheckpoint
+    trades_partition: int
+    trades_offset: int
+    """Every trade of the stream at a lower offset of that partition is in the state."""
+    written_ns: int
+
+
+def encode_stats(
+    cp: StatsCheckpoint, trades_partition: int, trades_offset: int, written_ns: int
+) -> bytes:
+    """Serialize one stream's checkpoint."""
+    m = pb.StatsCheckpoint(
+        exchange=int(cp.exchange),
+        symbol=cp.symbol,
+        window_ns=cp.window_ns,
+        bucket_ns=cp.bucket_ns,
+        newest_index=cp.newest,
+        last_trade_sequence=cp.last_trade_sequence,
+        trades_partition=trades_partition,
+        trades_offset=trades_offset,
+        written_ns=written_ns,
+    )
+    cols = m.buckets
+    for index, b in cp.buckets:
+        cols.index.append(index)
+        cols.first_ns.append(b.first_ns)
+        cols.open.append(b.open)
+        cols.last_ns.append(b.last_ns)
+        cols.close.append(b.close)
+        cols.high.append(b.high)
+        cols.low.append(b.low)
+        cols.volume.append(b.volume)
+        cols.quote_volume.append(b.quote_volume)
+        cols.count.append(b.count)
+    m.recent_trades.extend(trade_to_pb(t) for t in cp.recent)
+    return m.SerializeToString()
+
+
+def decode_stats(data: bytes) -> StatsRecord:
+    """Parse and validate one checkpoint record."""
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise ValidationError(f"checkpoint of {len(data)} bytes exceeds {MAX_CHECKPOINT_BYTES}")
+    m = pb.StatsCheckpoint()
+    try:
+        m.ParseFromString(data)
+    except (_PbDecodeError, RuntimeError, ValueError) as e:
+        raise DecodeError(f"not a StatsCheckpoint: {e}") from e
+    exchange, symbol = _exchange(m.exchange), _symbol(m.symbol)
+    if m.window_ns <= 0 or m.bucket_ns <= 0:
+        raise ValidationError(f"checkpoint window {m.window_ns} / bucket {m.bucket_ns} ns")
+    recent = [trade_from_pb(t) for t in m.recent_trades]
+    if any(t.exchange is not exchange or t.symbol != symbol for t in recent):
+        raise ValidationError("checkpoint tape holds a trade of another stream")
+    cp = StatsCheckpoint(
+        exchange=exchange,
+        symbol=symbol,
+        window_ns=m.window_ns,
+        bucket_ns=m.bucket_ns,
+        newest=m.newest_index,
+        buckets=_buckets(m.buckets, m.bucket_ns),
+        recent=recent,
+        last_trade_sequence=m.last_trade_sequence,
+    )
+    return StatsRecord(cp, m.trades_partition, m.trades_offset, m.written_ns)
+
+
+def _buckets(cols: pb.StatsCheckpoint.Buckets, bucket_ns: int) -> list[tuple[int, Bucket]]:
+    n = len(cols.index)
+    columns = (
+        cols.first_ns,
+        cols.open,
+        cols.last_ns,
+        cols.close,
+        cols.high,
+        cols.low,
+        cols.volume,
+        cols.quote_volume,
+        cols.count,
+    )
+    if any(len(c) != n for c in columns):
+        raise ValidationError("checkpoint bucket columns of different lengths")
+    out: list[tuple[int, Bucket]] = []
+    prev = None
+    for row in zip(cols.index, *columns, strict=True):
+        index, b = row[0], Bucket(*row[1:])
+        if prev is not None and index <= prev:
+            raise ValidationError("checkpoint buckets not in ascending order")
+        _check_bucket(index, b, bucket_ns)
+        out.append((index, b))
+        prev = index
+    return out
+
+
+def _check_bucket(index: int, b: Bucket, bucket_ns: int) -> None:
+    start = index * bucket_ns
+    prices = (b.open, b.close, b.high, b.low)
+    ok = (
+        start <= b.first_ns <= b.last_ns < start + bucket_ns
+        and all(math.isfinite(p) and p > 0.0 for p in prices)
+        and b.low <= min(b.open, b.close)
+        and b.high >= max(b.open, b.close)
+        and math.isfinite(b.volume)
+        and b.volume > 0.0
+        and math.isfinite(b.quote_volume)
+        and b.quote_volume > 0.0
+        and b.count > 0
+    )
+    if not ok:
+        raise ValidationError(f"checkpoint bucket {index} is not a valid candle: {b}")
