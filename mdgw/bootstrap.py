@@ -151,15 +151,17 @@ async def bootstrap(
     for the broker retries, which is safe: re-applying a snapshot is a no-op.
     """
     t0 = time.perf_counter()
-    snapshots = await asyncio.to_thread(load_snapshots, cfg)
-    resume = await apply_snapshots(materializer, snapshots)
-    stats = await asyncio.to_thread(load_stats, cfg)
-    stats_resume = materializer.load_stats(stats)
-    materializer.enable_stats_checkpoints(
-        await asyncio.to_thread(partitions_or_zero, cfg, cfg.stats_topic)
+    # independent round trips to the broker: in parallel, a restart waits for the slowest
+    snapshots, stats, stats_parts, book_parts, trade_parts = await asyncio.gather(
+        asyncio.to_thread(load_snapshots, cfg),
+        asyncio.to_thread(load_stats, cfg),
+        asyncio.to_thread(partitions_or_zero, cfg, cfg.stats_topic),
+        asyncio.to_thread(partition_count, cfg, cfg.book_topic),
+        asyncio.to_thread(partition_count, cfg, cfg.trades_topic),
     )
-    book_parts = await asyncio.to_thread(partition_count, cfg, cfg.book_topic)
-    trade_parts = await asyncio.to_thread(partition_count, cfg, cfg.trades_topic)
+    resume = await apply_snapshots(materializer, snapshots)
+    stats_resume = materializer.load_stats(stats)
+    materializer.enable_stats_checkpoints(stats_parts)
     since_ms = int(time.time() * 1000) - trades_window_ms
     assignment: Assignment = [(cfg.book_topic, p, resume.get(p, -2)) for p in range(book_parts)]
     assignment += await asyncio.to_thread(
