@@ -231,8 +231,9 @@ class Market:
 
     # -- checkpoints of the trade state --------------------------------------
 
-    def stats_checkpoint(self, stream: str) -> StatsCheckpoint | None:
-        """A copy of one stream's trade state (None for an unknown stream)."""
+    def stats_checkpoint(self, stream: str, copy: bool = True) -> StatsCheckpoint | None:
+        """One stream's trade state (None for an unknown stream); ``copy=False`` shares
+        the live buckets, for a caller that serialises them at once."""
         state = self._streams.get(stream)
         if state is None:
             return None
@@ -243,7 +244,7 @@ class Market:
             window_ns=stats.window_ns,
             bucket_ns=stats.bucket_ns,
             newest=stats.newest,
-            buckets=stats.buckets(),
+            buckets=stats.buckets(copy),
             recent=list(state.trades),
             last_trade_sequence=state.counters.last_trade_sequence,
         )

@@ -203,10 +203,12 @@ class RollingStats:
 
     # -- checkpoint ----------------------------------------------------------
 
-    def buckets(self) -> list[tuple[int, Bucket]]:
-        """Every bucket held, oldest first, as ``(index, copy)``: the whole state with
-        :attr:`newest` (what a checkpoint stores)."""
-        return [(i, replace(b)) for i, b in sorted(self._buckets.items())]
+    def buckets(self, copy: bool = True) -> list[tuple[int, Bucket]]:
+        """Every bucket held, oldest first, as ``(index, bucket)``: the whole state with
+        :attr:`newest` (what a checkpoint stores). ``copy=False`` hands out the live
+        buckets, for a caller that serialises them before the next trade."""
+        items = sorted(self._buckets.items())
+        return [(i, replace(b)) for i, b in items] if copy else items
 
     def restore(self, buckets: list[tuple[int, Bucket]], newest: int) -> None:
         """Replace the state with a checkpoint's (``buckets()`` and ``newest`` of a

@@ -164,7 +164,7 @@ class StatsCheckpointer:
         target = partition % self.stats_partitions
         # streams without a checkpoint first: see the module docstring
         for stream in sorted(streams, key=lambda s: (s in self.written, s)):
-            cp = self.market.stats_checkpoint(stream)
+            cp = self.market.stats_checkpoint(stream, copy=False)  # encoded right away
             if cp is None:
                 continue
             value = encode_stats(cp, partition, offset, now_ns)
