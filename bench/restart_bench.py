@@ -18,7 +18,9 @@ statistics checkpoints.
    minute, and the figures must be identical.
 
 Ready = ``/health`` says ``"ready": true`` (gateway), ``/ready`` answers 200 (API):
-both mean books and trades read up to where the topics ended at start-up.
+both mean books and trades read up to where the topics ended at start-up. ``cpu_s``
+is the process's CPU time (all threads) at that moment: on a shared machine it says
+more about the cost than the wall time does.
 Writes ``bench/results/restart.json``.
 """
 
@@ -147,7 +149,7 @@ def run_gateway(cfg: Config, name: str, timeout: float) -> tuple[Proc, dict[str,
     t0 = time.monotonic()
     proc = spawn(name, argv, env)
     ready = until_ready(proc, "", True, t0, timeout)
-    out = {"ready_s": round(ready, 3), **bootstrap_line(proc)}
+    out = {"ready_s": round(ready, 3), "cpu_s": round(proc.cpu(), 2), **bootstrap_line(proc)}
     print(f"{name}: ready after {ready:.2f}s {out}", flush=True)
     return proc, out
 
@@ -158,7 +160,7 @@ def run_api(cfg: Config, name: str, port: int, timeout: float) -> tuple[Proc, di
     t0 = time.monotonic()
     proc = spawn(name, argv, env)
     ready = until_ready(proc, f"http://127.0.0.1:{port}/ready", False, t0, timeout)
-    out = {"ready_s": round(ready, 3), **bootstrap_line(proc)}
+    out = {"ready_s": round(ready, 3), "cpu_s": round(proc.cpu(), 2), **bootstrap_line(proc)}
     print(f"{name}: ready after {ready:.2f}s {out}", flush=True)
     return proc, out
 
