@@ -12,10 +12,11 @@ statistics checkpoints.
    checkpoints per trades partition every 60 s, and is killed (SIGKILL, no flush)
    ``--run-after`` seconds after it was ready: the worst case leaves up to one
    interval of trades after the last round.
-4. Gateway B starts: checkpoint + tail. Then the feed stops.
-5. API C starts from the checkpoints, API D with the statistics topic absent (full
-   path); both answer ``/api/v1/stats`` for every stream and symbol in the same
-   minute, and the figures must be identical.
+4. Gateway B starts: checkpoint + tail; then ``--repeat`` more restarts of it (each
+   after a SIGTERM, which flushes a round). Then the feed stops.
+5. API C starts from the checkpoints (``--repeat`` times more), API D with the
+   statistics topic absent (full path); both answer ``/api/v1/stats`` for every
+   stream and symbol in the same minute, and the figures must be identical.
 
 Ready = ``/health`` says ``"ready": true`` (gateway), ``/ready`` answers 200 (API):
 both mean books and trades read up to where the topics ended at start-up. ``cpu_s``
@@ -191,6 +192,7 @@ def main() -> None:
     ap.add_argument("--prefix", default="restartbench")
     ap.add_argument("--run-after", type=float, default=70.0, help="gateway A's run once ready")
     ap.add_argument("--timeout", type=float, default=1800.0, help="longest full read")
+    ap.add_argument("--repeat", type=int, default=3, help="more checkpoint restarts of each")
     args = ap.parse_args()
 
     stats_suffix = f".{int(time.time())}"  # a fresh statistics topic: A has no checkpoint
@@ -210,10 +212,21 @@ def main() -> None:
         gw_a.popen.wait(10)
         gw_b, ckpt = run_gateway(cfg, "gatewayB", args.timeout)
         gw_b.stop()
+        ckpt["again_ready_s"] = []  # more restarts (SIGTERM before each): the spread
+        for i in range(args.repeat):
+            gw, again = run_gateway(cfg, f"gatewayB{i}", args.timeout)
+            gw.stop()
+            ckpt["again_ready_s"].append(again["ready_s"])
     finally:
         live.stop()
 
+    api_again = []
+    for i in range(args.repeat):
+        api, again = run_api(cfg, f"apiC{i}", API_C, args.timeout)
+        api.stop()
+        api_again.append(again["ready_s"])
     api_c, api_ckpt = run_api(cfg, "apiC", API_C, args.timeout)
+    api_ckpt["again_ready_s"] = api_again
     absent = dataclasses.replace(cfg, kafka=dataclasses.replace(cfg.kafka, stats_topic="absent"))
     api_d, api_full = run_api(absent, "apiD", API_D, args.timeout)
     try:
