@@ -65,7 +65,7 @@ class BootstrapResult:
 
 
 class CatchUp:
-    """Whether the book partitions have been read up to where they ended at start-up."""
+    """Whether the book and trades partitions have been read up to where they ended at start."""
 
     def __init__(self, targets: dict[tuple[str, int], int]) -> None:
         self._left = dict(targets)
