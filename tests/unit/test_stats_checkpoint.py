@@ -207,6 +207,8 @@ def test_restore_drops_buckets_older_than_the_window() -> None:
     old, new = Bucket.of(T0, 1.0, 1.0), Bucket.of(T0 + 60 * MINUTE_NS, 2.0, 1.0)
     rs.restore([(T0 // MINUTE_NS, old), ((T0 + 60 * MINUTE_NS) // MINUTE_NS, new)], -1)
     assert rs.bucket_count == 1 and rs.newest == (T0 + 60 * MINUTE_NS) // MINUTE_NS
+    rs.restore([], 7)  # a stream whose trades all left the window
+    assert (rs.bucket_count, rs.newest, rs.window(T0)) == (0, 7, None)
 
 
 def test_bucket_merge_orders_open_and_close_by_time() -> None:
