@@ -143,10 +143,12 @@ class StatsCheckpointer:
         self.dirty.add(partition)
 
     def maybe_write(self, streams_of: Callable[[int], list[str]]) -> None:
-        """Write the rounds that are due."""
+        """Write the most overdue round, if one is due: one per call (a consumed batch),
+        so the partitions' rounds spread out instead of stalling the loop together."""
         now = self.clock()
-        last = self.last_round_ns
-        for p in [p for p in self.dirty if now - last.get(p, self.started_ns) >= self.every_ns]:
+        last, start = self.last_round_ns, self.started_ns
+        p = min(self.dirty, key=lambda p: (last.get(p, start), p))
+        if now - last.get(p, start) >= self.every_ns:
             self.write_round(p, streams_of(p), now)
 
     def flush(self, streams_of: Callable[[int], list[str]]) -> None:

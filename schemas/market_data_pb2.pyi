@@ -188,6 +188,23 @@ class StatsCheckpoint(_message.Message):
         quote_volume: _containers.RepeatedScalarFieldContainer[float]
         count: _containers.RepeatedScalarFieldContainer[int]
         def __init__(self, index: _Optional[_Iterable[int]] = ..., first_ns: _Optional[_Iterable[int]] = ..., open: _Optional[_Iterable[float]] = ..., last_ns: _Optional[_Iterable[int]] = ..., close: _Optional[_Iterable[float]] = ..., high: _Optional[_Iterable[float]] = ..., low: _Optional[_Iterable[float]] = ..., volume: _Optional[_Iterable[float]] = ..., quote_volume: _Optional[_Iterable[float]] = ..., count: _Optional[_Iterable[int]] = ...) -> None: ...
+    class Tape(_message.Message):
+        __slots__ = ("timestamp_ns", "trade_id", "price", "quantity", "side", "sequence_number", "ingest_ns")
+        TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
+        TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+        PRICE_FIELD_NUMBER: _ClassVar[int]
+        QUANTITY_FIELD_NUMBER: _ClassVar[int]
+        SIDE_FIELD_NUMBER: _ClassVar[int]
+        SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+        INGEST_NS_FIELD_NUMBER: _ClassVar[int]
+        timestamp_ns: _containers.RepeatedScalarFieldContainer[int]
+        trade_id: _containers.RepeatedScalarFieldContainer[str]
+        price: _containers.RepeatedScalarFieldContainer[float]
+        quantity: _containers.RepeatedScalarFieldContainer[float]
+        side: _containers.RepeatedScalarFieldContainer[Trade.Side]
+        sequence_number: _containers.RepeatedScalarFieldContainer[int]
+        ingest_ns: _containers.RepeatedScalarFieldContainer[int]
+        def __init__(self, timestamp_ns: _Optional[_Iterable[int]] = ..., trade_id: _Optional[_Iterable[str]] = ..., price: _Optional[_Iterable[float]] = ..., quantity: _Optional[_Iterable[float]] = ..., side: _Optional[_Iterable[_Union[Trade.Side, str]]] = ..., sequence_number: _Optional[_Iterable[int]] = ..., ingest_ns: _Optional[_Iterable[int]] = ...) -> None: ...
     EXCHANGE_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     WINDOW_NS_FIELD_NUMBER: _ClassVar[int]
@@ -205,9 +222,9 @@ class StatsCheckpoint(_message.Message):
     bucket_ns: int
     newest_index: int
     buckets: StatsCheckpoint.Buckets
-    recent_trades: _containers.RepeatedCompositeFieldContainer[Trade]
+    recent_trades: StatsCheckpoint.Tape
     last_trade_sequence: int
     trades_partition: int
     trades_offset: int
     written_ns: int
-    def __init__(self, exchange: _Optional[_Union[OrderBookUpdate.Exchange, str]] = ..., symbol: _Optional[str] = ..., window_ns: _Optional[int] = ..., bucket_ns: _Optional[int] = ..., newest_index: _Optional[int] = ..., buckets: _Optional[_Union[StatsCheckpoint.Buckets, _Mapping]] = ..., recent_trades: _Optional[_Iterable[_Union[Trade, _Mapping]]] = ..., last_trade_sequence: _Optional[int] = ..., trades_partition: _Optional[int] = ..., trades_offset: _Optional[int] = ..., written_ns: _Optional[int] = ...) -> None: ...
+    def __init__(self, exchange: _Optional[_Union[OrderBookUpdate.Exchange, str]] = ..., symbol: _Optional[str] = ..., window_ns: _Optional[int] = ..., bucket_ns: _Optional[int] = ..., newest_index: _Optional[int] = ..., buckets: _Optional[_Union[StatsCheckpoint.Buckets, _Mapping]] = ..., recent_trades: _Optional[_Union[StatsCheckpoint.Tape, _Mapping]] = ..., last_trade_sequence: _Optional[int] = ..., trades_partition: _Optional[int] = ..., trades_offset: _Optional[int] = ..., written_ns: _Optional[int] = ...) -> None: ...

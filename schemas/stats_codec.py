@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError as _PbDecodeError
 
 from core.stats import Bucket, StatsCheckpoint
+from core.types import Exchange, Trade
 from schemas import market_data_pb2 as pb
-from schemas.codec import _exchange, _symbol, trade_from_pb, trade_to_pb
+from schemas.codec import _SIDE_CODES, _SIDES, _exchange, _symbol
 from schemas.errors import DecodeError, ValidationError
 
 MAX_CHECKPOINT_BYTES = 8 * 1024 * 1024
@@ -61,7 +62,14 @@ def encode_stats(
     cols.volume.extend([b.volume for b in buckets])
     cols.quote_volume.extend([b.quote_volume for b in buckets])
     cols.count.extend([b.count for b in buckets])
-    m.recent_trades.extend(trade_to_pb(t) for t in cp.recent)
+    tape, trades = m.recent_trades, cp.recent
+    tape.timestamp_ns.extend([t.timestamp_ns for t in trades])
+    tape.trade_id.extend([t.trade_id for t in trades])
+    tape.price.extend([t.price for t in trades])
+    tape.quantity.extend([t.quantity for t in trades])
+    tape.side.extend([_SIDE_CODES.get(t.side, pb.Trade.UNKNOWN_SIDE) for t in trades])
+    tape.sequence_number.extend([t.sequence for t in trades])
+    tape.ingest_ns.extend([t.ingest_ns for t in trades])
     return m.SerializeToString()
 
 
@@ -77,9 +85,7 @@ def decode_stats(data: bytes) -> StatsRecord:
     exchange, symbol = _exchange(m.exchange), _symbol(m.symbol)
     if m.window_ns <= 0 or m.bucket_ns <= 0:
         raise ValidationError(f"checkpoint window {m.window_ns} / bucket {m.bucket_ns} ns")
-    recent = [trade_from_pb(t) for t in m.recent_trades]
-    if any(t.exchange is not exchange or t.symbol != symbol for t in recent):
-        raise ValidationError("checkpoint tape holds a trade of another stream")
+    recent = _tape(m.recent_trades, exchange, symbol)
     cp = StatsCheckpoint(
         exchange=exchange,
         symbol=symbol,
@@ -117,6 +123,29 @@ def _buckets(cols: pb.StatsCheckpoint.Buckets, bucket_ns: int) -> list[tuple[int
         _check_bucket(index, b, bucket_ns)
         out.append((index, b))
         prev = index
+    return out
+
+
+def _tape(cols: pb.StatsCheckpoint.Tape, exchange: Exchange, symbol: str) -> list[Trade]:
+    columns = (
+        cols.timestamp_ns,
+        cols.trade_id,
+        cols.price,
+        cols.quantity,
+        cols.side,
+        cols.sequence_number,
+        cols.ingest_ns,
+    )
+    if any(len(c) != len(cols.timestamp_ns) for c in columns):
+        raise ValidationError("checkpoint tape columns of different lengths")
+    out: list[Trade] = []
+    for ts, trade_id, price, qty, code, seq, ingest in zip(*columns, strict=True):
+        side = _SIDES.get(code)
+        if not (math.isfinite(price) and price > 0.0 and math.isfinite(qty) and qty > 0.0):
+            raise ValidationError(f"invalid trade price={price!r} quantity={qty!r} in the tape")
+        if side is None:
+            raise ValidationError(f"unknown trade side {code} in the tape")
+        out.append(Trade(exchange, symbol, ts, trade_id, price, qty, side, seq, ingest))
     return out
 
 

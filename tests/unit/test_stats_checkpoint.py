@@ -251,8 +251,10 @@ def _valid() -> pb.StatsCheckpoint:
         (lambda m: setattr(m, "bucket_ns", 0), "bucket"),
         (lambda m: setattr(m, "exchange", 9), "unknown exchange"),
         (lambda m: setattr(m, "symbol", "btc"), "bad symbol"),
-        (lambda m: setattr(m.recent_trades[0], "symbol", "ETH-USD"), "another stream"),
-        (lambda m: setattr(m.recent_trades[0], "price", -1.0), "invalid trade"),
+        (lambda m: m.recent_trades.price.append(1.0), "tape columns"),
+        (lambda m: m.recent_trades.price.__setitem__(0, -1.0), "invalid trade"),
+        (lambda m: m.recent_trades.quantity.__setitem__(0, float("inf")), "invalid trade"),
+        (lambda m: m.recent_trades.side.__setitem__(0, 7), "unknown trade side"),
     ],
 )
 def test_invalid_checkpoints_are_refused(spoil: object, match: str) -> None:

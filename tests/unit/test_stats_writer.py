@@ -153,3 +153,16 @@ def test_readers_never_write() -> None:
     assert mat.stats_writer is None
     mat.handle(TAPE)
     mat.flush_snapshots()
+
+
+def test_one_round_per_batch_so_rounds_spread_out() -> None:
+    clock = [T0]
+    mat, sink = materializer(clock)
+    clock[0] += SECOND_NS
+    mat.handle(TAPE)  # both partitions due at once: only one round now
+    assert [r.trades_partition for _k, _p, r in written(sink)] == [2]
+    mat.handle([rec(Exchange.KRAKEN, "BTC-USD", 5, 3, 100.0)])  # the other one next
+    assert [(r.trades_partition, r.trades_offset) for _k, _p, r in written(sink)][1:] == [
+        (5, 4),
+        (5, 4),
+    ]
