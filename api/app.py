@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import CacheControlHeader
@@ -64,7 +64,7 @@ def create_app(config: Config, state: StateStore | None = None) -> Litestar:
         security=[{"ApiKey": []}] if keys.enabled else None,
         tags=["market data"],
     )
-    handlers: list[Any] = [api_router, *system.ROUTES]
+    handlers: list[Any] = [api_router, *system.ROUTES, dashboard_config(api.dashboard_ws_hosts)]
     if os.environ.get(BENCH_ENV) == "1":
         handlers += system.BENCH_ROUTES
     handlers.append(create_static_files_router("/", [STATIC_DIR], html_mode=True, name="static"))
@@ -84,6 +84,17 @@ def create_app(config: Config, state: StateStore | None = None) -> Litestar:
         logging_config=None,  # mdgw.logs configures logging for every process
         debug=False,
     )
+
+
+def dashboard_config(ws_hosts: tuple[str, ...]) -> Any:
+    """``/dashboard.json``: the WebSocket hosts the dashboard's ``?ws=`` may name."""
+    body = {"ws_hosts": list(ws_hosts)}
+
+    @get("/dashboard.json", include_in_schema=False, sync_to_thread=False)
+    def dashboard_json() -> dict[str, Any]:
+        return body
+
+    return dashboard_json
 
 
 def _cors(origins: tuple[str, ...]) -> CORSConfig | None:

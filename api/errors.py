@@ -6,6 +6,7 @@
      |    +-- InvalidApiKey       401  missing or unknown X-API-Key
      |    +-- SymbolNotFound      404  no such stream / symbol
      |    +-- NotReady            503  books not loaded yet, or Kafka unreachable
+     |    +-- Unavailable         503  history busy or failing, with Retry-After
      +-- ValidationException      400  Litestar's parameter validation (depth=abc, ...)
      +-- NotFound/MethodNotAllowed/TooManyRequests/...   Litestar's own
 
@@ -71,6 +72,19 @@ class NotReady(ApiError, ServiceUnavailableException):
     """The state is not loaded yet, or Kafka cannot be reached."""
 
     status_code = 503
+
+
+class Unavailable(ApiError, ServiceUnavailableException):
+    """Busy or failing for now (history reads): retry after ``Retry-After`` seconds.
+
+    The message is generic on purpose: Kafka's error texts (brokers, addresses,
+    topics) go to the log, never to the client.
+    """
+
+    status_code = 503
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail=detail, headers={RETRY_AFTER: str(max(1, retry_after))})
 
 
 PARAMETER_HINTS: dict[str, str] = {

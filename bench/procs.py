@@ -204,6 +204,8 @@ def start_gateway(cfg: Config, port: int, *, workers: int = 1, **env: object) ->
     e = kafka_env(
         cfg,
         MDGW_GATEWAY_CONNECTS_PER_MINUTE_PER_IP=0,
+        MDGW_GATEWAY_MAX_CONNECTIONS_PER_IP=0,
+        MDGW_GATEWAY_OPS_REQUESTS_PER_SECOND=0,
         MDGW_GATEWAY_HANDSHAKE_TIMEOUT=60,
         MDGW_GATEWAY_GROUP_ID=f"{cfg.kafka.client_id}-gw{port}",
         **env,

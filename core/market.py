@@ -273,6 +273,9 @@ class Market:
 
     # -- reading -----------------------------------------------------------
 
+    def stream_count(self) -> int:
+        return len(self._streams)
+
     def streams(self) -> list[str]:
         """Every known stream name, sorted."""
         return sorted(self._streams)

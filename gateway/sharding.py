@@ -59,7 +59,11 @@ class Shards:
         k = self.kafka
         book_parts = {tp.partition for tp in partitions if tp.topic == k.book_topic}
         snapshots = load_snapshots(k)
-        resume = self._on_loop(self.mat.load_snapshots, snapshots, book_parts)
+        marks = {  # a snapshot's book_offset outside these is poison (Materializer)
+            p: consumer.get_watermark_offsets(TopicPartition(k.book_topic, p), timeout=10)
+            for p in book_parts
+        }
+        resume = self._on_loop(self.mat.load_snapshots, snapshots, book_parts, marks)
         trade_parts = {tp.partition for tp in partitions if tp.topic == k.trades_topic}
         stats = self._on_loop(self.mat.load_stats, load_stats(k), trade_parts)
         self._on_loop(self.mat.enable_stats_checkpoints, partitions_or_zero(k, k.stats_topic))

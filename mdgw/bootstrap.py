@@ -87,13 +87,16 @@ class CatchUp:
 
 
 async def apply_snapshots(
-    materializer: Materializer, snapshots: dict[str, SnapshotRecord], chunk: int = CHUNK
+    materializer: Materializer,
+    snapshots: dict[str, SnapshotRecord],
+    chunk: int = CHUNK,
+    watermarks: dict[int, tuple[int, int]] | None = None,
 ) -> dict[int, int]:
     """Apply snapshots in chunks on the loop; returns {book partition: resume offset}."""
     resume: dict[int, int] = {}
     items = iter(snapshots.items())
     while part := dict(islice(items, chunk)):
-        for p, offset in materializer.load_snapshots(part).items():
+        for p, offset in materializer.load_snapshots(part, watermarks=watermarks).items():
             resume[p] = min(resume.get(p, offset), offset)
         await asyncio.sleep(0)
     return resume
@@ -159,7 +162,11 @@ async def bootstrap(
         asyncio.to_thread(partition_count, cfg, cfg.book_topic),
         asyncio.to_thread(partition_count, cfg, cfg.trades_topic),
     )
-    resume = await apply_snapshots(materializer, snapshots)
+    marks = {  # a snapshot's book_offset outside these is poison (Materializer.load_snapshots)
+        p: await asyncio.to_thread(consumer.watermarks, cfg.book_topic, p)
+        for p in range(book_parts)
+    }
+    resume = await apply_snapshots(materializer, snapshots, watermarks=marks)
     stats_resume = materializer.load_stats(stats)
     materializer.enable_stats_checkpoints(stats_parts)
     since_ms = int(time.time() * 1000) - trades_window_ms

@@ -102,14 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--sub", required=True, help="subject (client id)")
     p.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
-    p.add_argument("--secret", help="HS256 secret (default: auth.jwt_secret)")
+    p.add_argument(
+        "--secret-file",
+        help="file holding the HS256 secret (default: env MDGW_AUTH_JWT_SECRET[_FILE])",
+    )
+    p.add_argument("--secret", help=argparse.SUPPRESS)  # refused: see cmd_token
     p.add_argument("--private-key", help="PEM private key file for RS256/ES256")
     p.add_argument("--algorithm", help="signing algorithm (default: first allowed)")
     p.add_argument("--symbols", help="comma-separated symbols the token may subscribe to")
     p.add_argument("--channels", help="comma-separated channels the token may use")
 
     p = sub.add_parser("hash-key", help="print the SHA-256 digest of an API key for the config")
-    p.add_argument("key")
+    p.add_argument("key", nargs="?", help="the key (default: read from stdin, kept out of ps)")
 
     p = sub.add_parser("demo", help="topics + simulator + gateway + API in one command")
     _common(p)
@@ -266,9 +270,18 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     from gateway.auth import issue_token
 
+    if args.secret is not None:
+        # A secret on the command line is visible to every user in `ps` and stays in
+        # the shell history: only the environment or a file may carry it.
+        print(
+            "mdgw token: --secret is not accepted (visible in ps and shell history); "
+            "set MDGW_AUTH_JWT_SECRET or pass --secret-file FILE",
+            file=sys.stderr,
+        )
+        return 2
     cfg = config_from_args(args).auth
-    if args.secret:
-        cfg = dataclasses.replace(cfg, jwt_secret=args.secret)
+    if args.secret_file:
+        cfg = dataclasses.replace(cfg, jwt_secret="", jwt_secret_file=args.secret_file)
     extra: dict[str, Any] = {}
     if args.symbols:
         extra["symbols"] = [s.strip() for s in args.symbols.split(",") if s.strip()]
@@ -281,7 +294,7 @@ def cmd_token(args: argparse.Namespace) -> int:
                 cfg, args.sub, args.ttl, private_key=key, algorithm=args.algorithm, extra=extra
             )
         )
-    except ValueError as e:
+    except (ValueError, ConfigError) as e:
         print(f"mdgw token: {e}", file=sys.stderr)
         return 2
     return 0
@@ -290,7 +303,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_hash_key(args: argparse.Namespace) -> int:
     import hashlib
 
-    print(hashlib.sha256(args.key.encode()).hexdigest())
+    key = args.key if args.key is not None else sys.stdin.readline().rstrip("\r\n")
+    print(hashlib.sha256(key.encode()).hexdigest())
     return 0
 
 

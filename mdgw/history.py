@@ -13,6 +13,8 @@ timestamp in milliseconds being the coarse index.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -28,13 +30,30 @@ from mdgw.kafka.source import consumer_conf
 from schemas import codec
 from schemas.errors import SchemaError
 
+log = logging.getLogger(__name__)
+
 
 class HistoryError(Exception):
-    """A past instant that cannot be served; ``code`` says why."""
+    """A past instant that cannot be served; ``code`` says why, the message is for clients."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+UNAVAILABLE = "history is temporarily unavailable"
+"""What a client is told when Kafka fails: its error texts name brokers, topics and
+addresses, so they go to the log only (docs/security.md)."""
+
+
+@contextlib.contextmanager
+def kafka_boundary(what: str) -> Iterator[None]:
+    """Translate the Kafka client's errors into ``HistoryError("kafka", UNAVAILABLE)``."""
+    try:
+        yield
+    except KafkaException as e:
+        log.warning("%s: Kafka error: %s", what, e)
+        raise HistoryError("kafka", UNAVAILABLE) from e
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +65,34 @@ class Checkpoint:
     timestamp_ms: int
 
 
+HISTORY_FETCH = {
+    "fetch.wait.max.ms": 20,
+    # Small buffers: a history reader reads one stream's partition at its client's
+    # pace, and there may be dozens at once; the live consumer's 64 MiB each would
+    # let 50 replays hold gigabytes (docs/security.md: budgets).
+    "queued.max.messages.kbytes": 1024,
+    "queued.min.messages": 1000,
+    "fetch.max.bytes": 1_048_576,
+    "max.partition.fetch.bytes": 262_144,
+}
+"""librdkafka settings of every history consumer."""
+
+
 def _consumer(cfg: KafkaConfig) -> Consumer:
-    return Consumer(consumer_conf(cfg, f"{cfg.client_id}-history", **{"fetch.wait.max.ms": 20}))
+    return Consumer(consumer_conf(cfg, f"{cfg.client_id}-history", **HISTORY_FETCH))
 
 
 def find_checkpoint(
     cfg: KafkaConfig, stream: str, at_ns: int, lookback_ms: int
 ) -> Checkpoint | None:
     """The newest checkpoint of ``stream`` at or before ``at_ns`` within ``lookback_ms``."""
+    with kafka_boundary(f"checkpoint of {stream}"):
+        return _find_checkpoint(cfg, stream, at_ns, lookback_ms)
+
+
+def _find_checkpoint(
+    cfg: KafkaConfig, stream: str, at_ns: int, lookback_ms: int
+) -> Checkpoint | None:
     at_ms = at_ns // 1_000_000
     consumer = _consumer(cfg)
     try:
@@ -118,6 +157,11 @@ def _checkpoint(msg: object) -> Checkpoint | None:
 
 def earliest_ns(cfg: KafkaConfig, topic: str, partition: int) -> int | None:
     """Timestamp of the oldest retained record of a partition (None when empty)."""
+    with kafka_boundary(f"oldest record of {topic}[{partition}]"):
+        return _earliest_ns(cfg, topic, partition)
+
+
+def _earliest_ns(cfg: KafkaConfig, topic: str, partition: int) -> int | None:
     consumer = _consumer(cfg)
     try:
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
@@ -148,7 +192,8 @@ def stream_records(
     With ``until_ns`` None it follows the partition's growth (live tail) until stop.
     Records that do not decode are skipped (the live path dead-letters them).
     """
-    consumer = _consumer(cfg)
+    with kafka_boundary(f"history of {stream}"):
+        consumer = _consumer(cfg)
     key = stream.encode()
     try:
         consumer.assign([TopicPartition(topic, partition, offset)])
@@ -175,7 +220,8 @@ def stream_records(
                         return
                     yield rec
     except KafkaException as e:
-        raise HistoryError("kafka", f"reading history of {stream}: {e}") from e
+        log.warning("history of %s: Kafka error: %s", stream, e)
+        raise HistoryError("kafka", UNAVAILABLE) from e
     finally:
         consumer.close()
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from core.book import ApplyResult
 from core.errors import CoreError
 from core.market import Market
+from core.plausible import SequenceGuard
 from core.types import BookUpdate, Trade
 from mdgw import metrics, tracing
 from mdgw.config import KafkaConfig
@@ -87,6 +88,10 @@ class Materializer:
         self.trade_partitions: dict[str, int] = {}
         """Trades-topic partition of each stream (time-travel replays read it)."""
         self.counters = Counters()
+        self.last_ingest_ns = 0
+        """Producer ``ingest_ns`` of the last book record decoded (the Kafka hop metric)."""
+        self.guard = SequenceGuard(cfg.max_sequence_jump)
+        """Refuses implausible sequence jumps (docs/security.md: poisoned input)."""
         self.resume = Resume()
         """Restored statistics checkpoints: which trades to skip as already counted."""
         self.stats_writer: StatsCheckpointer | None = None
@@ -95,15 +100,39 @@ class Materializer:
     # ---- bootstrap -----------------------------------------------------------------
 
     def load_snapshots(
-        self, snapshots: dict[str, SnapshotRecord], partitions: set[int] | None = None
+        self,
+        snapshots: dict[str, SnapshotRecord],
+        partitions: set[int] | None = None,
+        watermarks: dict[int, tuple[int, int]] | None = None,
     ) -> dict[int, int]:
-        """Apply the compacted snapshots; returns {book partition: offset to resume at}."""
+        """Apply the compacted snapshots; returns {book partition: offset to resume at}.
+
+        A snapshot whose ``book_offset`` lies outside its partition's ``watermarks``
+        (low, high) is skipped: resuming there would skip every later record of the
+        stream as a re-read. The stream then waits for a snapshot on the book topic.
+        """
         resume: dict[int, int] = {}
         now = self.clock()
         for stream, snap in snapshots.items():
             if snap.book_partition is None or snap.book_offset is None:
                 continue
             if partitions is not None and snap.book_partition not in partitions:
+                continue
+            marks = (watermarks or {}).get(snap.book_partition)
+            if watermarks is not None and (
+                marks is None or not marks[0] <= snap.book_offset <= marks[1]
+            ):
+                self._count("bad_snapshot_offset")
+                log.warning(
+                    "skipping snapshot of %s: book offset %d outside partition %d's %s",
+                    stream,
+                    snap.book_offset,
+                    snap.book_partition,
+                    f"watermarks {marks}" if marks else "range (no such partition)",
+                )
+                continue
+            if stream not in self.positions and len(self.positions) >= self.cfg.max_streams:
+                self._count("too_many_streams")
                 continue
             try:
                 update = codec.decode(snap.value)
@@ -125,7 +154,7 @@ class Materializer:
         self, records: dict[str, StatsRecord], partitions: set[int] | None = None
     ) -> Resume:
         """Restore statistics checkpoints (of trades ``partitions`` only, when given)."""
-        resume = restore(self.market, records, partitions)
+        resume = restore(self.market, records, partitions, self.cfg.max_streams)
         self.resume.covered.update(resume.covered)
         for stream, (p, _offset) in resume.covered.items():
             self.trade_partitions[stream] = p
@@ -183,6 +212,7 @@ class Materializer:
         if not isinstance(update, BookUpdate):
             self.dead_letter(rec, "wrong_type", f"{type(update).__name__} on the book topic")
             return
+        self.last_ingest_ns = update.ingest_ns
         stream = update.stream
         key = (rec.key or b"").decode(errors="replace")
         if key != stream:
@@ -191,6 +221,12 @@ class Materializer:
         pos = self.positions.get(stream)
         if pos is not None and rec.partition == pos.partition and rec.offset <= pos.offset:
             self.counters.rereads += 1
+            return
+        if self._new_stream_over_cap(stream, rec):
+            return
+        jump = self.guard.refusal(self.market.book(stream), update)
+        if jump is not None:
+            self.dead_letter(rec, "sequence_jump", jump)
             return
         try:
             event = self.market.apply_book(update, self.clock())
@@ -241,11 +277,25 @@ class Materializer:
         if (rec.key or b"").decode(errors="replace") != trade.stream:
             self.dead_letter(rec, "key_mismatch", f"key does not match {trade.stream}")
             return
+        if self._new_stream_over_cap(trade.stream, rec):
+            return
         self.trade_partitions[trade.stream] = rec.partition
         if self.market.apply_trade(trade, self.clock()):
             self.counters.applied += 1
             if self.on_trade is not None:
                 self.on_trade(trade)
+
+    def _new_stream_over_cap(self, stream: str, rec: Record) -> bool:
+        """A record of a stream not yet known when ``max_streams`` are: dead-lettered."""
+        market = self.market
+        if market.stream_count() < self.cfg.max_streams or market.state(stream) is not None:
+            return False
+        self.dead_letter(rec, "too_many_streams", f"{stream}: over {self.cfg.max_streams}")
+        return True
+
+    def _count(self, reason: str) -> None:
+        c = self.counters
+        c.by_reason[reason] = c.by_reason.get(reason, 0) + 1
 
     # ---- outputs -------------------------------------------------------------------
 

@@ -91,12 +91,22 @@ class Resume:
         return False
 
 
-def restore(market: Market, records: dict[str, StatsRecord], partitions: set[int] | None) -> Resume:
-    """Restore the checkpoints (of ``partitions`` only, when given) into ``market``."""
+def restore(
+    market: Market,
+    records: dict[str, StatsRecord],
+    partitions: set[int] | None,
+    max_streams: int | None = None,
+) -> Resume:
+    """Restore the checkpoints (of ``partitions`` only, when given) into ``market``;
+    no new stream past ``max_streams`` (its trades are refused live as well)."""
     resume = Resume()
     for stream, record in records.items():
         p = record.trades_partition
         if partitions is not None and p not in partitions:
+            continue
+        new = market.state(stream) is None
+        if new and max_streams is not None and market.stream_count() >= max_streams:
+            log.warning("statistics checkpoint of %s not restored: max_streams", stream)
             continue
         try:
             market.restore_stats(record.checkpoint)

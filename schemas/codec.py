@@ -21,6 +21,9 @@ MAX_RECORD_BYTES = 4 * 1024 * 1024
 """Largest record we decode; a full 1000-level book is ~40 KB, so 4 MiB is generous."""
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,16}-[A-Z0-9]{1,16}$")
+"""Also the cap on a symbol's length (33): streams are dict keys and label values."""
+MAX_TRADE_ID = 64
+"""Longest trade id kept (venues use <= 20 characters); longer ones are refused."""
 _SIDES = {pb.Trade.BUY: "buy", pb.Trade.SELL: "sell", pb.Trade.UNKNOWN_SIDE: ""}
 _SIDE_CODES = {"buy": pb.Trade.BUY, "sell": pb.Trade.SELL, "": pb.Trade.UNKNOWN_SIDE}
 _EXCHANGE_NAMES = {e.name: e for e in Exchange if e is not Exchange.UNKNOWN}
@@ -168,6 +171,8 @@ def trade_from_pb(m: pb.Trade) -> Trade:
     side = _SIDES.get(m.side)
     if side is None:
         raise ValidationError(f"unknown trade side {m.side}")
+    if len(m.trade_id) > MAX_TRADE_ID:
+        raise ValidationError(f"trade_id of {len(m.trade_id)} characters (max {MAX_TRADE_ID})")
     return Trade(
         exchange=exchange,
         symbol=_symbol(m.symbol),

@@ -20,7 +20,7 @@ from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, Parameter, PathParameter
 
 from api import present
-from api.errors import BadParameter, SymbolNotFound
+from api.errors import BadParameter, SymbolNotFound, Unavailable
 from api.models import (
     AggregatedBookBody,
     ErrorBody,
@@ -93,8 +93,8 @@ ETAG = [
 At = Annotated[
     str | None,
     Parameter(
-        description="Time travel: the book as it was at this instant, ISO-8601 "
-        "(`2026-11-25T10:00:00Z`) or integer nanoseconds since the epoch",
+        description="Time travel: the book as it was at this instant (millisecond "
+        "resolution), ISO-8601 (`2026-11-25T10:00:00Z`) or integer nanoseconds since the epoch",
         required=False,
         max_length=40,
     ),
@@ -113,6 +113,10 @@ async def _book_at(store: StateStore, stream: str, at: str) -> OrderBook:
     except HistoryError as e:
         if e.code == "unknown_symbol":
             raise SymbolNotFound() from e
+        if e.code == "kafka":  # the details are in the log (mdgw.history)
+            raise Unavailable("History temporarily unavailable") from e
+        if e.code == "busy":
+            raise Unavailable("Too many history reads at once: retry after Retry-After") from e
         raise BadParameter(detail=str(e)) from e
 
 

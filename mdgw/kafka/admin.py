@@ -8,6 +8,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from mdgw.config import KafkaConfig
+from mdgw.kafka.security import security_conf
 
 
 class TopicAdminError(Exception):
@@ -57,9 +58,7 @@ def topic_specs(cfg: KafkaConfig) -> list[TopicSpec]:
 
 
 def admin_client(cfg: KafkaConfig) -> AdminClient:
-    return AdminClient(
-        {"bootstrap.servers": cfg.bootstrap, "security.protocol": cfg.security_protocol}
-    )
+    return AdminClient({"bootstrap.servers": cfg.bootstrap, **security_conf(cfg)})
 
 
 def create_topics(cfg: KafkaConfig, timeout: float = 30.0) -> dict[str, str]:

@@ -3,6 +3,8 @@ and a restart that restores them and skips the trades they already hold."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from core.market import Market
 from core.stats import SECOND_NS
 from core.types import Exchange, Trade
@@ -166,3 +168,13 @@ def test_one_round_per_batch_so_rounds_spread_out() -> None:
         (5, 4),
         (5, 4),
     ]
+
+
+def test_restore_respects_max_streams() -> None:
+    clock = [T0]
+    mat, sink = materializer(clock)
+    mat.handle(TAPE)
+    mat.flush_snapshots()
+    capped = Materializer(Market(), dataclasses.replace(CFG, max_streams=2))
+    resume = capped.load_stats({k: r for k, _p, r in written(sink)})
+    assert len(capped.market.streams()) == 2 and len(resume.covered) == 2

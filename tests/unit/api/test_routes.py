@@ -261,17 +261,20 @@ def test_gzip_for_large_answers_only(client: Client) -> None:
     assert "content-encoding" not in small.headers
 
 
-def test_cors_preflight(client: Client) -> None:
-    r = client.options(
-        "/api/v1/symbols",
-        headers={
-            "Origin": "https://example.org",
-            "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "X-API-Key",
-        },
-    )
+def test_cors_is_off_unless_configured(client: Client, make_client) -> None:
+    preflight = {
+        "Origin": "https://example.org",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "X-API-Key",
+    }
+    r = client.get("/api/v1/symbols", headers={"Origin": "https://example.org"})
+    assert "access-control-allow-origin" not in r.headers
+    r = client.options("/api/v1/symbols", headers=preflight)
+    assert "access-control-allow-origin" not in r.headers
+    c = make_client(cors_origins=("https://example.org",))
+    r = c.options("/api/v1/symbols", headers=preflight)
     assert r.status_code in (200, 204)
-    assert r.headers["access-control-allow-origin"] == "*"
+    assert r.headers["access-control-allow-origin"] == "https://example.org"
 
 
 def test_cors_origins_from_config(make_client) -> None:
