@@ -5,7 +5,7 @@ fills, ready at once. :class:`KafkaStateStore` fills its Market from Kafka the w
 the gateway does (:func:`mdgw.bootstrap.bootstrap`: compacted snapshots, then the
 tail), in a task started by the app's lifespan, so ``/health`` answers from the
 first second while ``/ready`` (and the market-data routes) say 503 until the
-snapshots are loaded and the book topic is read up to where it ended at start-up.
+snapshots are loaded and the book and trades topics are read up to where they ended.
 
 The API only reads: it writes no snapshots and no dead letters (the gateway's
 writer does both), so two processes never duplicate them.

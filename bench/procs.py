@@ -36,6 +36,7 @@ def kafka_env(cfg: Config, **extra: object) -> dict[str, str]:
         MDGW_KAFKA_TRADES_TOPIC=k.trades_topic,
         MDGW_KAFKA_SNAPSHOTS_TOPIC=k.snapshots_topic,
         MDGW_KAFKA_CHECKPOINTS_TOPIC=k.checkpoints_topic,
+        MDGW_KAFKA_STATS_TOPIC=k.stats_topic,
         MDGW_KAFKA_DLQ_TOPIC=k.dlq_topic,
         MDGW_KAFKA_PARTITIONS=str(k.partitions),
         MDGW_TELEMETRY_LOG_LEVEL="WARNING",

@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--symbols", type=int, dest="symbols_per_exchange", help="symbols per exchange (default 3)"
     )
+    p.add_argument(
+        "--backfill-hours",
+        type=float,
+        help="instead: write the trades of the past N hours at full speed, then exit",
+    )
+    p.add_argument(
+        "--trade-rate", type=float, default=100.0, help="trades per second of the backfill"
+    )
 
     p = sub.add_parser("replay", help="publish recorded market data into Kafka")
     _common(p)
@@ -182,10 +190,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from producers.simulate_run import run_simulator
 
     cfg = config_from_args(args, "simulator")
-    sink = KafkaSink(cfg.kafka)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.backfill_hours:
+        from producers.backfill import run_backfill
+
+        sink = KafkaSink(cfg.kafka, linger_ms=20, extra={"batch.size": 1_000_000})
+        filled = run_backfill(
+            cfg.simulator,
+            sink,
+            cfg.kafka,
+            hours=args.backfill_hours,
+            trade_rate=args.trade_rate,
+            stop=stop,
+            progress=True,
+        )
+        return 0 if sink.stats.failed == 0 and not filled.undelivered else 1
+    sink = KafkaSink(cfg.kafka)
     stats = run_simulator(cfg.simulator, Publisher(sink, cfg.kafka), stop=stop)
     print(stats.summary(), file=sys.stderr)
     return 0 if sink.stats.failed == 0 else 1

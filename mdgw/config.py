@@ -59,6 +59,8 @@ class KafkaConfig:
     """Compacted latest full book per stream."""
     checkpoints_topic: str = "marketdata.book.checkpoints"
     """Time-indexed full books for time travel (not compacted)."""
+    stats_topic: str = "marketdata.stats.snapshots"
+    """Compacted checkpoints of each stream's 24 h statistics and recent trades."""
     dlq_topic: str = "marketdata.dlq"
     """Dead letters: records that failed to decode or validate."""
     max_streams: int = 10_000
@@ -144,7 +146,7 @@ class GatewayConfig:
     snapshot_every_ms: int = 5_000
     """...or every T ms, whichever comes first."""
     checkpoint_every_ms: int = 60_000
-    """Interval of time-travel checkpoints: the most deltas a replay reads."""
+    """Interval of book checkpoints (the most deltas a replay reads) and statistics ones."""
     trades_per_stream: int = 1000
     """Recent trades kept per stream."""
     conflation_ms: int = 100

@@ -24,8 +24,10 @@ from mdgw.config import KafkaConfig
 from mdgw.kafka import headers as H
 from mdgw.kafka.sink import RecordSink
 from mdgw.kafka.source import Record, SnapshotRecord
+from mdgw.stats_checkpoints import Resume, StatsCheckpointer, restore
 from schemas import codec
 from schemas.errors import SchemaError
+from schemas.stats_codec import StatsRecord
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,10 @@ class Materializer:
         """Producer ``ingest_ns`` of the last book record decoded (the Kafka hop metric)."""
         self.guard = SequenceGuard(cfg.max_sequence_jump)
         """Refuses implausible sequence jumps (docs/security.md: poisoned input)."""
+        self.resume = Resume()
+        """Restored statistics checkpoints: which trades to skip as already counted."""
+        self.stats_writer: StatsCheckpointer | None = None
+        """Set by :meth:`enable_stats_checkpoints` in the process that writes snapshots."""
 
     # ---- bootstrap -----------------------------------------------------------------
 
@@ -144,6 +150,35 @@ class Materializer:
             resume[p] = min(resume.get(p, snap.book_offset), snap.book_offset)
         return resume
 
+    def load_stats(
+        self, records: dict[str, StatsRecord], partitions: set[int] | None = None
+    ) -> Resume:
+        """Restore statistics checkpoints (of trades ``partitions`` only, when given)."""
+        resume = restore(self.market, records, partitions, self.cfg.max_streams)
+        self.resume.covered.update(resume.covered)
+        for stream, (p, _offset) in resume.covered.items():
+            self.trade_partitions[stream] = p
+        if self.stats_writer is not None:
+            self.stats_writer.written |= set(resume.covered)
+        return resume
+
+    def enable_stats_checkpoints(self, stats_partitions: int) -> None:
+        """Write statistics checkpoints (needs ``snapshot_sink``), every checkpoint interval."""
+        if self.snapshot_sink is None or stats_partitions <= 0 or self.stats_writer is not None:
+            return
+        self.stats_writer = StatsCheckpointer(
+            self.market,
+            self.cfg,
+            self.snapshot_sink,
+            stats_partitions,
+            self.checkpoint_every_ns // 1_000_000,
+            self.clock,
+        )
+        self.stats_writer.written |= set(self.resume.covered)
+
+    def streams_of_trades_partition(self, partition: int) -> list[str]:
+        return [s for s, p in self.trade_partitions.items() if p == partition]
+
     # ---- the tail ------------------------------------------------------------------
 
     def handle(self, records: list[Record]) -> None:
@@ -151,6 +186,7 @@ class Materializer:
         trades_topic = self.cfg.trades_topic
         c = self.counters
         per_topic: dict[str, int] = {}
+        writer = self.stats_writer
         for rec in records:
             c.consumed += 1
             per_topic[rec.topic] = per_topic.get(rec.topic, 0) + 1
@@ -161,10 +197,14 @@ class Materializer:
                 self._book_record(rec)
             elif rec.topic == trades_topic:
                 self._trade_record(rec)
+                if writer is not None:
+                    writer.consumed(rec.partition, rec.offset)
             if span is not None:  # tracing hook
                 tracing.end_process(span)
         for topic, n in per_topic.items():
             metrics.RECORDS_CONSUMED.labels(topic).inc(n)
+        if writer is not None and writer.dirty:
+            writer.maybe_write(self.streams_of_trades_partition)
 
     def _book_record(self, rec: Record) -> None:
         try:
@@ -223,6 +263,12 @@ class Materializer:
             self.on_book(stream, result, agg.symbol if agg is not None else None)
 
     def _trade_record(self, rec: Record) -> None:
+        covered = self.resume.covered
+        if covered and rec.key is not None:
+            stream = rec.key.decode(errors="replace")
+            if self.resume.skip(stream, rec.partition, rec.offset):
+                self.counters.rereads += 1
+                return
         try:
             trade = codec.decode(rec.value or b"")
         except SchemaError as e:
@@ -311,3 +357,5 @@ class Materializer:
         """Write every live book now (graceful shutdown)."""
         for stream, pos in list(self.positions.items()):
             self.write_snapshot(stream, pos, checkpoint=False)
+        if self.stats_writer is not None:
+            self.stats_writer.flush(self.streams_of_trades_partition)

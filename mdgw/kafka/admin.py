@@ -39,6 +39,16 @@ def topic_specs(cfg: KafkaConfig) -> list[TopicSpec]:
             },
         ),
         TopicSpec(
+            cfg.stats_topic,
+            cfg.partitions,
+            {
+                "cleanup.policy": "compact",
+                "min.cleanable.dirty.ratio": "0.1",
+                "segment.ms": "600000",
+                "max.message.bytes": "8388608",
+            },
+        ),
+        TopicSpec(
             cfg.checkpoints_topic,
             cfg.partitions,
             {**retention, "cleanup.policy": "delete", "max.message.bytes": "8388608"},
