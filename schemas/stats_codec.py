@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 from google.protobuf.message import DecodeError as _PbDecodeError
 
@@ -40,7 +41,7 @@ def encode_stats(
 ) -> bytes:
     """Serialize one stream's checkpoint."""
     m = pb.StatsCheckpoint(
-        exchange=int(cp.exchange),
+        exchange=cast("pb.OrderBookUpdate.Exchange", int(cp.exchange)),
         symbol=cp.symbol,
         window_ns=cp.window_ns,
         bucket_ns=cp.bucket_ns,
