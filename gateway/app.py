@@ -179,13 +179,30 @@ def tune_gc() -> None:
     log.info("gc: %d start-up objects frozen", gc.get_freeze_count())
 
 
+FLUSH_SLICE_NS = 10_000_000
+"""Writing to clients pauses after 10 ms to let handshakes and control messages run."""
+
+
 def _drained_handler(hub: Hub, mat: Materializer) -> Callable[[list[Batch]], None]:
     """After the batches queued at one wake-up are applied: one flush for all of them
-    (a client gets one write however many batches touched it), then the hop metrics."""
+    (a client gets one write however many batches touched it), then the hop metrics.
+    A flush that runs out of its slice goes on in the next loop turn."""
+    loop = asyncio.get_running_loop()
+    more = [False]
+
+    def flush_more() -> None:
+        more[0] = False
+        hub.flush(FLUSH_SLICE_NS)
+        if hub.backlog and not more[0]:
+            more[0] = True
+            loop.call_soon(flush_more)
 
     def on_drained(batches: list[Batch]) -> None:
         applied = time.perf_counter_ns()
-        hub.flush()
+        hub.flush(FLUSH_SLICE_NS)
+        if hub.backlog and not more[0]:
+            more[0] = True
+            loop.call_soon(flush_more)
         done = time.perf_counter_ns()
         fanout = (done - applied) / 1e9
         for b in batches:
@@ -337,6 +354,9 @@ async def stop_gateway(rt: GatewayRuntime, timeout: float = 10.0) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(ws.wait_closed(), max(0.1, min(3.0, deadline - loop.time())))
     await asyncio.to_thread(rt.consumer.close)
+    replays = rt.server.replay_handler
+    if isinstance(replays, ReplayManager):
+        replays.pool.shutdown(wait=False, cancel_futures=True)
     rt.materializer.flush_snapshots()
     left = await asyncio.to_thread(rt.sink.flush, max(0.5, deadline - loop.time()))
     if left:

@@ -20,6 +20,7 @@ from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthView
 from gateway.outbox import DELTA, KEEP
 from gateway.session import Session
+from gateway.snapshots import SnapshotFrames
 from mdgw import metrics, tracing
 from schemas import wire
 
@@ -55,6 +56,14 @@ def status_fields(key: ViewKey) -> dict[str, str]:
     return {"exchange": exchange.name, "symbol": symbol}
 
 
+def _encode_snapshot(snap: BookUpdate, binary: bool, aggregated: bool) -> bytes:
+    return (
+        wire.book_pb(snap, aggregated=aggregated)
+        if binary
+        else wire.book_json(snap, aggregated=aggregated)
+    )
+
+
 class Hub:
     """Owns the views and subscriptions; turns market events into client frames."""
 
@@ -81,12 +90,15 @@ class Hub:
         self.by_name: dict[str, list[ViewSlot]] = {}
         self.trade_subs: dict[str, set[Session]] = {}
         self.stats_subs: dict[str, set[Session]] = {}
+        self.snapshot_frames = SnapshotFrames(_encode_snapshot, clock)
+        """Snapshot frames encoded once per view version, like deltas."""
         self._touched: list[Session] = []
         self._waiting: set[Session] = set()
         """Sessions with queued data held back while their transport drains."""
         self._watch: set[Session] = set()
         """Sessions with written data not yet confirmed delivered (freshness checks)."""
         self._behind: set[Session] = set()
+        self._rotation = 0
         self._hb_round: list[Session] = []
         self._hb_step = 1
         self.frames_out = 0
@@ -133,6 +145,7 @@ class Hub:
         slot.pb_subs.discard(session)
         if not slot.json_subs and not slot.pb_subs:
             del self.views[key]
+            self.snapshot_frames.drop(key)
             slots = self.by_name.get(key.name, [])
             if slot in slots:
                 slots.remove(slot)
@@ -156,13 +169,9 @@ class Hub:
         self._behind.discard(session)
 
     def send_snapshot(self, session: Session, slot: ViewSlot) -> None:
-        snap = slot.view.snapshot()
-        snap.gateway_ns = self.clock()
-        agg = slot.key.aggregated
-        frame = (
-            wire.book_pb(snap, aggregated=agg)
-            if session.binary
-            else wire.book_json(snap, aggregated=agg)
+        key = slot.key
+        frame = self.snapshot_frames.frame(
+            key, slot.view.snapshot(), session.binary, key.aggregated
         )
         session.send_data(frame, self.mono())
         session.burst += len(frame)  # snapshots in flight do not count against high water
@@ -292,18 +301,30 @@ class Hub:
                     self.deliver(slot, msg)
         self.flush()
 
-    def flush(self) -> int:
+    def flush(self, budget_ns: int = 0) -> int:
         """Write every queued frame (one write per client); a client whose transport
-        still holds earlier bytes keeps its data queued (``waiting``) until it drains."""
+        still holds earlier bytes keeps its data queued (``waiting``) until it drains.
+
+        The order rotates from one flush to the next, so no client is always served
+        first. With ``budget_ns``, writing stops when it is spent and the rest stays
+        queued (``backlog``): the caller lets handshakes and control messages run, then
+        flushes again."""
         touched, self._touched = self._touched, []
         waiting = self._waiting
         if waiting:
             touched.extend(waiting)
             waiting.clear()
+        if len(touched) > 1:
+            self._rotation = k = (self._rotation + 7919) % len(touched)
+            touched = touched[k:] + touched[:k]
         frames = 0
         hw = self.high_water
         watch = self._watch
-        for s in touched:
+        deadline = self.mono() + budget_ns if budget_ns else 0
+        for i, s in enumerate(touched):
+            if deadline and not i & 63 and i and self.mono() > deadline:
+                self._touched = touched[i:] + self._touched
+                break
             n = s.flush()
             if n > 0:
                 frames += n
@@ -320,6 +341,11 @@ class Hub:
         if tracing.ENABLED:  # tracing hook: close the broadcast spans of what was written
             tracing.broadcast_flushed()
         return frames
+
+    @property
+    def backlog(self) -> bool:
+        """Data is queued for some client and waits for the next flush."""
+        return bool(self._touched)
 
     def queue_all(self, sessions: Iterable[Session], json_frame: bytes, pb_frame: bytes) -> None:
         """One frame per format to these sessions, written with their next flush
@@ -363,7 +389,7 @@ class Hub:
                     touched.append(s)
         self.flush()
 
-    # ---- freshness (docs/protocol.md §9.1) -------------------------------------------
+    # ---- freshness (docs/protocol.md §4.6) -------------------------------------------
 
     def fall_behind(self, s: Session, reason: str) -> None:
         """The client is behind: its queued book messages go, no more are queued until

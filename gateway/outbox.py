@@ -4,7 +4,7 @@ Data for a client waits in ``pending`` (in this process, where book deltas can
 still be dropped) until the session writes it; each write leaves a *mark*, the
 byte offset where it ends and the time its oldest message was queued. Given how
 many written bytes have not reached the peer yet (the transport's buffer plus the
-kernel's send queue, docs/protocol.md §9.1), ``age`` is the age of the oldest
+kernel's send queue, docs/protocol.md §4.6), ``age`` is the age of the oldest
 message the client has not received: what the freshness policy compares with
 ``max_lag_ms``.
 """

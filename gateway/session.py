@@ -5,7 +5,7 @@ in **one** ``transport.write`` (one ``send()``): a write per frame was ~55 % of 
 gateway's time at 1,000 clients (bench/README.md). Compressed connections let
 ``websockets`` frame and deflate (its sans-I/O ``send_*`` + ``data_to_send``).
 
-Freshness (docs/protocol.md §9.1): data waits in the session's ``Outbox`` while the
+Freshness (docs/protocol.md §4.6): data waits in the session's ``Outbox`` while the
 transport still holds earlier bytes, so what is old can be dropped there instead
 of piling up in buffers nobody can edit; the kernel's send queue is bounded
 (``SO_SNDBUF``). What the client has actually read is learnt from *probes*: a ping

@@ -19,11 +19,12 @@ import time
 from typing import Any
 
 from gateway.hub import Hub
-from mdgw.bootstrap import TRADES_WINDOW_MS
+from mdgw.bootstrap import TRADES_WINDOW_MS, partitions_or_zero
 from mdgw.config import KafkaConfig
 from mdgw.kafka.client import BEGINNING, END, RecordSource, SourceFactory
 from mdgw.kafka.source import load_snapshots
 from mdgw.materializer import Materializer
+from mdgw.stats_checkpoints import load_stats
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,13 @@ class Shards:
         k = self.kafka
         book_parts = {p for t, p in partitions if t == k.book_topic}
         snapshots = load_snapshots(k, sources=self.sources)
-        resume = self._on_loop(self.mat.load_snapshots, snapshots, book_parts)
+        marks = {  # a snapshot's book_offset outside these is poison (Materializer)
+            p: source.watermarks(k.book_topic, p) for p in book_parts
+        }
+        resume = self._on_loop(self.mat.load_snapshots, snapshots, book_parts, marks)
+        trade_parts = {p for t, p in partitions if t == k.trades_topic}
+        stats = self._on_loop(self.mat.load_stats, load_stats(k, sources=self.sources), trade_parts)
+        self._on_loop(self.mat.enable_stats_checkpoints, partitions_or_zero(source, k.stats_topic))
         since_ms = int(time.time() * 1000) - TRADES_WINDOW_MS
         trades = [p for t, p in partitions if t == k.trades_topic]
         found = source.offsets_for_times(k.trades_topic, trades, since_ms) if trades else {}
@@ -67,6 +74,8 @@ class Shards:
                 assignment.append((t, p, resume.get(p, BEGINNING)))
             else:
                 offset = found.get(p, -1)
+                if offset >= 0 and p in stats.starts and p not in stats.full:
+                    offset = max(offset, stats.starts[p])  # after its checkpoints
                 assignment.append((t, p, offset if offset >= 0 else END))
         self.owned |= book_parts
         self.mat.owned_partitions = set(self.owned)
@@ -86,6 +95,8 @@ class Shards:
         streams = [s for s, pos in self.mat.positions.items() if pos.partition in parts]
         for s in streams:
             self.mat.write_snapshot(s, self.mat.positions[s], checkpoint=False)
+        if self.mat.stats_writer is not None:  # the next owner starts from these
+            self.mat.stats_writer.flush(self.mat.streams_of_trades_partition)
         gone = set(streams)
         self.hub.market.drop_streams(lambda s: s in gone)
         for s in streams:

@@ -13,6 +13,8 @@ timestamp in milliseconds being the coarse index.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -26,13 +28,30 @@ from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, int_header
 from schemas import codec
 from schemas.errors import SchemaError
 
+log = logging.getLogger(__name__)
+
 
 class HistoryError(Exception):
-    """A past instant that cannot be served; ``code`` says why."""
+    """A past instant that cannot be served; ``code`` says why, the message is for clients."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+UNAVAILABLE = "history is temporarily unavailable"
+"""What a client is told when Kafka fails: its error texts name brokers, topics and
+addresses, so they go to the log only (docs/security.md)."""
+
+
+@contextlib.contextmanager
+def kafka_boundary(what: str) -> Iterator[None]:
+    """Translate Kafka read errors into ``HistoryError("kafka", UNAVAILABLE)``."""
+    try:
+        yield
+    except SourceError as e:
+        log.warning("%s: Kafka error: %s", what, e)
+        raise HistoryError("kafka", UNAVAILABLE) from e
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +63,21 @@ class Checkpoint:
     timestamp_ms: int
 
 
+HISTORY_FETCH = {
+    # Small buffers: a history reader reads one stream's partition at its client's
+    # pace, and there may be dozens at once; the live consumer's 64 MiB each would
+    # let 50 replays hold gigabytes (docs/security.md: budgets).
+    "queued.max.messages.kbytes": 1024,
+    "queued.min.messages": 1000,
+    "fetch.max.bytes": 1_048_576,
+    "max.partition.fetch.bytes": 262_144,
+}
+"""librdkafka settings of every history consumer (beside a 20 ms fetch wait)."""
+
+
 def _source(cfg: KafkaConfig, sources: SourceFactory | None) -> RecordSource:
-    return sources_for(cfg, sources)(f"{cfg.client_id}-history", fetch_wait_ms=20)
+    name = f"{cfg.client_id}-history"
+    return sources_for(cfg, sources)(name, fetch_wait_ms=20, settings=HISTORY_FETCH)
 
 
 def find_checkpoint(
@@ -57,6 +89,13 @@ def find_checkpoint(
     sources: SourceFactory | None = None,
 ) -> Checkpoint | None:
     """The newest checkpoint of ``stream`` at or before ``at_ns`` within ``lookback_ms``."""
+    with kafka_boundary(f"checkpoint of {stream}"):
+        return _find_checkpoint(cfg, stream, at_ns, lookback_ms, sources)
+
+
+def _find_checkpoint(
+    cfg: KafkaConfig, stream: str, at_ns: int, lookback_ms: int, sources: SourceFactory | None
+) -> Checkpoint | None:
     at_ms = at_ns // 1_000_000
     topic = cfg.checkpoints_topic
     source = _source(cfg, sources)
@@ -118,6 +157,13 @@ def earliest_ns(
     cfg: KafkaConfig, topic: str, partition: int, *, sources: SourceFactory | None = None
 ) -> int | None:
     """Timestamp of the oldest retained record of a partition (None when empty)."""
+    with kafka_boundary(f"oldest record of {topic}[{partition}]"):
+        return _earliest_ns(cfg, topic, partition, sources)
+
+
+def _earliest_ns(
+    cfg: KafkaConfig, topic: str, partition: int, sources: SourceFactory | None
+) -> int | None:
     source = _source(cfg, sources)
     try:
         low, high = source.watermarks(topic, partition)
@@ -142,12 +188,13 @@ def offset_for_time(
     sources: SourceFactory | None = None,
 ) -> int | None:
     """First offset of a partition at or after ``at_ns`` (None when nothing is that new)."""
-    source = _source(cfg, sources)
-    try:
-        offset = source.offsets_for_times(topic, [partition], at_ns // 1_000_000)[partition]
-        return offset if offset >= 0 else None
-    finally:
-        source.close()
+    with kafka_boundary(f"offset of {topic}[{partition}] at {at_ns}"):
+        source = _source(cfg, sources)
+        try:
+            offset = source.offsets_for_times(topic, [partition], at_ns // 1_000_000)[partition]
+            return offset if offset >= 0 else None
+        finally:
+            source.close()
 
 
 def stream_records(
@@ -166,7 +213,8 @@ def stream_records(
     With ``until_ns`` None it follows the partition's growth (live tail) until stop.
     Records that do not decode are skipped (the live path dead-letters them).
     """
-    source = _source(cfg, sources)
+    with kafka_boundary(f"history of {stream}"):
+        source = _source(cfg, sources)
     key = stream.encode()
     position = offset  # next offset to read, to know when a bounded read is done
     try:
@@ -192,7 +240,8 @@ def stream_records(
                         return
                     yield decoded
     except SourceError as e:
-        raise HistoryError("kafka", f"reading history of {stream}: {e}") from e
+        log.warning("history of %s: Kafka error: %s", stream, e)
+        raise HistoryError("kafka", UNAVAILABLE) from e
     finally:
         source.close()
 

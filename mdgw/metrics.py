@@ -1,4 +1,4 @@
-"""Prometheus metrics of every process (CONTRACT §7), defined once.
+"""Prometheus metrics of every process (docs/protocol.md §7), defined once.
 
 Latency histograms have sub-millisecond buckets: the gateway's hot path is
 measured in tens of microseconds. With ``PROMETHEUS_MULTIPROC_DIR`` set (the
@@ -100,7 +100,7 @@ def observe_many(hist: Histogram, amount: float, count: int) -> None:
     if count <= 0:
         return
     try:
-        buckets, bounds, total = hist._buckets, hist._upper_bounds, hist._sum  # type: ignore[attr-defined]
+        buckets, bounds, total = hist._buckets, hist._upper_bounds, hist._sum
     except AttributeError:  # another prometheus-client layout: the slow, certain way
         for _ in range(count):
             hist.observe(amount)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from mdgw.config import KafkaConfig
 from mdgw.kafka.headers import Headers
+from mdgw.kafka.security import security_conf
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +111,17 @@ class SourceFactory(Protocol):
         *,
         on_error: ErrorHandler | None = None,
         fetch_wait_ms: int | None = None,
-    ) -> RecordSource: ...
+        settings: Mapping[str, object] | None = None,
+    ) -> RecordSource:
+        """``fetch_wait_ms`` None: the configured wait; ``settings``: librdkafka tuning
+        (buffer sizes) a real client applies and an in-memory one ignores."""
+        ...
 
 
 def consumer_conf(cfg: KafkaConfig, group_id: str, **extra: object) -> dict:
     return {
         "bootstrap.servers": cfg.bootstrap,
-        "security.protocol": cfg.security_protocol,
+        **security_conf(cfg),
         "group.id": group_id,
         "client.id": cfg.client_id,
         "enable.auto.commit": False,
@@ -173,12 +178,12 @@ class KafkaSource:
         *,
         on_error: ErrorHandler | None = None,
         fetch_wait_ms: int | None = None,
+        settings: Mapping[str, object] | None = None,
     ) -> None:
         self._on_error = on_error or _log_error
         wait = cfg.fetch_wait_max_ms if fetch_wait_ms is None else fetch_wait_ms
-        conf = consumer_conf(
-            cfg, group_id, error_cb=self._client_error, **{"fetch.wait.max.ms": wait}
-        )
+        extra = {"fetch.wait.max.ms": wait, **(settings or {})}
+        conf = consumer_conf(cfg, group_id, error_cb=self._client_error, **extra)
         self._consumer = Consumer(conf)
 
     def _client_error(self, err: KafkaError) -> None:
@@ -281,8 +286,11 @@ class KafkaSources:
         *,
         on_error: ErrorHandler | None = None,
         fetch_wait_ms: int | None = None,
+        settings: Mapping[str, object] | None = None,
     ) -> KafkaSource:
-        return KafkaSource(self.cfg, group_id, on_error=on_error, fetch_wait_ms=fetch_wait_ms)
+        return KafkaSource(
+            self.cfg, group_id, on_error=on_error, fetch_wait_ms=fetch_wait_ms, settings=settings
+        )
 
 
 def sources_for(cfg: KafkaConfig, sources: SourceFactory | None) -> SourceFactory:

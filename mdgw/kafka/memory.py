@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mdgw.kafka.client import (
@@ -130,6 +130,7 @@ class MemoryBroker:
         *,
         on_error: ErrorHandler | None = None,
         fetch_wait_ms: int | None = None,
+        settings: Mapping[str, object] | None = None,
     ) -> MemorySource:
         source = MemorySource(self, on_error)
         with self._cond:

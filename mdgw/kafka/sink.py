@@ -17,6 +17,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from mdgw.config import KafkaConfig
 from mdgw.kafka.headers import Headers
+from mdgw.kafka.security import security_conf
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ class RecordSink(Protocol):
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
@@ -56,7 +57,7 @@ class KafkaSink:
     ):
         conf = {
             "bootstrap.servers": cfg.bootstrap,
-            "security.protocol": cfg.security_protocol,
+            **security_conf(cfg),
             "client.id": cfg.client_id,
             "enable.idempotence": True,
             "acks": "all",
@@ -83,8 +84,8 @@ class KafkaSink:
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
@@ -127,8 +128,8 @@ class MemorySink:
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,

@@ -147,7 +147,7 @@ async def test_broker_restart_mid_stream(
         assert not oracle.skipped, oracle.skipped[:5]
         assert diff(got_gw, want) == [], st.dump()
         assert diff(got_api, want) == [], st.dump()
-        # while Kafka was unreachable every subscription was told `stale` (CONTRACT §4)
+        # while Kafka was unreachable every subscription was told `stale` (docs/protocol.md §4.4)
         assert down_events.get("status:stale", 0) >= len(STREAMS), down_events
 
 

@@ -1,4 +1,4 @@
-"""Fault: slow consumers under load (issue "Reliability", 7; CONTRACT §4 "Slow consumers").
+"""Fault: slow consumers under load (issue "Reliability", 7; docs/protocol.md §4.6).
 
 One client stops reading until the gateway marks it behind, then reads again: it
 must get ``status resync`` then a fresh snapshot for every subscription, and stay

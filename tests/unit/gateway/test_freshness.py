@@ -1,4 +1,4 @@
-"""Freshness (docs/protocol.md §9.1) without sockets: a fake clock, a fake send queue.
+"""Freshness (docs/protocol.md §4.6) without sockets: a fake clock, a fake send queue.
 
 A client whose oldest undelivered book message is older than ``max_lag`` loses its
 queued deltas, gets ``status resync`` and a snapshot once drained, and is closed 1013
@@ -240,3 +240,33 @@ def test_a_client_behind_is_probed_on_its_own_and_resynced_when_it_answers(
     hub.check_slow(lambda *a: None)
     assert types(s)[-2:] == ["status:resync", "order_book_snapshot"]
     assert len(pings(s)) >= unanswered
+
+
+def test_a_flush_budget_leaves_the_rest_queued_and_rotates_who_goes_first(
+    kernel: dict[int, int],
+) -> None:
+    market, hub, s, _ = make(kernel)
+    others = [Session(FakeConn(), binary=False, batch=False) for _ in range(199)]
+    for x in others:
+        hub.add_session(x)
+        hub.add_view(x, KEY)
+    every = [s, *others]
+    ticks = iter(range(0, 10**12, 10_000))  # each clock read: 10 us later
+    hub.mono = lambda: next(ticks)
+    event = market.apply_book(
+        BookUpdate(Exchange.KRAKEN, "BTC-USD", 2, 2, [(100.0, 2.0)], [], False, 1), 0
+    )
+    hub.on_book(event.stream, event.result, None)
+    hub.flush(budget_ns=15_000)  # spent after 128 sessions
+    first = {x for x in every if types(x).count("order_book_update") == 1}
+    assert 0 < len(first) < 200 and hub.backlog
+    while hub.backlog:
+        hub.flush(budget_ns=15_000)
+    assert all(types(x).count("order_book_update") == 1 for x in every)
+    event = market.apply_book(
+        BookUpdate(Exchange.KRAKEN, "BTC-USD", 3, 3, [(100.0, 3.0)], [], False, 2), 0
+    )
+    hub.on_book(event.stream, event.result, None)
+    hub.flush(budget_ns=15_000)
+    second = {x for x in every if types(x).count("order_book_update") == 2}
+    assert second and second != first  # someone else went first this time

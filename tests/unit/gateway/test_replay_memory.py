@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.client import MarketDataClient
 from mdgw.kafka.memory import MemoryBroker
-from tests.unit.gateway.memgw import KAFKA, STREAM, events_until, memory_gateway, url
+from tests.unit.gateway.memgw import CONFIG, KAFKA, STREAM, events_until, memory_gateway, url
 from tests.unit.kafka.memkafka import Clock, publisher, trade
 
 
@@ -67,10 +68,12 @@ async def test_trades_to_live_join_the_live_stream(gw) -> None:
         assert ev.data["trade_id"] == "t6" and not ev.data.get("replay")
 
 
-async def test_cancel_and_the_limit_of_replays(gw) -> None:
-    rt, _broker, states, _clock = gw
-    rt.server.replay_handler.max_replays = 1
-    async with connect(url(rt) + "?format=json") as ws:
+async def test_cancel_and_the_limit_of_replays() -> None:
+    one = dataclasses.replace(CONFIG, gateway=dataclasses.replace(CONFIG.gateway, max_replays=1))
+    async with (
+        memory_gateway(30, one) as (rt, _broker, states, _clock),
+        connect(url(rt) + "?format=json") as ws,
+    ):
         window = {"channel": "book", "symbols": [STREAM], "from": states[2][0], "to": "live"}
         await send(ws, op="replay", id="slow", speed=0.001, **window)
         assert (await reply(ws, "replay_started", "error"))["type"] == "replay_started"
@@ -79,7 +82,8 @@ async def test_cancel_and_the_limit_of_replays(gw) -> None:
         assert refused["code"] == "rate_limited" and refused["id"] == "two"
         await send(ws, op="cancel_replay", id="slow")
         assert (await reply(ws, "replay_cancelled"))["id"] == "slow"
-    assert rt.server.replay_handler.active == 0
+        await asyncio.sleep(0.05)
+        assert rt.server.replay_handler.active == 0
 
 
 async def test_refused_replays(gw) -> None:
