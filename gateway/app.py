@@ -13,14 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.asyncio.server import serve
+from websockets.asyncio.server import Server, serve
+from websockets.typing import Subprotocol
 
 from core.market import Market
 from gateway.auth import TokenVerifier
 from gateway.connection import GatewayConnection
 from gateway.hub import Hub
 from gateway.replay import ReplayManager
-from gateway.server import GatewayServer, close_later
+from gateway.server import JSON_PROTOCOL, PB_PROTOCOL, GatewayServer, close_later
 from gateway.sharding import Shards
 from mdgw import metrics, tracing
 from mdgw.catchup import CatchUp, bootstrap_with_retry
@@ -48,6 +49,8 @@ class GatewayRuntime:
     port: int = 0
     started: float = field(default_factory=time.monotonic)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    ws: Server | None = None
+    """The websockets server."""
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext | None:
@@ -121,7 +124,7 @@ async def start_gateway(
     server.replay_handler = ReplayManager(config, hub, mat, sources=sources)
     port = ws.sockets[0].getsockname()[1] if ws.sockets else g.port
     runtime = GatewayRuntime(config, market, hub, server, mat, consumer, sink, port)
-    runtime.ws = ws  # type: ignore[attr-defined]
+    runtime.ws = ws
     runtime.tasks = _timers(g, hub, server, market, sink, consumer)
     if catch_up.done and not ready[0]:
         ready[0] = True
@@ -237,7 +240,7 @@ async def _serve(config: Config, server: GatewayServer, reuse_port: bool) -> Any
         create_connection=GatewayConnection,
         process_request=server.process_request,
         select_subprotocol=server.select_subprotocol,
-        subprotocols=["marketdata.v1.json", "marketdata.v1.protobuf"],
+        subprotocols=[Subprotocol(JSON_PROTOCOL), Subprotocol(PB_PROTOCOL)],
         compression="deflate" if g.compression else None,
         max_size=g.max_message_size,
         ping_interval=g.ping_interval or None,
@@ -347,7 +350,8 @@ async def stop_gateway(rt: GatewayRuntime, timeout: float = 10.0) -> None:
     rt.server.shutting_down = True
     for task in rt.tasks:
         task.cancel()
-    ws = rt.ws  # type: ignore[attr-defined]
+    ws = rt.ws
+    assert ws is not None, "stop_gateway on a runtime start_gateway did not finish"
     ws.close(close_connections=False)
     for s in list(rt.hub.sessions):
         close_later(s, 1001, "server shutting down", grace=min(2.0, timeout / 4))

@@ -21,6 +21,7 @@ from gateway.outbox import PROBE_MAGIC
 class GatewayConnection(ServerConnection):
     on_probe: Callable[[bytes], None] | None = None
 
+    # websockets annotates the parameter with its own internal Event union: same values
     def process_event(self, event: Request | Frame) -> None:  # type: ignore[override]
         if (
             isinstance(event, Frame)

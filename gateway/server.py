@@ -127,7 +127,7 @@ class GatewayServer:
             if self.per_subject.get(sub, 0) >= self.verifier.max_connections_per_subject:
                 metrics.WS_REFUSED.labels("subject_limit").inc()
                 return error_response(429, "too many connections for this subject")
-            conn.claims = claims  # type: ignore[attr-defined]
+            conn.claims = claims  # type: ignore[attr-defined]  # read back in new_session
         return self.admit(conn, ip)
 
     def admit(self, conn: ServerConnection, ip: str) -> Response | None:

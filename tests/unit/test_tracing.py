@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from websockets.protocol import State
 
 from core.market import Market
 from core.types import BookUpdate, Exchange
@@ -24,6 +21,7 @@ from mdgw.kafka.sink import MemorySink
 from mdgw.kafka.source import Record
 from mdgw.materializer import Materializer
 from producers.publisher import Publisher
+from tests.unit.gateway.fakes import FakeConn, frames_of
 
 CFG = KafkaConfig()
 STREAM = "BINANCE:BTC-USDT"
@@ -89,10 +87,7 @@ def published(n: int, telemetry: TelemetryConfig | None = None) -> list[Record]:
 
 
 def fake_session(binary: bool = False) -> Session:
-    written: list[Any] = []
-    proto = SimpleNamespace(state=State.OPEN, send_text=written.append, send_binary=written.append)
-    conn = SimpleNamespace(protocol=proto, send_data=lambda: None, transport=None, written=written)
-    return Session(conn, binary=binary, batch=False)
+    return Session(FakeConn(), binary=binary, batch=False)
 
 
 def gateway(subscribers: int = 2) -> tuple[Materializer, Hub, list[Session]]:
@@ -229,7 +224,7 @@ def test_one_trace_from_send_to_broadcast() -> None:
         assert child.parent is not None and child.parent.span_id == process.context.span_id
     assert (broadcast.attributes or {})[tracing.SUBSCRIBERS_ATTR] == 3
     assert (encode.attributes or {})["mdgw.view"] == STREAM
-    assert all(len(s.conn.written) >= 2 for s in sessions)  # snapshot + update
+    assert all(len(frames_of(s.conn)) >= 2 for s in sessions)  # snapshot + update
 
 
 def test_unsampled_records_cost_no_gateway_spans() -> None:
