@@ -20,7 +20,7 @@ from schemas.errors import DecodeError, ValidationError
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 """Largest record we decode; a full 1000-level book is ~40 KB, so 4 MiB is generous."""
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,16}-[A-Z0-9]{1,16}$")
+SYMBOL_RE = re.compile(r"[A-Z0-9]{1,16}-[A-Z0-9]{1,16}\Z")  # \Z: `$` would accept a trailing "\n"
 _SIDES = {pb.Trade.BUY: "buy", pb.Trade.SELL: "sell", pb.Trade.UNKNOWN_SIDE: ""}
 _SIDE_CODES = {"buy": pb.Trade.BUY, "sell": pb.Trade.SELL, "": pb.Trade.UNKNOWN_SIDE}
 _EXCHANGE_NAMES = {e.name: e for e in Exchange if e is not Exchange.UNKNOWN}

@@ -98,9 +98,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if session.config.getoption("--strict-skips") and _unexpected_skips():
-        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    strict = session.config.getoption("--strict-skips")
+    passing = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+    if strict and passing and _unexpected_skips():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 # ---- captures and Kafka ---------------------------------------------------------------------
 
