@@ -159,7 +159,11 @@ def stream_records(
                     TopicPartition(topic, partition), timeout=10, cached=False
                 )
                 pos = consumer.position([TopicPartition(topic, partition)])[0].offset
-                if pos < 0 or pos >= high:
+                # nothing fetched yet (a slow first fetch): the position is unknown, the
+                # reader still stands at ``offset``; ending here would lose the window
+                if pos < 0:
+                    pos = offset
+                if pos >= high:
                     return
             for msg in msgs:
                 if msg.error() or msg.key() != key:
