@@ -208,9 +208,12 @@ async def _drain(ws: ClientConnection) -> None:
             await asyncio.wait_for(ws.recv(), 5)
 
 
-async def test_watermarks_answer_while_the_consumer_runs(kafka_cfg: KafkaConfig) -> None:
-    """ThreadedConsumer.watermarks()/lag() are called by the API's Kafka probe and the
-    gateway's lag loop while the consumer thread runs: they must answer in their timeout."""
+async def test_watermarks_answer_while_the_consumer_runs_in_process(
+    kafka_cfg: KafkaConfig,
+) -> None:
+    """In-process, on the shared broker: ThreadedConsumer.watermarks()/lag() are called by
+    the API's Kafka probe and the gateway's lag loop while the consumer thread runs: they
+    must answer in their timeout."""
     from mdgw.kafka.sink import KafkaSink
     from mdgw.kafka.source import ThreadedConsumer
 

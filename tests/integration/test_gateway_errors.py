@@ -1,4 +1,7 @@
-"""Gateway refusals: bad frames, limits, floods, slow consumers (real Kafka, real sockets)."""
+"""Gateway refusals: bad frames, limits, floods, slow consumers (real Kafka, real sockets).
+
+The gateway runs in-process (``tests/integration/helpers.py``); Kafka is real.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""1,000 concurrent verifying clients from separate processes (the load generator)."""
+"""1,000 concurrent verifying clients from separate processes (the load generator).
+
+The gateway runs in-process (``tests/integration/helpers.py``); Kafka is real.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Time travel: replay a past window over WebSocket and compare with what a live client saw."""
+"""Time travel: replay a past window over WebSocket and compare with what a live client saw.
+
+The gateway runs in-process (``tests/integration/helpers.py``); Kafka is real.
+"""
 
 from __future__ import annotations
 
