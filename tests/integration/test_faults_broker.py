@@ -108,7 +108,9 @@ async def test_broker_restart_mid_stream(
                 (b := watch.client.book(s)) is not None and b.sequence > seq_at_up[s]
                 for s in STREAMS
             ),
-            30,
+            # 0.3-1.7 s on an idle machine; 25 s seen with the 2 cores loaded 25-fold: the
+            # bound only tells "resumes" from "stuck", so it is generous
+            60,
             what="client sees fresh updates on every stream after the restart",
         )
         resumed_s = time.monotonic() - t_up
