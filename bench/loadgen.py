@@ -139,8 +139,10 @@ async def one_client(
                 book = client.book(stream)
                 if book is not None and book.valid:
                     state = json.dumps([book.top_bids(), book.top_asks()])
-                    seen = totals.final_books.setdefault(stream, {})
-                    seen[state] = seen.get(state, 0) + 1
+                else:  # counted, so a test sees how many ended without a valid book
+                    state = "none" if book is None else "invalid"
+                seen = totals.final_books.setdefault(stream, {})
+                seen[state] = seen.get(state, 0) + 1
         await client.close()
 
 

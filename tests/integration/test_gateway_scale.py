@@ -90,12 +90,13 @@ async def test_thousand_concurrent_connections_stay_exact(config) -> None:
                 merged = finals.setdefault(stream, {})
                 for state, n in states.items():
                     merged[state] = merged.get(state, 0) + n
-        assert sum(n for states in finals.values() for n in states.values()) == 3 * 1000
+        brief = {s: {k[:24]: n for k, n in st.items()} for s, st in finals.items()}
+        assert sum(n for states in finals.values() for n in states.values()) == 3 * 1000, brief
         for stream, states in finals.items():
             book = rt.market.book(stream)
             assert book is not None
             want = json.dumps([book.bids(20), book.asks(20)])
-            assert states == {want: sum(states.values())}, stream
+            assert states == {want: sum(states.values())}, (stream, brief[stream])
         lat = sorted(x for r in results for x in r["gateway_lat_ns"])
         assert lat, "no latency samples"
         print(
