@@ -1,1 +1,1 @@
-"""The REST service (CONTRACT §6): a Litestar app over the same Market as the gateway."""
+"""The REST service (docs/protocol.md §6): a Litestar app over the same Market as the gateway."""

@@ -11,11 +11,11 @@ translated to ``{"error": ...}`` by :mod:`api.errors`; every answer is counted i
 
 from __future__ import annotations
 
-import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import CacheControlHeader
@@ -40,7 +40,6 @@ from mdgw import metrics
 from mdgw.config import Config
 
 STATIC_DIR = Path(__file__).parent / "static"
-BENCH_ENV = "MDGW_API_BENCH_ROUTES"
 API_PREFIX = "/api/v1"
 GZIP_LEVEL = 5
 """gzip level for large answers: ~3x faster than Litestar's default 9, a few % larger."""
@@ -49,8 +48,14 @@ UNMATCHED = "<unmatched>"
 """Route label of requests no route matched (404/405 from the router)."""
 
 
-def create_app(config: Config, state: StateStore | None = None) -> Litestar:
-    """The app over ``state`` (default: a :class:`KafkaStateStore` started by the lifespan)."""
+def create_app(
+    config: Config, state: StateStore | None = None, *, extra_routes: Sequence[Any] = ()
+) -> Litestar:
+    """The app over ``state`` (default: a :class:`KafkaStateStore` started by the lifespan).
+
+    ``extra_routes`` are served beside the API's own (the benchmarks add a constant
+    route to compare with: ``bench/api_server.py``).
+    """
     store = state if state is not None else KafkaStateStore(config)
     api = config.api
     trusted = parse_networks(api.trusted_proxies)
@@ -64,9 +69,12 @@ def create_app(config: Config, state: StateStore | None = None) -> Litestar:
         security=[{"ApiKey": []}] if keys.enabled else None,
         tags=["market data"],
     )
-    handlers: list[Any] = [api_router, *system.ROUTES]
-    if os.environ.get(BENCH_ENV) == "1":
-        handlers += system.BENCH_ROUTES
+    handlers: list[Any] = [
+        api_router,
+        *system.ROUTES,
+        dashboard_config(api.dashboard_ws_hosts),
+        *extra_routes,
+    ]
     handlers.append(create_static_files_router("/", [STATIC_DIR], html_mode=True, name="static"))
     rate_limit = rate_limit_config(api, trusted)
     return Litestar(
@@ -84,6 +92,17 @@ def create_app(config: Config, state: StateStore | None = None) -> Litestar:
         logging_config=None,  # mdgw.logs configures logging for every process
         debug=False,
     )
+
+
+def dashboard_config(ws_hosts: tuple[str, ...]) -> Any:
+    """``/dashboard.json``: the WebSocket hosts the dashboard's ``?ws=`` may name."""
+    body = {"ws_hosts": list(ws_hosts)}
+
+    @get("/dashboard.json", include_in_schema=False, sync_to_thread=False)
+    def dashboard_json() -> dict[str, Any]:
+        return body
+
+    return dashboard_json
 
 
 def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
@@ -121,7 +140,7 @@ def _openapi(keys: bool) -> OpenAPIConfig:
         title="mdgw market-data API",
         version="1.0.0",
         description="Order books, trades and statistics of the market-data gateway "
-        '(CONTRACT §6). Every error answers `{"error": "..."}`.',
+        '(docs/protocol.md §6). Every error answers `{"error": "..."}`.',
         components=components,
         tags=[Tag(name="market data", description="/api/v1 routes")],
         use_handler_docstrings=False,

@@ -6,6 +6,7 @@
      |    +-- InvalidApiKey       401  missing or unknown X-API-Key
      |    +-- SymbolNotFound      404  no such stream / symbol
      |    +-- NotReady            503  books not loaded yet, or Kafka unreachable
+     |    +-- Unavailable         503  history busy or failing, with Retry-After
      +-- ValidationException      400  Litestar's parameter validation (depth=abc, ...)
      +-- NotFound/MethodNotAllowed/TooManyRequests/...   Litestar's own
 
@@ -73,6 +74,19 @@ class NotReady(ApiError, ServiceUnavailableException):
     status_code = 503
 
 
+class Unavailable(ApiError, ServiceUnavailableException):
+    """Busy or failing for now (history reads): retry after ``Retry-After`` seconds.
+
+    The message is generic on purpose: Kafka's error texts (brokers, addresses,
+    topics) go to the log, never to the client.
+    """
+
+    status_code = 503
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail=detail, headers={RETRY_AFTER: str(max(1, retry_after))})
+
+
 PARAMETER_HINTS: dict[str, str] = {
     "depth": "depth must be an integer from 1 to 1000",
     "limit": "limit must be an integer from 1 to 1000",
@@ -138,7 +152,7 @@ def _phrase(status: int) -> str:
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    ValidationException: on_validation_error,  # type: ignore[dict-item]
-    HTTPException: on_http_error,  # type: ignore[dict-item]
+    ValidationException: on_validation_error,
+    HTTPException: on_http_error,
     500: on_internal_error,
 }

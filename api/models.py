@@ -1,4 +1,4 @@
-"""Response shapes of the REST API (CONTRACT §6) as msgspec Structs.
+"""Response shapes of the REST API (docs/protocol.md §6) as msgspec Structs.
 
 They are what the OpenAPI document at ``/schema`` describes, with examples, and
 what handlers return (Litestar encodes Structs with msgspec). Field names are the
@@ -38,7 +38,7 @@ class OrderBookBody(msgspec.Struct):
     timestamp: Annotated[int, _TS]
     sequence: Annotated[int, Meta(description="Sequence of the last record applied")]
     checksum: Annotated[
-        int, Meta(description="CONTRACT §5 CRC-32 over the top 10 levels of this answer")
+        int, Meta(description="docs/protocol.md §5 CRC-32 over the top 10 levels of this answer")
     ]
     bids: Annotated[
         list[PriceLevel],
@@ -74,7 +74,7 @@ class AggregatedBookBody(msgspec.Struct):
         ),
     ]
     sequence: Annotated[int, Meta(description="The aggregated book's own sequence")]
-    checksum: Annotated[int, Meta(description="CONTRACT §5 over the totals of this answer")]
+    checksum: Annotated[int, Meta(description="docs/protocol.md §5 over the totals of this answer")]
 
 
 class TradeItem(msgspec.Struct):
@@ -99,7 +99,7 @@ class TradesBody(msgspec.Struct):
 
 
 class StatisticsBody(msgspec.Struct):
-    """Rolling-window statistics: the fields of ``Statistics`` (CONTRACT §3)."""
+    """Rolling-window statistics: the fields of ``Statistics`` (docs/protocol.md §3.2)."""
 
     exchange: Annotated[str, Meta(description='Venue; "" for the cross-venue view')]
     symbol: Annotated[str, _SYMBOL]

@@ -43,7 +43,7 @@ def book_etag(book: OrderBook, depth: int) -> str:
 def book_checksum_at(
     book: OrderBook, bids: list[tuple[float, float]], asks: list[tuple[float, float]], depth: int
 ) -> int:
-    """CONTRACT §5 over the answer: the book's cached checksum when the cut keeps 10 levels."""
+    """docs/protocol.md §5 over the answer: the book's cached checksum when the cut keeps 10."""
     if depth >= CHECKSUM_LEVELS:
         return book.checksum()
     return book_checksum(asks, bids)

@@ -5,7 +5,7 @@ fills, ready at once. :class:`KafkaStateStore` fills its Market from Kafka the w
 the gateway does (:func:`mdgw.bootstrap.bootstrap`: compacted snapshots, then the
 tail), in a task started by the app's lifespan, so ``/health`` answers from the
 first second while ``/ready`` (and the market-data routes) say 503 until the
-snapshots are loaded and the book topic is read up to where it ended at start-up.
+snapshots are loaded and the book and trades topics are read up to where they ended.
 
 The API only reads: it writes no snapshots and no dead letters (the gateway's
 writer does both), so two processes never duplicate them.
@@ -22,6 +22,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
+from api.history_reads import HistoryReads
 from core.book import OrderBook
 from core.market import Market
 from mdgw import metrics
@@ -117,24 +118,26 @@ class KafkaStateStore(StateStore):
         self._catch_up = CatchUp({})
         self.consumer: ThreadedConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        api = config.api
+        self.history = HistoryReads(self._read_book_at, api.history_reads, api.history_cache)
+        """?at= reads: cached, at most api.history_reads at once."""
 
     async def book_at(self, stream: str, at_ns: int) -> OrderBook:
+        return await self.history.book_at(stream, at_ns)
+
+    def _read_book_at(self, stream: str, at_ns: int) -> OrderBook:
+        """Blocking: the book at ``at_ns`` from the checkpoints and the book topic."""
         pos = self._materializer.positions.get(stream)
         lookback = 2 * self.config.gateway.checkpoint_every_ms + 5_000
-        return await asyncio.to_thread(
-            book_at,
-            self.config.kafka,
-            stream,
-            at_ns,
-            lookback,
-            pos.partition if pos is not None else None,
-        )
+        partition = pos.partition if pos is not None else None
+        return book_at(self.config.kafka, stream, at_ns, lookback, partition)
 
     async def start(self) -> None:
         self.consumer = ThreadedConsumer(self.config.kafka, self.config.api.group_id)
         self._task = asyncio.create_task(self._run(self.consumer), name="api-state")
 
     async def stop(self) -> None:
+        self.history.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

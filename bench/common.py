@@ -30,6 +30,7 @@ def bench_config(partitions: int = 6, **sections: Any) -> Config:
         trades_topic=f"{prefix}.{k.trades_topic}",
         snapshots_topic=f"{prefix}.{k.snapshots_topic}",
         checkpoints_topic=f"{prefix}.{k.checkpoints_topic}",
+        stats_topic=f"{prefix}.{k.stats_topic}",
         dlq_topic=f"{prefix}.{k.dlq_topic}",
     )
     cfg = dataclasses.replace(base, kafka=kafka)

@@ -36,6 +36,7 @@ def kafka_env(cfg: Config, **extra: object) -> dict[str, str]:
         MDGW_KAFKA_TRADES_TOPIC=k.trades_topic,
         MDGW_KAFKA_SNAPSHOTS_TOPIC=k.snapshots_topic,
         MDGW_KAFKA_CHECKPOINTS_TOPIC=k.checkpoints_topic,
+        MDGW_KAFKA_STATS_TOPIC=k.stats_topic,
         MDGW_KAFKA_DLQ_TOPIC=k.dlq_topic,
         MDGW_KAFKA_PARTITIONS=str(k.partitions),
         MDGW_TELEMETRY_LOG_LEVEL="WARNING",
@@ -203,6 +204,8 @@ def start_gateway(cfg: Config, port: int, *, workers: int = 1, **env: object) ->
     e = kafka_env(
         cfg,
         MDGW_GATEWAY_CONNECTS_PER_MINUTE_PER_IP=0,
+        MDGW_GATEWAY_MAX_CONNECTIONS_PER_IP=0,
+        MDGW_GATEWAY_OPS_REQUESTS_PER_SECOND=0,
         MDGW_GATEWAY_HANDSHAKE_TIMEOUT=60,
         MDGW_GATEWAY_GROUP_ID=f"{cfg.kafka.client_id}-gw{port}",
         **env,

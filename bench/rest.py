@@ -1,7 +1,7 @@
 """W4 REST: ``wrk`` against a real ``mdgw api`` process, order book route vs a constant route.
 
 The API reads this run's topics (a simulator keeps the books moving during the
-run) and serves ``/bench/const`` (``MDGW_API_BENCH_ROUTES=1``): the cost of the
+run) and serves ``/bench/const`` (``bench/api_server.py``): the cost of the
 HTTP stack alone. The two routes alternate, ``repeats`` times each, in the same
 run; medians are reported, with the API process's CPU time per request.
 """
@@ -67,13 +67,12 @@ def run(
     sim = procs.start_simulator(cfg, feed, SYMBOLS)
     env = procs.kafka_env(
         cfg,
-        MDGW_API_BENCH_ROUTES=1,
         MDGW_API_RATE_LIMIT=0,
         MDGW_API_GROUP_ID=f"{cfg.kafka.client_id}-api",
     )
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    argv = [procs.PY, "-m", "mdgw", "api", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [procs.PY, "-m", "bench.api_server", "--host", "127.0.0.1", "--port", str(port)]
     api = procs.spawn(f"api{port}", argv, env)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -1,4 +1,4 @@
-"""The consolidated book of one canonical symbol across venues (CONTRACT §4, aggregated).
+"""The consolidated book of one canonical symbol across venues (docs/protocol.md §4.5).
 
 A level is ``(price, total quantity, {venue: quantity})``. The total is
 ``math.fsum`` of the venue quantities, so it is exactly rounded and does not
@@ -143,7 +143,7 @@ class AggregatedBook:
         return _levels(self.bid_side, n, venues), _levels(self.ask_side, n, venues)
 
     def checksum(self) -> int:
-        """CONTRACT §5 checksum over the totals, cached per version."""
+        """docs/protocol.md §5 checksum over the totals, cached per version."""
         version, value = self._checksum
         if version != self.version:
             value = ladder_checksum(self.bid_side, self.ask_side)

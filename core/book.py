@@ -1,4 +1,4 @@
-"""The order book of one stream, with the sequencing rules of CONTRACT §2.
+"""The order book of one stream, with the sequencing rules of docs/protocol.md §2.2.
 
 ``OrderBook.apply`` never raises for feed problems that are normal (gaps,
 duplicates after a restart, deltas before the first snapshot): they come back
@@ -17,7 +17,7 @@ Sequencing, per update:
   delta is not applied.
 - otherwise: APPLIED. ``prev_sequence`` is informational only.
 
-Checksums (CONTRACT §5), when a record carries one (non-zero) and the book
+Checksums (docs/protocol.md §5), when a record carries one (non-zero) and the book
 verifies them (``verify_checksums``, on by default):
 
 - a snapshot whose checksum does not match its own levels is corrupt:
@@ -247,7 +247,7 @@ class OrderBook:
         return len(self.ask_side)
 
     def checksum(self) -> int:
-        """CONTRACT §5 checksum of the whole book (top 10 a side), cached per version."""
+        """docs/protocol.md §5 checksum of the whole book (top 10 a side), cached per version."""
         version, value = self._checksum
         if version != self.version:
             value = ladder_checksum(self.bid_side, self.ask_side)

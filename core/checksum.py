@@ -1,4 +1,4 @@
-"""Book checksum of CONTRACT §5, computed with one precompiled ``struct`` pack.
+"""Book checksum of docs/protocol.md §5, computed with one precompiled ``struct`` pack.
 
 The contract defines it as::
 
@@ -43,5 +43,5 @@ class _FlatTop(Protocol):
 
 
 def ladder_checksum(bid_side: _FlatTop, ask_side: _FlatTop) -> int:
-    """CONTRACT §5 over two ladders: their top 10 asks then top 10 bids."""
+    """docs/protocol.md §5 over two ladders: their top 10 asks then top 10 bids."""
     return flat_checksum(ask_side.flat_top(CHECKSUM_LEVELS) + bid_side.flat_top(CHECKSUM_LEVELS))

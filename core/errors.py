@@ -30,4 +30,4 @@ class InvalidUpdateError(CoreError):
 
 
 class ChecksumMismatchError(InvalidUpdateError):
-    """A full book whose checksum (CONTRACT §5) disagrees with its own levels."""
+    """A full book whose checksum (docs/protocol.md §5) disagrees with its own levels."""

@@ -5,6 +5,12 @@ records; neither keeps book state of its own. Errors from invalid records
 propagate typed (:mod:`core.errors`) for the caller to dead-letter; the only
 thing they change is the ``invalid`` counters, never a book.
 
+The statistics of a symbol across venues merge the venues' own rolling windows
+(:meth:`Market.symbol_stats`), so they need no state of their own and come out the
+same whatever order the venues' partitions were consumed in. A stream's trade
+state (statistics buckets, tape) can be checkpointed and restored
+(:meth:`Market.stats_checkpoint`, :meth:`Market.restore_stats`).
+
 The aggregated book of a symbol merges the *live* books of every venue listing
 it: a venue whose book turns stale (gap, ``mark_stale``) is taken out, and put
 back by its next snapshot.
@@ -27,7 +33,7 @@ from itertools import islice
 from core.aggregate import AggregatedBook
 from core.book import CHECKSUM_MISMATCH, ApplyResult, OrderBook
 from core.errors import ChecksumMismatchError, CoreError, InvalidLevelError, InvalidUpdateError
-from core.stats import DAY_NS, MINUTE_NS, RollingStats
+from core.stats import DAY_NS, MINUTE_NS, RollingStats, StatsCheckpoint, merged, statistics
 from core.types import KNOWN_EXCHANGES, BookUpdate, Exchange, Statistics, Trade, stream_key
 
 
@@ -95,8 +101,8 @@ class Market:
         self._streams: dict[str, StreamState] = {}
         self._aggregated: dict[str, AggregatedBook] = {}
         """Active aggregated books only (see the module docstring)."""
-        self._symbol_stats: dict[str, RollingStats] = {}
-        """One per canonical symbol with at least one stream."""
+        self._symbols: dict[str, list[str]] = {}
+        """Canonical symbol -> its streams, sorted (the merge order of its statistics)."""
 
     # -- feeding -----------------------------------------------------------
 
@@ -177,7 +183,6 @@ class Market:
         counters.last_trade_ns = now_ns
         state.trades.appendleft(trade)
         state.stats.add_trade(trade)
-        self._symbol_stats[trade.symbol].add_trade(trade)
         return True
 
     def mark_stale(self, stream: str, reason: str) -> AggregatedBook | None:
@@ -198,10 +203,11 @@ class Market:
             agg = self._aggregated.get(book.symbol)
             if agg is not None:
                 agg.remove_venue(book.exchange)
-        live_symbols = {st.book.symbol for st in self._streams.values()}
-        for symbol in [s for s in self._symbol_stats if s not in live_symbols]:
-            self._aggregated.pop(symbol, None)
-            del self._symbol_stats[symbol]
+            streams = self._symbols[book.symbol]
+            streams.remove(stream)
+            if not streams:
+                self._aggregated.pop(book.symbol, None)
+                del self._symbols[book.symbol]
         return dropped
 
     def _count_invalid(self, state: StreamState | None) -> None:
@@ -218,13 +224,57 @@ class Market:
             ),
         )
         self._streams[book.stream] = state
-        if book.symbol not in self._symbol_stats:
-            self._symbol_stats[book.symbol] = RollingStats(
-                "", book.symbol, self.stats_window_ns, self.stats_bucket_ns
-            )
+        streams = self._symbols.setdefault(book.symbol, [])
+        streams.append(book.stream)
+        streams.sort()
         return state
 
+    # -- checkpoints of the trade state --------------------------------------
+
+    def stats_checkpoint(self, stream: str, copy: bool = True) -> StatsCheckpoint | None:
+        """One stream's trade state (None for an unknown stream); ``copy=False`` shares
+        the live buckets, for a caller that serialises them at once."""
+        state = self._streams.get(stream)
+        if state is None:
+            return None
+        stats = state.stats
+        return StatsCheckpoint(
+            exchange=state.book.exchange,
+            symbol=state.book.symbol,
+            window_ns=stats.window_ns,
+            bucket_ns=stats.bucket_ns,
+            newest=stats.newest,
+            buckets=stats.buckets(copy),
+            recent=list(state.trades),
+            last_trade_sequence=state.counters.last_trade_sequence,
+        )
+
+    def restore_stats(self, cp: StatsCheckpoint) -> None:
+        """Replace a stream's trade state with a checkpoint's (creating the stream).
+
+        Raises InvalidUpdateError for an unknown venue or a checkpoint of another
+        window or bucket size (its buckets cannot be re-cut exactly).
+        """
+        stream = _stream_of(cp.exchange, cp.symbol)
+        if (cp.window_ns, cp.bucket_ns) != (self.stats_window_ns, self.stats_bucket_ns):
+            raise InvalidUpdateError(
+                f"{stream}: statistics checkpoint of window {cp.window_ns} / bucket "
+                f"{cp.bucket_ns} ns, this market keeps {self.stats_window_ns} / "
+                f"{self.stats_bucket_ns}"
+            )
+        state = self._streams.get(stream)
+        if state is None:
+            book = OrderBook(cp.exchange, cp.symbol, verify_checksums=self.verify_checksums)
+            state = self._add_stream(book)
+        state.stats.restore(cp.buckets, cp.newest)
+        state.trades.clear()
+        state.trades.extend(cp.recent[: self.trades_per_stream])
+        state.counters.last_trade_sequence = cp.last_trade_sequence
+
     # -- reading -----------------------------------------------------------
+
+    def stream_count(self) -> int:
+        return len(self._streams)
 
     def streams(self) -> list[str]:
         """Every known stream name, sorted."""
@@ -232,7 +282,7 @@ class Market:
 
     def symbols(self) -> list[str]:
         """Every canonical symbol with at least one stream, sorted."""
-        return sorted(self._symbol_stats)
+        return sorted(self._symbols)
 
     def state(self, stream: str) -> StreamState | None:
         return self._streams.get(stream)
@@ -263,30 +313,30 @@ class Market:
 
     def symbol_stats(self, symbol: str, now_ns: int) -> Statistics | None:
         """Statistics of one symbol over every venue (exchange ""), top of the aggregated book."""
-        stats = self._symbol_stats.get(symbol)
-        if stats is None:
+        streams = self._symbols.get(symbol)
+        if streams is None:
             return None
+        states = [self._streams[s] for s in streams]
+        # venues in stream-name order: the sums come out the same in every process
+        window = merged([w for st in states if (w := st.stats.window(now_ns)) is not None])
         # the aggregated book's top is the best of the live venue books: no need to build it
-        bids = [
-            lv[0]
-            for st in self._streams.values()
-            if st.book.symbol == symbol
-            and not st.book.stale
-            and (lv := st.book.best_bid()) is not None
-        ]
-        asks = [
-            lv[0]
-            for st in self._streams.values()
-            if st.book.symbol == symbol
-            and not st.book.stale
-            and (lv := st.book.best_ask()) is not None
-        ]
-        return stats.snapshot(now_ns, max(bids, default=0.0), min(asks, default=0.0))
+        live = [st.book for st in states if not st.book.stale]
+        bids = [lv[0] for b in live if (lv := b.best_bid()) is not None]
+        asks = [lv[0] for b in live if (lv := b.best_ask()) is not None]
+        return statistics(
+            "",
+            symbol,
+            now_ns,
+            self.stats_window_ns,
+            window,
+            max(bids, default=0.0),
+            min(asks, default=0.0),
+        )
 
     def aggregated(self, symbol: str) -> AggregatedBook | None:
         """The symbol's aggregated book, built on first use (None for an unknown symbol)."""
         agg = self._aggregated.get(symbol)
-        if agg is None and symbol in self._symbol_stats:
+        if agg is None and symbol in self._symbols:
             agg = self._aggregated[symbol] = AggregatedBook(symbol)
             for st in self._streams.values():
                 if st.book.symbol == symbol and not st.book.stale:

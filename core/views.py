@@ -1,4 +1,4 @@
-"""Depth views: the top N of a book as a stream of exact snapshots and deltas (CONTRACT §4).
+"""Depth views: the top N of a book as exact snapshots and deltas (docs/protocol.md §4.4).
 
 One :class:`DepthView` exists per (book, depth, speed); every subscriber of that
 depth receives the same messages, so a delta is computed once, not per client.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +18,7 @@ from websockets.asyncio.server import serve
 
 from core.market import Market
 from gateway.auth import TokenVerifier
+from gateway.connection import GatewayConnection
 from gateway.hub import Hub
 from gateway.replay import ReplayManager
 from gateway.server import GatewayServer, close_later
@@ -25,7 +28,7 @@ from mdgw.bootstrap import bootstrap
 from mdgw.config import Config
 from mdgw.kafka.admin import TopicAdminError
 from mdgw.kafka.sink import KafkaSink
-from mdgw.kafka.source import Record, ThreadedConsumer
+from mdgw.kafka.source import Batch, Record, ThreadedConsumer
 from mdgw.materializer import Materializer
 from schemas import wire
 
@@ -73,7 +76,12 @@ async def start_gateway(
     tracing.setup_gateway(config.telemetry)  # tracing hook: no-op unless telemetry.tracing
     loop = asyncio.get_running_loop()
     market = Market(trades_per_stream=g.trades_per_stream)
-    hub = Hub(market, high_water=g.high_water_bytes, slow_timeout=g.slow_timeout)
+    hub = Hub(
+        market,
+        high_water=g.high_water_bytes,
+        slow_timeout=g.slow_timeout,
+        max_lag_ms=g.max_lag_ms,
+    )
     sink = KafkaSink(k, linger_ms=5)
     sharded = g.mode == "sharded"
     writer = worker_index == 0 or sharded  # sharded: each owner writes its own streams
@@ -100,15 +108,18 @@ async def start_gateway(
     runtime: GatewayRuntime
     verifier = TokenVerifier(config.auth) if config.auth.jwt_enabled else None
     server = GatewayServer(g, hub, verifier=verifier, health=lambda: health(runtime))
-    on_batch = _batch_handler(mat, hub, catch_up, ready, t0)
-    consumer.start(loop, on_batch)
+    on_batch = _batch_handler(mat, catch_up, ready, t0, g.gc_freeze)
+    consumer.start(loop, on_batch, _drained_handler(hub, mat))
     ws = await _serve(config, server, reuse_port)
     server.replay_handler = ReplayManager(config, hub, mat)
     port = ws.sockets[0].getsockname()[1] if ws.sockets else g.port
     runtime = GatewayRuntime(config, market, hub, server, mat, consumer, sink, port)
     runtime.ws = ws  # type: ignore[attr-defined]
     runtime.tasks = _timers(g, hub, server, market, sink, consumer)
-    ready[0] = ready[0] or not catch_up
+    if not catch_up and not ready[0]:
+        ready[0] = True
+        if g.gc_freeze:
+            tune_gc()
     server.is_ready = lambda: ready[0]
     log.info("gateway worker %d (%s) serving ws on %s:%d", worker_index, g.mode, g.host, port)
     if verifier is None and worker_index == 0:
@@ -139,31 +150,12 @@ async def _replica_consumer(
 
 def _batch_handler(
     mat: Materializer,
-    hub: Hub,
     catch_up: dict[tuple[str, int], int],
     ready: list[bool],
     t0: float,
-) -> Any:
-    """What the loop does with each consumed batch: apply, fan out, measure.
-
-    Frames are written by one flush scheduled with ``call_soon`` after the batch,
-    not at its end: batches already waiting in the loop (the consumer thread got
-    ahead) are applied first and share that flush, so a client gets one write
-    for all of them. Idle, it is the same as flushing each batch (one loop turn
-    later); behind, it turns many small writes (a syscall each, the gateway's
-    biggest cost) into fewer larger ones and the gateway catches up.
-    """
-    loop = asyncio.get_running_loop()
-    handed: list[tuple[int, int]] = []
-    """(received_ns, records) of the batches applied since the last flush."""
-
-    def flush() -> None:
-        hub.flush()
-        done = time.perf_counter_ns()
-        # every record is measured; records handed over together share one bulk observe
-        for since, n in handed:
-            metrics.observe_many(metrics.BROADCAST_LATENCY, (done - since) / 1e9, n)
-        handed.clear()
+    gc_freeze: bool = False,
+) -> Callable[[list[Record]], None]:
+    """What the loop does with each consumed batch: apply it, track catch-up."""
 
     def on_batch(records: list[Record]) -> None:
         mat.handle(records)
@@ -175,17 +167,68 @@ def _batch_handler(
             if not catch_up:
                 ready[0] = True
                 log.info("caught up with Kafka in %.3fs", time.perf_counter() - t0)
-        if not handed:
-            loop.call_soon(flush)
-        since, n = records[0].received_ns if records else 0, 0
-        for rec in records:
-            if rec.received_ns != since:
-                handed.append((since, n))
-                since, n = rec.received_ns, 0
-            n += 1
-        handed.append((since, n))
+                if gc_freeze:
+                    tune_gc()
 
     return on_batch
+
+
+def tune_gc() -> None:
+    """Books and code loaded at start-up leave the collector's scans: a full collection
+    over them is a pause on the hot path. (Raising the thresholds too kept closed
+    connections, which are reference cycles, alive for long: RSS grew; left as is.)"""
+    gc.collect()
+    gc.freeze()
+    log.info("gc: %d start-up objects frozen", gc.get_freeze_count())
+
+
+FLUSH_SLICE_NS = 10_000_000
+"""Writing to clients pauses after 10 ms to let handshakes and control messages run."""
+
+
+def _drained_handler(hub: Hub, mat: Materializer) -> Callable[[list[Batch]], None]:
+    """After the batches queued at one wake-up are applied: one flush for all of them
+    (a client gets one write however many batches touched it), then the hop metrics.
+    A flush that runs out of its slice goes on in the next loop turn."""
+    loop = asyncio.get_running_loop()
+    more = [False]
+
+    def flush_more() -> None:
+        more[0] = False
+        hub.flush(FLUSH_SLICE_NS)
+        if hub.backlog and not more[0]:
+            more[0] = True
+            loop.call_soon(flush_more)
+
+    def on_drained(batches: list[Batch]) -> None:
+        applied = time.perf_counter_ns()
+        hub.flush(FLUSH_SLICE_NS)
+        if hub.backlog and not more[0]:
+            more[0] = True
+            loop.call_soon(flush_more)
+        done = time.perf_counter_ns()
+        fanout = (done - applied) / 1e9
+        for b in batches:
+            n = len(b.records)
+            # every record is measured; records handed over together share one bulk observe
+            metrics.observe_many(metrics.BROADCAST_LATENCY, (done - b.received_ns) / 1e9, n)
+            metrics.observe_many(HOP_HANDOFF, (b.loop_ns - b.received_ns) / 1e9, n)
+            metrics.observe_many(HOP_FANOUT, fanout, n)
+        apply_s = (applied - batches[0].loop_ns) / 1e9 / max(1, len(batches))
+        metrics.observe_many(HOP_APPLY, apply_s, sum(len(b.records) for b in batches))
+        ingest = mat.last_ingest_ns
+        if ingest:
+            last = batches[-1]
+            kafka = (last.received_wall_ns - ingest) / 1e9
+            metrics.observe_many(HOP_KAFKA, max(0.0, kafka), len(last.records))
+
+    return on_drained
+
+
+HOP_KAFKA = metrics.HOP_LATENCY.labels("kafka")
+HOP_HANDOFF = metrics.HOP_LATENCY.labels("handoff")
+HOP_APPLY = metrics.HOP_LATENCY.labels("apply")
+HOP_FANOUT = metrics.HOP_LATENCY.labels("fanout")
 
 
 async def _serve(config: Config, server: GatewayServer, reuse_port: bool) -> Any:
@@ -194,6 +237,7 @@ async def _serve(config: Config, server: GatewayServer, reuse_port: bool) -> Any
         server.handler,
         g.host,
         g.port,
+        create_connection=GatewayConnection,
         process_request=server.process_request,
         select_subprotocol=server.select_subprotocol,
         subprotocols=["marketdata.v1.json", "marketdata.v1.protobuf"],
@@ -217,30 +261,43 @@ def _timers(
     sink: KafkaSink,
     consumer: ThreadedConsumer,
 ) -> list[asyncio.Task[Any]]:
+    slices = 20
+    """Heartbeats go to a 1/20 of the sessions every heartbeat_interval/20 seconds."""
+
     def heartbeat() -> None:
         now = time.time_ns()
-        hub.broadcast_all(wire.heartbeat_json(now), wire.heartbeat_pb(now))
+        hub.heartbeat_slice(wire.heartbeat_json(now), wire.heartbeat_pb(now), slices)
 
     def stats() -> None:
         hub.send_stats(time.time_ns())
 
     def slow() -> None:
         hub.check_slow(lambda s, code, reason: close_later(s, code, reason))
-        server.expire_tokens()
 
     def housekeeping() -> None:
         sink.poll()
+        server.expire_tokens()
         metrics.STALE_STREAMS.set(sum(1 for b in all_books(market) if b.stale))
 
     return [
         asyncio.create_task(_broker_watch(consumer, hub)),
         asyncio.create_task(_every(g.conflation_ms / 1000, hub.tick_conflated)),
-        asyncio.create_task(_every(g.heartbeat_interval, heartbeat)),
+        asyncio.create_task(_every(g.heartbeat_interval / slices, heartbeat)),
         asyncio.create_task(_every(1.0, stats)),
-        asyncio.create_task(_every(0.1, slow)),
+        asyncio.create_task(_every(max(0.01, g.max_lag_ms / 5000), slow)),
         asyncio.create_task(_every(0.5, housekeeping)),
         asyncio.create_task(_lag_loop(consumer)),
+        asyncio.create_task(_loop_lag()),
     ]
+
+
+async def _loop_lag(period: float = 0.05) -> None:
+    """How late a timer fires = how long a control message or handshake waits."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + period
+        await asyncio.sleep(period)
+        metrics.LOOP_LAG.observe(max(0.0, loop.time() - due))
 
 
 async def _broker_watch(consumer: ThreadedConsumer, hub: Hub) -> None:
@@ -300,6 +357,9 @@ async def stop_gateway(rt: GatewayRuntime, timeout: float = 10.0) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(ws.wait_closed(), max(0.1, min(3.0, deadline - loop.time())))
     await asyncio.to_thread(rt.consumer.close)
+    replays = rt.server.replay_handler
+    if isinstance(replays, ReplayManager):
+        replays.pool.shutdown(wait=False, cancel_futures=True)
     rt.materializer.flush_snapshots()
     left = await asyncio.to_thread(rt.sink.flush, max(0.5, deadline - loop.time()))
     if left:

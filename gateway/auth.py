@@ -2,6 +2,10 @@
 
 Only algorithms on the configured allow-list are accepted, and the key type must
 match the algorithm family, so ``alg: none`` and HS/RS confusion are refused.
+``exp``, ``iss`` and ``sub`` are required, the claims that restrict a client are
+type-checked (:func:`gateway.authz.claim_errors`), a token may not live longer
+than ``auth.jwt_max_lifetime``, and an HS256 secret under 32 bytes is refused at
+start.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import Any
 
 import jwt
 
-from mdgw.config import AuthConfig
+from gateway.authz import claim_errors
+from mdgw.config import MIN_SECRET_BYTES, AuthConfig, ConfigError, jwt_secret
 
 HMAC_ALGS = {"HS256", "HS384", "HS512"}
 ASYM_ALGS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"}
@@ -38,7 +43,10 @@ class TokenVerifier:
         self.audience = cfg.jwt_audience or None
         self.leeway = cfg.jwt_leeway
         self.max_connections_per_subject = cfg.max_connections_per_subject
-        self.secret = cfg.jwt_secret
+        self.max_lifetime = cfg.jwt_max_lifetime
+        self.secret = jwt_secret(cfg)
+        if self.secret and len(self.secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"auth.jwt_secret must be at least {MIN_SECRET_BYTES} bytes")
         self.public_key = (
             Path(cfg.jwt_public_key_file).read_text() if cfg.jwt_public_key_file else None
         )
@@ -81,7 +89,7 @@ class TokenVerifier:
                 issuer=self.issuer,
                 audience=self.audience,
                 leeway=self.leeway,
-                options={"require": ["exp", "iss"]},
+                options={"require": ["exp", "iss", "sub"]},
             )
         except jwt.ExpiredSignatureError as e:
             raise AuthError("expired", "token expired") from e
@@ -97,7 +105,21 @@ class TokenVerifier:
             raise AuthError("claims", f"missing claim {e.claim}") from e
         except (jwt.InvalidTokenError, ValueError, TypeError) as e:
             raise AuthError("invalid", "invalid token") from e
+        problem = claim_errors(claims)
+        if problem is not None:
+            raise AuthError("claims", f"invalid claims: {problem}")
+        self._check_lifetime(claims)
         return claims
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """A token valid for longer than ``max_lifetime`` is refused (a leaked one lives on)."""
+        if self.max_lifetime <= 0:
+            return
+        exp = claims["exp"]  # PyJWT checked it is a number
+        iat = claims.get("iat")
+        start = iat if isinstance(iat, int | float) and not isinstance(iat, bool) else time.time()
+        if exp - start > self.max_lifetime + self.leeway:
+            raise AuthError("lifetime", f"token lifetime over {self.max_lifetime:g} s")
 
 
 def issue_token(
@@ -111,6 +133,9 @@ def issue_token(
 ) -> str:
     """A signed token for development and tests (``mdgw token``)."""
     alg = algorithm or cfg.jwt_algorithms[0]
+    if cfg.jwt_max_lifetime > 0 and ttl > cfg.jwt_max_lifetime:
+        cap = cfg.jwt_max_lifetime
+        raise ValueError(f"ttl {ttl:g} s is over auth.jwt_max_lifetime ({cap:g} s)")
     now = int(time.time())
     payload: dict[str, Any] = {
         "sub": sub,
@@ -122,7 +147,12 @@ def issue_token(
     if cfg.jwt_audience:
         payload["aud"] = cfg.jwt_audience
     payload.update(extra or {})
-    key = cfg.jwt_secret if alg in HMAC_ALGS else private_key
+    key = jwt_secret(cfg) if alg in HMAC_ALGS else private_key
     if not key:
-        raise ValueError(f"no key to sign {alg}: set auth.jwt_secret or pass a private key")
+        raise ValueError(
+            f"no key to sign {alg}: set MDGW_AUTH_JWT_SECRET or auth.jwt_secret_file, "
+            "or pass a private key"
+        )
+    if alg in HMAC_ALGS and len(key.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"the HS256 secret must be at least {MIN_SECRET_BYTES} bytes")
     return jwt.encode(payload, key, algorithm=alg)

@@ -30,6 +30,7 @@ import orjson
 from sortedcontainers import SortedDict
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.typing import Subprotocol
 
 from schemas import market_data_pb2 as pb
 
@@ -39,7 +40,7 @@ _SIDES = {1: "buy", 2: "sell", 0: ""}
 
 
 def checksum(asks: list[tuple[float, float]], bids: list[tuple[float, float]]) -> int:
-    """CONTRACT §5: CRC-32 over the top 10 asks then the top 10 bids as <dd pairs."""
+    """docs/protocol.md §5: CRC-32 over the top 10 asks then the top 10 bids as <dd pairs."""
     return zlib.crc32(b"".join(_PAIR.pack(p, q) for p, q in asks[:10] + bids[:10]))
 
 
@@ -114,7 +115,7 @@ def _levels_pb(levels: Any) -> list[list[Any]]:
 
 
 def pb_to_dict(msg: pb.MarketDataMessage) -> dict[str, Any]:
-    """A protobuf data message in the JSON shape of CONTRACT §4."""
+    """A protobuf data message in the JSON shape of docs/protocol.md §4.3."""
     kind = msg.WhichOneof("message")
     if kind == "order_book_update":
         u = msg.order_book_update
@@ -209,7 +210,7 @@ class MarketDataClient:
         self.ws = await connect(
             self._full_url(),
             additional_headers=headers,
-            subprotocols=[proto],
+            subprotocols=[Subprotocol(proto)],
             ssl=self.ssl,
             max_size=None,
             **self.connect_kwargs,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,9 @@ from core.book import ApplyResult
 from core.market import Market
 from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthView
+from gateway.outbox import DELTA, KEEP
 from gateway.session import Session
+from gateway.snapshots import SnapshotFrames
 from mdgw import metrics, tracing
 from schemas import wire
 
@@ -54,6 +56,14 @@ def status_fields(key: ViewKey) -> dict[str, str]:
     return {"exchange": exchange.name, "symbol": symbol}
 
 
+def _encode_snapshot(snap: BookUpdate, binary: bool, aggregated: bool) -> bytes:
+    return (
+        wire.book_pb(snap, aggregated=aggregated)
+        if binary
+        else wire.book_json(snap, aggregated=aggregated)
+    )
+
+
 class Hub:
     """Owns the views and subscriptions; turns market events into client frames."""
 
@@ -62,19 +72,35 @@ class Hub:
         market: Market,
         *,
         clock: Callable[[], int] = time.time_ns,
+        mono: Callable[[], int] = time.monotonic_ns,
         high_water: int = 1 << 20,
         slow_timeout: float = 5.0,
+        max_lag_ms: int = 500,
     ) -> None:
         self.market = market
         self.clock = clock
+        """Wall clock (ns): the ``gateway_ts`` stamped on messages."""
+        self.mono = mono
+        """Monotonic clock (ns): ages and timeouts."""
         self.high_water = high_water
         self.slow_timeout = slow_timeout
+        self.max_lag_ns = max_lag_ms * 1_000_000
         self.sessions: set[Session] = set()
         self.views: dict[ViewKey, ViewSlot] = {}
         self.by_name: dict[str, list[ViewSlot]] = {}
         self.trade_subs: dict[str, set[Session]] = {}
         self.stats_subs: dict[str, set[Session]] = {}
+        self.snapshot_frames = SnapshotFrames(_encode_snapshot, clock)
+        """Snapshot frames encoded once per view version, like deltas."""
         self._touched: list[Session] = []
+        self._waiting: set[Session] = set()
+        """Sessions with queued data held back while their transport drains."""
+        self._watch: set[Session] = set()
+        """Sessions with written data not yet confirmed delivered (freshness checks)."""
+        self._behind: set[Session] = set()
+        self._rotation = 0
+        self._hb_round: list[Session] = []
+        self._hb_step = 1
         self.frames_out = 0
 
     # ---- subscriptions -------------------------------------------------------------
@@ -119,11 +145,16 @@ class Hub:
         slot.pb_subs.discard(session)
         if not slot.json_subs and not slot.pb_subs:
             del self.views[key]
+            self.snapshot_frames.drop(key)
             slots = self.by_name.get(key.name, [])
             if slot in slots:
                 slots.remove(slot)
             if not slots:
                 self.by_name.pop(key.name, None)
+
+    def add_session(self, session: Session) -> None:
+        session.clock = self.mono
+        self.sessions.add(session)
 
     def remove_session(self, session: Session) -> None:
         for key in list(session.views):
@@ -133,17 +164,17 @@ class Hub:
         for stream in session.stats_streams:
             self.stats_subs.get(stream, set()).discard(session)
         self.sessions.discard(session)
+        self._waiting.discard(session)
+        self._watch.discard(session)
+        self._behind.discard(session)
 
     def send_snapshot(self, session: Session, slot: ViewSlot) -> None:
-        snap = slot.view.snapshot()
-        snap.gateway_ns = self.clock()
-        agg = slot.key.aggregated
-        frame = (
-            wire.book_pb(snap, aggregated=agg)
-            if session.binary
-            else wire.book_json(snap, aggregated=agg)
+        key = slot.key
+        frame = self.snapshot_frames.frame(
+            key, slot.view.snapshot(), session.binary, key.aggregated
         )
-        session.send_data(frame)
+        session.send_data(frame, self.mono())
+        session.burst += len(frame)  # snapshots in flight do not count against high water
 
     def resync(self, session: Session, names: tuple[str, ...]) -> int:
         """Fresh snapshots of the session's book views on these streams/symbols."""
@@ -201,7 +232,7 @@ class Hub:
         slot.view.reset()
         for s in slot.subscribers():
             if s.behind_since is None:
-                self.send_snapshot(s, slot)
+                self.send_snapshot(s, slot)  # behind: check_slow sends one when drained
 
     def all_stale(self, reason: str) -> None:
         """Every view goes stale (Kafka unreachable): subscribers are told at once."""
@@ -221,26 +252,22 @@ class Hub:
 
     def deliver(self, slot: ViewSlot, msg: BookUpdate) -> None:
         msg.gateway_ns = self.clock()
+        now = self.mono()
         agg = slot.key.aggregated
         touched = self._touched
         # tracing hook: encode/broadcast spans when a sampled record caused this message
         span = tracing.encode_started(slot.key.name, slot.key.depth) if tracing.ENABLED else None
-        if slot.json_subs:
-            frame = wire.book_json(msg, aggregated=agg)
-            for s in slot.json_subs:
+        for subs, encode in (
+            (slot.json_subs, wire.book_json),
+            (slot.pb_subs, wire.book_pb),
+        ):
+            if not subs:
+                continue
+            frame = encode(msg, aggregated=agg)
+            for s in subs:
                 if s.behind_since is None:
-                    if not s.pending:
+                    if s.out.add(frame, DELTA, now):
                         touched.append(s)
-                    s.pending.append(frame)
-                else:
-                    s.dropped += 1
-        if slot.pb_subs:
-            frame = wire.book_pb(msg, aggregated=agg)
-            for s in slot.pb_subs:
-                if s.behind_since is None:
-                    if not s.pending:
-                        touched.append(s)
-                    s.pending.append(frame)
                 else:
                     s.dropped += 1
         if span is not None:  # tracing hook: encode ends, broadcast runs until flush()
@@ -250,19 +277,19 @@ class Hub:
         subs = self.trade_subs.get(trade.stream)
         if not subs:
             return
-        now = self.clock()
+        wall = self.clock()
+        now = self.mono()
         jframe = pframe = None
         touched = self._touched
         for s in subs:
             if s.binary:
-                pframe = pframe or wire.trade_pb(trade, now)
+                pframe = pframe or wire.trade_pb(trade, wall)
                 frame = pframe
             else:
-                jframe = jframe or wire.trade_json(trade, now)
+                jframe = jframe or wire.trade_json(trade, wall)
                 frame = jframe
-            if not s.pending:
+            if s.out.add(frame, KEEP, now):  # trades are never dropped (guarantee 5)
                 touched.append(s)
-            s.pending.append(frame)
 
     def tick_conflated(self) -> None:
         """Timer (every conflation interval): one message per dirty conflated view."""
@@ -274,26 +301,82 @@ class Hub:
                     self.deliver(slot, msg)
         self.flush()
 
-    def flush(self) -> int:
-        """Write every queued frame; mark sessions past the high-water mark as behind."""
+    def flush(self, budget_ns: int = 0) -> int:
+        """Write every queued frame (one write per client); a client whose transport
+        still holds earlier bytes keeps its data queued (``waiting``) until it drains.
+
+        The order rotates from one flush to the next, so no client is always served
+        first. With ``budget_ns``, writing stops when it is spent and the rest stays
+        queued (``backlog``): the caller lets handshakes and control messages run, then
+        flushes again."""
         touched, self._touched = self._touched, []
+        waiting = self._waiting
+        if waiting:
+            touched.extend(waiting)
+            waiting.clear()
+        if len(touched) > 1:
+            self._rotation = k = (self._rotation + 7919) % len(touched)
+            touched = touched[k:] + touched[:k]
         frames = 0
         hw = self.high_water
-        for s in touched:
-            frames += s.flush()
-            if s.behind_since is None and s.buffered() > hw:
-                s.behind_since = time.monotonic()
+        watch = self._watch
+        deadline = self.mono() + budget_ns if budget_ns else 0
+        for i, s in enumerate(touched):
+            if deadline and not i & 63 and i and self.mono() > deadline:
+                self._touched = touched[i:] + self._touched
+                break
+            n = s.flush()
+            if n > 0:
+                frames += n
+                watch.add(s)
+                if s.behind_since is None and s.buffered() > hw + s.burst:
+                    self.fall_behind(s, "buffer")
+            elif n < 0:  # held: its transport still holds earlier bytes
+                waiting.add(s)
+                if s.behind_since is None and s.buffered() + s.out.size() > hw + s.burst:
+                    self.fall_behind(s, "buffer")
+            if s.burst and s.buffered() <= hw >> 2:
+                s.burst = 0
         self.frames_out += frames
         if tracing.ENABLED:  # tracing hook: close the broadcast spans of what was written
             tracing.broadcast_flushed()
         return frames
 
+    @property
+    def backlog(self) -> bool:
+        """Data is queued for some client and waits for the next flush."""
+        return bool(self._touched)
+
+    def queue_all(self, sessions: Iterable[Session], json_frame: bytes, pb_frame: bytes) -> None:
+        """One frame per format to these sessions, written with their next flush
+        (droppable: a heartbeat that waited behind a slow client's data means nothing)."""
+        now = self.mono()
+        touched = self._touched
+        for s in sessions:
+            if s.behind_since is None and s.out.add(
+                pb_frame if s.binary else json_frame, DELTA, now
+            ):
+                touched.append(s)
+
+    def heartbeat_slice(self, json_frame: bytes, pb_frame: bytes, slices: int) -> None:
+        """Heartbeats to the next 1/``slices`` of the sessions: spread over the interval,
+        so 10,000 clients never cost 10,000 writes in one loop turn."""
+        if not self._hb_round:
+            self._hb_round = list(self.sessions)
+            self._hb_step = max(1, -(-len(self._hb_round) // max(1, slices)))
+        part = self._hb_round[-self._hb_step :]
+        del self._hb_round[-self._hb_step :]
+        self.queue_all((s for s in part if s in self.sessions), json_frame, pb_frame)
+        self.flush()
+
     def broadcast_all(self, json_frame: bytes, pb_frame: bytes) -> None:
-        """Heartbeats: one frame per format, to every session."""
-        for s in list(self.sessions):
-            s.send_data(pb_frame if s.binary else json_frame)
+        """One frame per format to every session, now."""
+        self.queue_all(self.sessions, json_frame, pb_frame)
+        self.flush()
 
     def send_stats(self, now_ns: int) -> None:
+        now = self.mono()
+        touched = self._touched
         for stream, subs in list(self.stats_subs.items()):
             if not subs:
                 continue
@@ -302,38 +385,98 @@ class Hub:
                 continue
             jframe, pframe = wire.stats_json(stats), wire.stats_pb(stats)
             for s in subs:
-                s.send_data(pframe if s.binary else jframe)
+                if s.out.add(pframe if s.binary else jframe, KEEP, now):
+                    touched.append(s)
+        self.flush()
+
+    # ---- freshness (docs/protocol.md §4.6) -------------------------------------------
+
+    def fall_behind(self, s: Session, reason: str) -> None:
+        """The client is behind: its queued book messages go, no more are queued until
+        it has drained; then ``check_slow`` resyncs it (or closes it)."""
+        s.behind_since = self.mono() / 1e9
+        s.behind_reason = reason
+        self._behind.add(s)
+        dropped = s.out.drop_deltas()
+        s.dropped += dropped
+        metrics.BEHIND.labels(reason).inc()
+        if dropped:
+            metrics.DELTAS_DROPPED.inc(dropped)
+
+    def check_fresh(self) -> None:
+        """Find clients whose oldest undelivered message is older than ``max_lag``.
+
+        Cheap for clients that keep up: the kernel is asked (one ioctl) only about a
+        client whose oldest unconfirmed write is older than half of ``max_lag``."""
+        now = self.mono()
+        max_lag = self.max_lag_ns
+        half = max_lag // 2
+        done: list[Session] = []
+        for s in self._watch:
+            out = s.out
+            if s.behind_since is not None:
+                continue
+            if out.marks and not s.probe_ns and now - out.marks[0][1] > half:
+                out.confirm(s.unsent())
+            if not out.marks and not out.pending:
+                done.append(s)
+                continue
+            if out.age(now) > max_lag:
+                self.fall_behind(s, "lag")
+        for s in done:
+            self._watch.discard(s)
+        for s in self._waiting:  # held back by a full kernel queue: nothing written yet
+            if s.behind_since is None and s.out.age(now) > max_lag:
+                self.fall_behind(s, "lag")
+
+    def drained(self, s: Session, now: int) -> bool:
+        """A client behind has received what was old: its transport is below a quarter of
+        the high-water mark and the oldest data it has not confirmed is younger than half
+        of ``max_lag`` (with probes,
+        that is one probe interval plus the check's own period and timer jitter)."""
+        if s.buffered() > self.high_water // 4:
+            return False
+        out = s.out
+        if s.probe_ns:
+            s.send_probe()  # no data goes to a client behind: ask on its own
+        elif out.marks:
+            out.confirm(s.unsent())
+        return out.age(now) <= self.max_lag_ns // 2
 
     def check_slow(self, close: Callable[[Session, int, str], None]) -> None:
-        """Resync drained sessions; close (1013) those that stayed behind too long, or
+        """Resync drained clients; close (1013) those that stayed behind too long, or
         fell behind again within ``slow_timeout`` of their last resync: resyncing a
         client that cannot keep up would only repeat full snapshots at everyone's cost."""
-        now = time.monotonic()
-        low = self.high_water // 4
-        for s in list(self.sessions):
-            if s.behind_since is None:
+        self.check_fresh()
+        mono = self.mono()
+        now = mono / 1e9
+        for s in list(self._behind):
+            if s.behind_since is None or s.closing or s not in self.sessions:
+                self._behind.discard(s)
                 continue
-            if s.closing:
-                continue
+            drained = self.drained(s, mono)
             again = s.last_resync is not None and now - s.last_resync < self.slow_timeout
-            if s.buffered() <= low and again:
+            if drained and again:
                 metrics.SLOW_DISCONNECTS.inc()
                 self.remove_session(s)
                 close(s, 1013, "slow consumer: behind again after a resync")
-            elif s.buffered() <= low:
-                s.behind_since = None
-                s.last_resync = now
-                s.resyncs += 1
-                metrics.SLOW_RESYNCS.inc()
-                for key in list(s.views):
-                    slot = self.views.get(key)
-                    if slot is None or slot.stale:
-                        continue
-                    s.send_control(
-                        "status", **status_fields(key), status="resync", reason="slow consumer"
-                    )
-                    self.send_snapshot(s, slot)
+            elif drained:
+                self.resync_behind(s, now)
             elif now - s.behind_since > self.slow_timeout:
                 metrics.SLOW_DISCONNECTS.inc()
                 self.remove_session(s)
                 close(s, 1013, "slow consumer")
+
+    def resync_behind(self, s: Session, now: float) -> None:
+        """A drained client gets ``status resync`` and a fresh snapshot per book view."""
+        s.behind_since = None
+        s.last_resync = now
+        s.resyncs += 1
+        self._behind.discard(s)
+        metrics.SLOW_RESYNCS.inc()
+        for key in list(s.views):
+            slot = self.views.get(key)
+            if slot is None or slot.stale:
+                continue
+            s.send_control("status", **status_fields(key), status="resync", reason="slow consumer")
+            self.send_snapshot(s, slot)

@@ -1,4 +1,4 @@
-"""Client -> server control messages (CONTRACT §4): parsing and validation, no I/O.
+"""Client -> server control messages (docs/protocol.md §4.2): parsing and validation, no I/O.
 
 Every malformed input becomes a :class:`ProtocolError` carrying the contract's
 error code and the request ``id`` when one could be read, so the server can
@@ -21,7 +21,7 @@ MAX_SYMBOLS_PER_REQUEST = 1024
 
 
 class ProtocolError(Exception):
-    """A refused client message: ``code`` is one of CONTRACT §4's error codes."""
+    """A refused client message: ``code`` is one of the error codes of docs/protocol.md §9.2."""
 
     def __init__(self, code: str, message: str, req_id: object = None) -> None:
         super().__init__(message)

@@ -21,25 +21,37 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from core.book import ApplyResult, OrderBook
 from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthView
+from gateway import authz
+from gateway.budget import ReplayBudget, ReplayCaps
 from gateway.hub import Hub, ViewKey
+from gateway.limits import address_group
 from gateway.protocol import ProtocolError, Request
 from gateway.ratelimit import TokenBucket
 from gateway.session import Session
 from mdgw import metrics
 from mdgw.config import Config
-from mdgw.history import HistoryError, earliest_ns, find_checkpoint, stream_records
+from mdgw.history import (
+    HISTORY_FETCH,
+    HistoryError,
+    earliest_ns,
+    find_checkpoint,
+    kafka_boundary,
+    stream_records,
+)
 from mdgw.materializer import Materializer
 from schemas import wire
 
 log = logging.getLogger(__name__)
 
 _DONE = object()
+T = TypeVar("T")
 
 
 class ReplayManager:
@@ -50,30 +62,38 @@ class ReplayManager:
         self.kafka = config.kafka
         self.hub = hub
         self.materializer = materializer
-        self.max_replays = config.gateway.max_replays
-        self.per_connection = config.gateway.max_replays_per_connection
-        self.lookback_ms = 2 * config.gateway.checkpoint_every_ms + 5_000
+        g = config.gateway
+        self.budget = ReplayBudget(
+            ReplayCaps(
+                replays=g.max_replays,
+                per_connection=g.max_replays_per_connection,
+                per_client=g.max_replays_per_client,
+                readers=g.max_history_readers,
+                symbols_per_replay=g.max_replay_symbols,
+            )
+        )
+        self.pool = ThreadPoolExecutor(g.max_history_readers, thread_name_prefix="history")
+        """Every history read runs here; the budget admits no more readers than threads."""
+        self.lookback_ms = 2 * g.checkpoint_every_ms + 5_000
         self.active = 0
         self._buckets: dict[int, TokenBucket] = {}
+        self._symbols: dict[int, dict[object, int]] = {}
+        """session id -> {replay id: symbols}: running replays count toward the cap."""
 
     def __call__(self, session: Session, req: Request) -> None:
         if req.op == "cancel_replay":
             self.cancel(session, req.id)
             return
-        bucket = self._buckets.setdefault(session.id, TokenBucket(1.0, 3))
+        cap = self.budget.caps.symbols_per_replay
+        if len(req.symbols) > cap:
+            raise ProtocolError("bad_request", f"at most {cap} symbols per replay", req.id)
+        bucket = self._bucket(session)
         if not bucket.allow(time.monotonic()):
             metrics.RATE_LIMITED.labels("replay").inc()
             raise ProtocolError("rate_limited", "too many replay requests", req.id)
-        if self.active >= self.max_replays:
-            raise ProtocolError(
-                "rate_limited", "the server is running its maximum of replays", req.id
-            )
-        if len(session.replays) >= self.per_connection:
-            raise ProtocolError(
-                "rate_limited", f"at most {self.per_connection} replays per connection", req.id
-            )
         if req.id in session.replays:
             raise ProtocolError("bad_request", f"a replay with id {req.id!r} is running", req.id)
+        self._authorize(session, req.channel, req.symbols, req.id)
         now = time.time_ns()
         if req.from_ns >= now:
             raise ProtocolError("bad_request", "from must be in the past", req.id)
@@ -82,13 +102,53 @@ class ReplayManager:
         for s in req.symbols:
             if self.hub.market.book(s) is None:
                 raise ProtocolError("unknown_symbol", f"unknown symbol {s}", req.id)
+        refused = self.budget.acquire(session.id, _client(session), len(req.symbols))
+        if refused is not None:
+            metrics.RATE_LIMITED.labels("replay").inc()
+            raise ProtocolError("rate_limited", refused, req.id)
         session.send_control(
             "replay_started", id=req.id, channel=req.channel, symbols=list(req.symbols)
         )
         self.active += 1
         metrics.REPLAYS_ACTIVE.inc()
+        self._symbols.setdefault(session.id, {})[req.id] = len(req.symbols)
         task = asyncio.create_task(self._run(session, req))
         session.replays[req.id] = task
+
+    def _bucket(self, session: Session) -> TokenBucket:
+        """This connection's replay-start bucket; buckets of closed connections are freed."""
+        bucket = self._buckets.get(session.id)
+        if bucket is None:
+            if len(self._buckets) >= 2 * len(self.hub.sessions) + 64:
+                alive = {s.id for s in self.hub.sessions}
+                self._buckets = {k: b for k, b in self._buckets.items() if k in alive}
+            bucket = self._buckets[session.id] = TokenBucket(1.0, 3)
+        return bucket
+
+    def _authorize(
+        self, session: Session, channel: str, symbols: tuple[str, ...], req_id: object
+    ) -> None:
+        """The subscribe checks: claims, and the cap counting running replays' symbols."""
+        authz.check_allowed(session.claims, channel, symbols, req_id)
+        replaying = sum(self._symbols.get(session.id, {}).values())
+        authz.check_capacity(
+            authz.subscription_count(session) + replaying,
+            len(symbols),
+            self.config.gateway.max_subscriptions,
+            req_id,
+        )
+
+    def _authorize_join(
+        self, session: Session, channel: str, stream: str, req: Request, *, new: bool
+    ) -> None:
+        """Joining the live stream is a subscription: same checks, with the claims of now."""
+        authz.check_allowed(session.claims, channel, (stream,), req.id)
+        authz.check_capacity(
+            authz.subscription_count(session),
+            int(new),
+            self.config.gateway.max_subscriptions,
+            req.id,
+        )
 
     def cancel(self, session: Session, req_id: object) -> None:
         targets = list(session.replays) if req_id is None else [req_id]
@@ -106,8 +166,15 @@ class ReplayManager:
                 else self._trades(session, req, s)
                 for s in req.symbols
             ]
-            await asyncio.gather(*runs)
+            tasks = [asyncio.ensure_future(r) for r in runs]
+            try:
+                await asyncio.gather(*tasks)
+            finally:  # one symbol failing ends the whole replay, not just its own part
+                for t in tasks:
+                    t.cancel()
             session.send_control("replay_complete", id=req.id, live=req.to_ns is None)
+        except ProtocolError as e:
+            session.send_control("error", id=req.id, code=e.code, message=e.message)
         except HistoryError as e:
             session.send_control("error", id=req.id, code="history_unavailable", message=str(e))
         except asyncio.CancelledError:
@@ -117,10 +184,19 @@ class ReplayManager:
             session.send_control("error", id=req.id, code="internal", message="replay failed")
         finally:
             self.active -= 1
+            self.budget.release(session.id, _client(session), len(req.symbols))
             metrics.REPLAYS_ACTIVE.dec()
             session.replays.pop(req.id, None)
+            running = self._symbols.get(session.id, {})
+            running.pop(req.id, None)
+            if not running:
+                self._symbols.pop(session.id, None)
 
     # ---- reading Kafka on a thread -------------------------------------------------
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """A blocking history read on the history pool (never the loop's default one)."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def _records(self, it_factory: Any) -> Any:
         """Run a blocking record iterator on a thread; yields records with backpressure."""
@@ -141,8 +217,7 @@ class ReplayManager:
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-        thread = threading.Thread(target=pump, name="replay-reader", daemon=True)
-        thread.start()
+        loop.run_in_executor(self.pool, pump)  # admitted by the budget: a thread is free
         try:
             while True:
                 rec = await queue.get()
@@ -183,9 +258,9 @@ class ReplayManager:
         exchange, symbol = parse_stream_key(stream)
         partition = self._partition(stream)
         k = self.kafka
-        cp = await asyncio.to_thread(find_checkpoint, k, stream, req.from_ns, self.lookback_ms)
+        cp = await self._read(find_checkpoint, k, stream, req.from_ns, self.lookback_ms)
         if cp is None:
-            oldest = await asyncio.to_thread(earliest_ns, k, k.book_topic, partition)
+            oldest = await self._read(earliest_ns, k, k.book_topic, partition)
             if oldest is None or req.from_ns < oldest:
                 raise HistoryError(
                     "before_retention",
@@ -266,6 +341,7 @@ class ReplayManager:
         slot = self.hub.slot(key)
         if slot is None:
             return False
+        self._authorize_join(session, "book", stream, req, new=key not in session.views)
         seamless = (
             slot.view.last_sequence == view.last_sequence
             and slot.view.sent_bids == view.sent_bids
@@ -279,10 +355,10 @@ class ReplayManager:
     async def _trades(self, session: Session, req: Request, stream: str) -> None:
         k = self.kafka
         partition = self.materializer.trade_partitions.get(stream, self._partition(stream))
-        start = await asyncio.to_thread(_offset_for_time, k, k.trades_topic, partition, req.from_ns)
+        start = await self._read(_offset_for_time, k, k.trades_topic, partition, req.from_ns)
         if start is None:
             if req.to_ns is None:
-                self._join_trades(session, stream)
+                self._join_trades(session, stream, req)
             return
         t0 = time.monotonic()
         last_seq = 0
@@ -304,20 +380,28 @@ class ReplayManager:
             )
             last_seq = rec.sequence
             if req.to_ns is None and self._trades_caught_up(stream, last_seq):
-                self._join_trades(session, stream)
+                self._join_trades(session, stream, req)
                 return
         if req.to_ns is None:
             while not self._trades_caught_up(stream, last_seq):
                 await asyncio.sleep(0.01)
-            self._join_trades(session, stream)
+            self._join_trades(session, stream, req)
 
     def _trades_caught_up(self, stream: str, last_seq: int) -> bool:
         counters = self.hub.market.counters(stream)
         return counters is None or counters.last_trade_sequence <= last_seq
 
-    def _join_trades(self, session: Session, stream: str) -> None:
+    def _join_trades(self, session: Session, stream: str, req: Request) -> None:
+        self._authorize_join(
+            session, "trades", stream, req, new=stream not in session.trade_streams
+        )
         session.trade_streams.add(stream)
         self.hub.trade_subs.setdefault(stream, set()).add(session)
+
+
+def _client(session: Session) -> str:
+    """Whom per-client budgets count: the token subject, else the address group."""
+    return f"sub:{session.subject}" if session.subject else f"ip:{address_group(session.remote)}"
 
 
 def _offset_for_time(cfg: Any, topic: str, partition: int, at_ns: int) -> int | None:
@@ -325,12 +409,13 @@ def _offset_for_time(cfg: Any, topic: str, partition: int, at_ns: int) -> int | 
 
     from mdgw.kafka.source import consumer_conf
 
-    consumer = Consumer(consumer_conf(cfg, f"{cfg.client_id}-history"))
-    try:
-        (tp,) = consumer.offsets_for_times(
-            [TopicPartition(topic, partition, at_ns // 1_000_000)], timeout=10
-        )
-        return tp.offset if tp.offset >= 0 else None
-    finally:
-        with contextlib.suppress(Exception):
-            consumer.close()
+    with kafka_boundary(f"offset of {topic}[{partition}] at {at_ns}"):
+        consumer = Consumer(consumer_conf(cfg, f"{cfg.client_id}-history", **HISTORY_FETCH))
+        try:
+            (tp,) = consumer.offsets_for_times(
+                [TopicPartition(topic, partition, at_ns // 1_000_000)], timeout=10
+            )
+            return tp.offset if tp.offset >= 0 else None
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()

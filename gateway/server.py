@@ -1,4 +1,4 @@
-"""The WebSocket server (CONTRACT §4) on ``websockets``: handshake policy, control ops.
+"""The WebSocket server (docs/protocol.md §4) on ``websockets``: handshake policy, control ops.
 
 Plain HTTP on the same port answers ``/health`` and ``/metrics``. Handshakes are
 refused before any upgrade: 503 past ``max_connections``, 401 for a bad token,
@@ -16,21 +16,24 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from core.types import parse_stream_key
+from gateway import authz
 from gateway.auth import AuthError, TokenVerifier
+from gateway.connection import GatewayConnection
 from gateway.hub import Hub, ViewKey
+from gateway.limits import ConnectionCounter, address_group
+from gateway.ops import OpsEndpoints
 from gateway.protocol import ProtocolError, parse_request
 from gateway.ratelimit import AttemptLimiter, TokenBucket
-from gateway.session import Session
+from gateway.session import Session, socket_fd
+from gateway.snapshots import SnapshotGate
 from mdgw import metrics
 from mdgw.config import GatewayConfig
-from mdgw.metrics_http import render_metrics
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,15 @@ class GatewayServer:
         self.hub = hub
         self.verifier = verifier
         self.health = health or (lambda: {"status": "healthy"})
+        self.ops = OpsEndpoints(cfg.ops_requests_per_second, lambda: self.health())
         self.attempts = AttemptLimiter(cfg.connects_per_minute_per_ip, 60.0)
+        self.connections = ConnectionCounter(cfg.max_connections, cfg.max_connections_per_ip)
+        self.snapshot_gate = SnapshotGate(
+            cfg.snapshot_rate,
+            cfg.snapshot_burst,
+            cfg.high_water_bytes,
+            lambda: {s.id for s in hub.sessions},
+        )
         self.per_subject: dict[str, int] = {}
         self.replay_handler: Any = None
         self.shutting_down = False
@@ -78,11 +89,8 @@ class GatewayServer:
 
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
-        if path == "/health":
-            return http_response(200, orjson.dumps(self.health()))
-        if path == "/metrics":
-            body, ctype = render_metrics()
-            return http_response(200, body, ctype or CONTENT_TYPE_LATEST)
+        if path in ("/health", "/metrics"):
+            return self.ops.respond(path, remote_ip(conn), time.monotonic())
         if path != "/ws":
             return error_response(404, "not found; the WebSocket endpoint is /ws")
         if self.shutting_down:
@@ -95,7 +103,7 @@ class GatewayServer:
             metrics.WS_REFUSED.labels("rate_limited").inc()
             metrics.RATE_LIMITED.labels("ws_connect").inc()
             return error_response(429, "too many connection attempts")
-        if len(self.hub.sessions) >= self.cfg.max_connections:
+        if self.connections.total >= self.cfg.max_connections:
             metrics.WS_REFUSED.labels("full").inc()
             return error_response(503, "server full")
         origin = request.headers.get("Origin")
@@ -120,6 +128,19 @@ class GatewayServer:
                 metrics.WS_REFUSED.labels("subject_limit").inc()
                 return error_response(429, "too many connections for this subject")
             conn.claims = claims  # type: ignore[attr-defined]
+        return self.admit(conn, ip)
+
+    def admit(self, conn: ServerConnection, ip: str) -> Response | None:
+        """Count the connection now, in the handshake (docs/security.md: limits)."""
+        group = address_group(ip)
+        refused = self.connections.acquire(group)
+        if refused == "full":
+            metrics.WS_REFUSED.labels("full").inc()
+            return error_response(503, "server full")
+        if refused is not None:
+            metrics.WS_REFUSED.labels("address_limit").inc()
+            return error_response(429, "too many connections from this address")
+        conn.connection_lost_waiter.add_done_callback(lambda _: self.connections.release(group))
         return None
 
     def select_subprotocol(self, conn: ServerConnection, offered: Any) -> Any:
@@ -150,13 +171,17 @@ class GatewayServer:
             subject=str(claims.get("sub", "")),
             token_exp=claims.get("exp"),
             compression=bool(exts),
+            fd=socket_fd(conn.transport, self.cfg.send_buffer_bytes),
+            probe_ns=self.cfg.probe_interval_ms * 1_000_000,
         )
 
     async def handler(self, conn: ServerConnection) -> None:
         session = self.new_session(conn)
         session.claims = getattr(conn, "claims", None) or {}
         session.tokens = float(self.cfg.control_burst)
-        self.hub.sessions.add(session)
+        self.hub.add_session(session)
+        if isinstance(conn, GatewayConnection):
+            conn.on_probe = session.on_pong
         self.per_subject[session.subject] = self.per_subject.get(session.subject, 0) + 1
         metrics.WS_CONNECTIONS_TOTAL.inc()
         metrics.WS_CONNECTIONS_ACTIVE.inc()
@@ -206,6 +231,7 @@ class GatewayServer:
             self.unsubscribe(session, req)
         elif op == "resync":
             names = tuple(req.symbols)
+            self.charge_snapshots(session, sum(k.name in names for k in session.views), req.id)
             self.hub.resync(session, names)
         elif op == "auth":
             self.reauth(session, req.token, req.id)
@@ -217,27 +243,21 @@ class GatewayServer:
     def check_allowed(
         self, session: Session, channel: str, symbols: tuple[str, ...], req_id: object
     ) -> None:
-        claims = session.claims
-        channels = claims.get("channels")
-        if channels is not None and channel not in channels:
-            raise ProtocolError("forbidden", f"channel {channel} not allowed", req_id)
-        allowed = claims.get("symbols")
-        if allowed is not None:
-            for s in symbols:
-                if s not in allowed and s.partition(":")[2] not in allowed:
-                    raise ProtocolError("forbidden", f"symbol {s} not allowed", req_id)
+        authz.check_allowed(session.claims, channel, symbols, req_id)
+
+    def charge_snapshots(self, session: Session, snapshots: int, req_id: object) -> None:
+        """One token per snapshot a request would send (gateway/snapshots.py)."""
+        now = time.monotonic()
+        self.snapshot_gate.charge(session.id, snapshots, session.buffered(), now, req_id)
 
     def subscription_count(self, session: Session) -> int:
-        return len(session.views) + len(session.trade_streams) + len(session.stats_streams)
+        return authz.subscription_count(session)
 
     def subscribe(self, session: Session, req: Any) -> None:
         self.check_allowed(session, req.channel, req.symbols, req.id)
-        if self.subscription_count(session) + len(req.symbols) > self.cfg.max_subscriptions:
-            raise ProtocolError(
-                "too_many_subscriptions",
-                f"at most {self.cfg.max_subscriptions} per connection",
-                req.id,
-            )
+        authz.check_capacity(
+            self.subscription_count(session), len(req.symbols), self.cfg.max_subscriptions, req.id
+        )
         market = self.hub.market
         for s in req.symbols:
             known = (
@@ -247,6 +267,8 @@ class GatewayServer:
             )
             if not known:
                 raise ProtocolError("unknown_symbol", f"unknown symbol {s}", req.id)
+        if req.channel in ("book", "aggregated_book"):
+            self.charge_snapshots(session, len(req.symbols), req.id)
         session.send_control(
             "subscribed", id=req.id, channel=req.channel, symbols=list(req.symbols)
         )

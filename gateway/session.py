@@ -1,49 +1,89 @@
-"""One client connection's bookkeeping and its write path.
+"""One client connection: its choices, counters, and the write path to its socket.
 
-Writes go straight into the connection's protocol object and transport, the way
-``websockets.broadcast`` does it: no per-client task, no await on the hot path.
-A session whose transport buffer passes the high-water mark is marked *behind*:
-its book deltas are dropped until it drains, then it is resynced with snapshots.
+Data frames are framed by ``gateway.framing`` and a client's whole tick goes out
+in **one** ``transport.write`` (one ``send()``): a write per frame was ~55 % of the
+gateway's time at 1,000 clients (bench/README.md). Compressed connections let
+``websockets`` frame and deflate (its sans-I/O ``send_*`` + ``data_to_send``).
 
-``flush`` writes a tick's data frames with **one** ``transport.write``: on an
-uncompressed connection it frames them itself (a server frame is an unmasked
-2-10 byte header + payload, RFC 6455 §5.2), otherwise it lets the protocol frame
-(and deflate) each one and joins the output. Measured (bench/README.md): a
-``write`` per frame was a ``send()`` syscall per frame and ~55 % of the gateway's
-time at 1,000 clients.
+Freshness (docs/protocol.md §4.6): data waits in the session's ``Outbox`` while the
+transport still holds earlier bytes, so what is old can be dropped there instead
+of piling up in buffers nobody can edit; the kernel's send queue is bounded
+(``SO_SNDBUF``). What the client has actually read is learnt from *probes*: a ping
+written after a tick's data (at most one outstanding, at most one per
+``probe_ns``); its pong (every WebSocket client answers pings) means everything
+before it was read, wherever it waited (our buffers, the kernel's, the peer's
+receive buffer, the client library's queue). Without probes the kernel's send
+queue (``SIOCOUTQ``) is the measure, blind to the peer's receive buffer.
 """
 
 from __future__ import annotations
 
+import fcntl
 import itertools
+import socket
+import struct
+import termios
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.protocol import State
 
+from gateway import framing
+from gateway.outbox import DELTA, KEEP, Outbox
 from schemas import wire
 
 _ids = itertools.count(1)
-_TEXT, _BINARY = 0x81, 0x82
-"""First header byte of a final (FIN) text / binary frame."""
-_HEADERS: dict[tuple[int, int], bytes] = {}
+_INT = struct.Struct("i")
+_OUTQ = termios.TIOCOUTQ  # == SIOCOUTQ on Linux: bytes in the socket's send queue
 
 
-def frame_header(first: int, length: int) -> bytes:
-    """The header of an unmasked server frame carrying ``length`` payload bytes."""
-    key = (first, length)
-    head = _HEADERS.get(key)
-    if head is None:
-        if length < 126:
-            head = bytes((first, length))
-        elif length < 65536:
-            head = bytes((first, 126)) + length.to_bytes(2, "big")
-        else:
-            head = bytes((first, 127)) + length.to_bytes(8, "big")
-        if length < 65536 and len(_HEADERS) < 200_000:
-            _HEADERS[key] = head
-    return head
+class Transport(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def get_write_buffer_size(self) -> int: ...
+    def is_closing(self) -> bool: ...
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
+class WireProtocol(Protocol):
+    """The part of ``websockets``' sans-I/O protocol a session uses (public API)."""
+
+    state: State
+
+    def send_text(self, data: bytes, fin: bool = True) -> None: ...
+    def send_binary(self, data: bytes, fin: bool = True) -> None: ...
+    def data_to_send(self) -> list[bytes]: ...
+
+
+class Connection(Protocol):
+    """A ``websockets`` ServerConnection as far as a session needs it."""
+
+    protocol: WireProtocol
+    transport: Transport
+
+
+def kernel_unsent(fd: int) -> int:
+    """Bytes still in the socket's send queue (not yet acknowledged by the peer)."""
+    try:
+        return int(_INT.unpack(fcntl.ioctl(fd, _OUTQ, b"\0\0\0\0"))[0])
+    except OSError:
+        return 0
+
+
+def socket_fd(transport: Transport | None, sndbuf: int) -> int:
+    """The connection's file descriptor (-1 if none), with its send buffer bounded."""
+    if transport is None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return -1
+    try:
+        if sndbuf > 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        return int(sock.fileno())
+    except (OSError, AttributeError, ValueError):
+        return -1
 
 
 @dataclass(eq=False, slots=True)
@@ -51,7 +91,7 @@ class Session:
     """A connected client: identity, choices, subscriptions, counters."""
 
     conn: Any
-    """The websockets ServerConnection (duck-typed so tests can pass a fake)."""
+    """The websockets ServerConnection (see ``Connection``; tests pass a fake)."""
     binary: bool
     batch: bool
     remote: str = ""
@@ -65,10 +105,20 @@ class Session:
     """Keys of the views this session subscribes to."""
     trade_streams: set[str] = field(default_factory=set)
     stats_streams: set[str] = field(default_factory=set)
-    pending: list[bytes] = field(default_factory=list)
+    out: Outbox = field(default_factory=Outbox)
+    fd: int = -1
+    """Socket file descriptor for the send-queue query (-1: unknown, counts as 0)."""
+    probe_ns: int = 0
+    """Interval of probe pings after data (0: freshness from the kernel's queue only)."""
+    clock: Callable[[], int] = time.monotonic_ns
+    """Monotonic ns (the hub gives its own)."""
     messages_sent: int = 0
     bytes_sent: int = 0
+    burst: int = 0
+    """Bytes of snapshots just written (subscribe, resync): allowed above high water until
+    the transport is back under a quarter of it."""
     behind_since: float | None = None
+    behind_reason: str = ""
     resyncs: int = 0
     last_resync: float | None = None
     """monotonic time of the last slow-consumer resync."""
@@ -78,51 +128,61 @@ class Session:
     strikes: int = 0
     replays: dict[Any, Any] = field(default_factory=dict)
     claims: dict[str, Any] = field(default_factory=dict)
-    closing: bool = False
     """Verified JWT claims (may restrict symbols and channels)."""
+    closing: bool = False
+
+    @property
+    def pending(self) -> list[bytes]:
+        return self.out.pending
 
     def is_open(self) -> bool:
         return self.conn.protocol.state is State.OPEN
 
     def buffered(self) -> int:
-        """Bytes written but not yet sent to the peer."""
+        """Bytes written to the transport that it has not handed to the kernel yet."""
         transport = self.conn.transport
         return transport.get_write_buffer_size() if transport is not None else 0
 
-    def _write(self, frame: bytes, text: bool) -> None:
-        proto = self.conn.protocol
-        if proto.state is not State.OPEN:
-            return
-        if text:
-            proto.send_text(frame)
-        else:
-            proto.send_binary(frame)
-        self.conn.send_data()
-        self.messages_sent += 1
-        self.bytes_sent += len(frame)
+    def unsent(self) -> int:
+        """Written bytes the peer has not received: transport buffer + kernel send queue."""
+        return self.buffered() + (kernel_unsent(self.fd) if self.fd >= 0 else 0)
+
+    # ---- queueing ------------------------------------------------------------------
+
+    def queue(self, frame: bytes, now: int, kind: int = KEEP) -> bool:
+        """Add a data message to this tick's output; True if it is the tick's first."""
+        return self.out.add(frame, kind, now)
+
+    def queue_delta(self, frame: bytes, now: int) -> bool:
+        return self.out.add(frame, DELTA, now)
+
+    # ---- writing -------------------------------------------------------------------
 
     def send_control(self, kind: str, **fields: Any) -> None:
-        """A JSON control reply, written now (before any queued data)."""
-        self.flush()
-        self._write(wire.control(kind, **fields), True)
+        """A JSON control reply, written now (after any queued data, to keep order)."""
+        self.flush(force=True)
+        self._write([wire.control(kind, **fields)], True, 0)
 
-    def send_data(self, frame: bytes) -> None:
-        """Write one data message now, in this session's format."""
-        self.flush()
+    def send_data(self, frame: bytes, now: int = 0) -> None:
+        """Write one data message now, in this session's format (after queued data);
+        ``now`` is the monotonic ns it counts as queued at (default: the clock now)."""
+        self.flush(force=True)
         if self.batch and self.binary:
             frame = wire.batch_pb((frame,))
-        self._write(frame, not self.binary)
+        self._write([frame], not self.binary, now or time.monotonic_ns())
 
-    def queue(self, frame: bytes) -> None:
-        """Add a data message to this tick's output; ``flush`` writes it."""
-        self.pending.append(frame)
+    def flush(self, force: bool = False) -> int:
+        """Write queued data: one frame each, or one batch frame if the client opted in.
 
-    def flush(self) -> int:
-        """Write queued data: one frame each, or one batch frame if the client opted in."""
-        pending = self.pending
-        if not pending:
+        Unless ``force``d, data stays queued while the transport still holds earlier
+        bytes (the kernel's queue is full): returns -1 then, and the hub retries."""
+        out = self.out
+        if not out.pending:
             return 0
-        self.pending = []
+        if not force and self.buffered():
+            return -1
+        queued_at = out.pending_since
+        pending = out.take()
         text = not self.binary
         if self.batch and self.binary:
             # Always a MarketDataBatch: a client cannot tell one from a bare message by parsing.
@@ -131,38 +191,60 @@ class Session:
             frames = [wire.batch_json(pending)]
         else:
             frames = pending
-        self._write_all(frames, text)
+        self._write(frames, text, queued_at)
         return len(pending)
 
-    def _write_all(self, frames: list[bytes], text: bool) -> None:
-        """Several data frames, one ``transport.write`` (see the module docstring)."""
+    def _write(self, frames: list[bytes], text: bool, queued_at: int) -> None:
+        """Frames, one ``transport.write``; counted for the freshness marks."""
         conn = self.conn
         proto = conn.protocol
-        if proto.state is not State.OPEN:
-            return
         transport = conn.transport
-        queued = getattr(proto, "writes", None)  # None: not a websockets protocol (a test fake)
-        if transport is None or queued is None or (len(frames) == 1 and self.compression):
-            for frame in frames:
-                self._write(frame, text)
+        if proto.state is not State.OPEN or transport is None or transport.is_closing():
             return
-        if queued:  # anything the protocol queued (a pong) goes first
-            conn.send_data()
-        size = 0
         if self.compression:
             send = proto.send_text if text else proto.send_binary
             for frame in frames:
                 send(frame)
-                size += len(frame)
-            chunks = proto.data_to_send()
-            transport.write(b"".join(chunks))
+            data = b"".join(proto.data_to_send())
         else:
-            first = _TEXT if text else _BINARY
-            parts: list[bytes] = []
-            for frame in frames:
-                parts.append(frame_header(first, len(frame)))
-                parts.append(frame)
-                size += len(frame)
-            transport.write(b"".join(parts))
+            data = framing.frames(framing.TEXT if text else framing.BINARY, frames)
+        out = self.out
+        probe = False
+        if queued_at and self.probe_ns:
+            now = self.clock()
+            if out.probe_due(now, self.probe_ns):
+                data += framing.ping(out.next_probe(now))
+                probe = True
+        transport.write(data)
+        out.wrote(len(data), queued_at)
+        if probe:
+            out.probe_written()
         self.messages_sent += len(frames)
-        self.bytes_sent += size
+        self.bytes_sent += len(data)
+
+    def send_probe(self) -> None:
+        """A probe ping on its own (a client behind that gets no data still answers)."""
+        transport = self.conn.transport
+        out = self.out
+        if self.conn.protocol.state is not State.OPEN or transport is None:
+            return
+        if transport.is_closing() or not out.probe_due(self.clock(), self.probe_ns):
+            return
+        data = framing.ping(out.next_probe(self.clock()))
+        transport.write(data)
+        out.wrote(len(data), 0)
+        out.probe_written()
+
+    def on_pong(self, payload: bytes) -> None:
+        """A pong to a probe: the client has read everything written before it."""
+        self.out.answered(payload)
+
+    # ---- freshness -----------------------------------------------------------------
+
+    def age_ns(self, now: int) -> int:
+        """Age of the oldest message the client has not read (with probes) or that has not
+        left the kernel's send queue (without)."""
+        out = self.out
+        if out.marks and not self.probe_ns:
+            out.confirm(self.unsent())
+        return out.age(now)

@@ -21,9 +21,11 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 from gateway.hub import Hub
+from mdgw.bootstrap import partitions_or_zero
 from mdgw.config import KafkaConfig
 from mdgw.kafka.source import load_snapshots
 from mdgw.materializer import Materializer
+from mdgw.stats_checkpoints import load_stats
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,14 @@ class Shards:
         k = self.kafka
         book_parts = {tp.partition for tp in partitions if tp.topic == k.book_topic}
         snapshots = load_snapshots(k)
-        resume = self._on_loop(self.mat.load_snapshots, snapshots, book_parts)
+        marks = {  # a snapshot's book_offset outside these is poison (Materializer)
+            p: consumer.get_watermark_offsets(TopicPartition(k.book_topic, p), timeout=10)
+            for p in book_parts
+        }
+        resume = self._on_loop(self.mat.load_snapshots, snapshots, book_parts, marks)
+        trade_parts = {tp.partition for tp in partitions if tp.topic == k.trades_topic}
+        stats = self._on_loop(self.mat.load_stats, load_stats(k), trade_parts)
+        self._on_loop(self.mat.enable_stats_checkpoints, partitions_or_zero(k, k.stats_topic))
         since_ms = int(time.time() * 1000) - TRADES_WINDOW_MS
         trades = [
             TopicPartition(k.trades_topic, tp.partition, since_ms)
@@ -73,6 +82,8 @@ class Shards:
                 tp.offset = resume.get(tp.partition, OFFSET_BEGINNING)
             else:
                 offset = found.get(tp.partition, -1)
+                if offset >= 0 and tp.partition in stats.starts and tp.partition not in stats.full:
+                    offset = max(offset, stats.starts[tp.partition])  # after its checkpoints
                 tp.offset = offset if offset >= 0 else OFFSET_END
         self.owned |= book_parts
         self.mat.owned_partitions = set(self.owned)
@@ -92,6 +103,8 @@ class Shards:
         streams = [s for s, pos in self.mat.positions.items() if pos.partition in parts]
         for s in streams:
             self.mat.write_snapshot(s, self.mat.positions[s], checkpoint=False)
+        if self.mat.stats_writer is not None:  # the next owner starts from these
+            self.mat.stats_writer.flush(self.mat.streams_of_trades_partition)
         gone = set(streams)
         self.hub.market.drop_streams(lambda s: s in gone)
         for s in streams:

@@ -33,7 +33,17 @@ def _worker(config: Config, index: int, reuse_port: bool) -> None:
 
 
 def run_workers(config: Config) -> int:
+    from gateway.limits import raise_open_file_limit
+
+    soft, _hard = raise_open_file_limit()  # inherited by the workers
     n = config.gateway.workers
+    if soft and soft < config.gateway.max_connections + 256:
+        log.warning(
+            "open-file limit %d is below gateway.max_connections (%d): connections will fail "
+            "with EMFILE first; raise the hard limit (ulimit -Hn, LimitNOFILE=)",
+            soft,
+            config.gateway.max_connections,
+        )
     if n == 1:
         _worker(config, 0, False)
         return 0

@@ -36,12 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mdgw", description="Kafka-sourced market-data gateway")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("gateway", help="WebSocket gateway (CONTRACT §4), default port 8080")
+    p = sub.add_parser("gateway", help="WebSocket gateway (docs/protocol.md §4), default port 8080")
     _common(p)
     _server(p)
     p.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
 
-    p = sub.add_parser("api", help="REST API (CONTRACT §6), default port 8000")
+    p = sub.add_parser("api", help="REST API (docs/protocol.md §6), default port 8000")
     _common(p)
     _server(p)
 
@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed (reproducible books)")
     p.add_argument(
         "--symbols", type=int, dest="symbols_per_exchange", help="symbols per exchange (default 3)"
+    )
+    p.add_argument(
+        "--backfill-hours",
+        type=float,
+        help="instead: write the trades of the past N hours at full speed, then exit",
+    )
+    p.add_argument(
+        "--trade-rate", type=float, default=100.0, help="trades per second of the backfill"
     )
 
     p = sub.add_parser("replay", help="publish recorded market data into Kafka")
@@ -94,14 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--sub", required=True, help="subject (client id)")
     p.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
-    p.add_argument("--secret", help="HS256 secret (default: auth.jwt_secret)")
+    p.add_argument(
+        "--secret-file",
+        help="file holding the HS256 secret (default: env MDGW_AUTH_JWT_SECRET[_FILE])",
+    )
+    p.add_argument("--secret", help=argparse.SUPPRESS)  # refused: see cmd_token
     p.add_argument("--private-key", help="PEM private key file for RS256/ES256")
     p.add_argument("--algorithm", help="signing algorithm (default: first allowed)")
     p.add_argument("--symbols", help="comma-separated symbols the token may subscribe to")
     p.add_argument("--channels", help="comma-separated channels the token may use")
 
     p = sub.add_parser("hash-key", help="print the SHA-256 digest of an API key for the config")
-    p.add_argument("key")
+    p.add_argument("key", nargs="?", help="the key (default: read from stdin, kept out of ps)")
 
     p = sub.add_parser("demo", help="topics + simulator + gateway + API in one command")
     _common(p)
@@ -178,10 +190,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from producers.simulate_run import run_simulator
 
     cfg = config_from_args(args, "simulator")
-    sink = KafkaSink(cfg.kafka)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.backfill_hours:
+        from producers.backfill import run_backfill
+
+        sink = KafkaSink(cfg.kafka, linger_ms=20, extra={"batch.size": 1_000_000})
+        filled = run_backfill(
+            cfg.simulator,
+            sink,
+            cfg.kafka,
+            hours=args.backfill_hours,
+            trade_rate=args.trade_rate,
+            stop=stop,
+            progress=True,
+        )
+        return 0 if sink.stats.failed == 0 and not filled.undelivered else 1
+    sink = KafkaSink(cfg.kafka)
     stats = run_simulator(cfg.simulator, Publisher(sink, cfg.kafka), stop=stop)
     print(stats.summary(), file=sys.stderr)
     return 0 if sink.stats.failed == 0 else 1
@@ -244,9 +270,18 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     from gateway.auth import issue_token
 
+    if args.secret is not None:
+        # A secret on the command line is visible to every user in `ps` and stays in
+        # the shell history: only the environment or a file may carry it.
+        print(
+            "mdgw token: --secret is not accepted (visible in ps and shell history); "
+            "set MDGW_AUTH_JWT_SECRET or pass --secret-file FILE",
+            file=sys.stderr,
+        )
+        return 2
     cfg = config_from_args(args).auth
-    if args.secret:
-        cfg = dataclasses.replace(cfg, jwt_secret=args.secret)
+    if args.secret_file:
+        cfg = dataclasses.replace(cfg, jwt_secret="", jwt_secret_file=args.secret_file)
     extra: dict[str, Any] = {}
     if args.symbols:
         extra["symbols"] = [s.strip() for s in args.symbols.split(",") if s.strip()]
@@ -259,7 +294,7 @@ def cmd_token(args: argparse.Namespace) -> int:
                 cfg, args.sub, args.ttl, private_key=key, algorithm=args.algorithm, extra=extra
             )
         )
-    except ValueError as e:
+    except (ValueError, ConfigError) as e:
         print(f"mdgw token: {e}", file=sys.stderr)
         return 2
     return 0
@@ -268,7 +303,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_hash_key(args: argparse.Namespace) -> int:
     import hashlib
 
-    print(hashlib.sha256(args.key.encode()).hexdigest())
+    key = args.key if args.key is not None else sys.stdin.readline().rstrip("\r\n")
+    print(hashlib.sha256(key.encode()).hexdigest())
     return 0
 
 
@@ -296,7 +332,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        level = args.log_level or os.environ.get("MDGW_TELEMETRY_LOG_LEVEL", "INFO")
+        # not every subcommand has the logging flags (hash-key has none)
+        level = getattr(args, "log_level", None) or os.environ.get(
+            "MDGW_TELEMETRY_LOG_LEVEL", "INFO"
+        )
         json_logs = bool(args.log_json) if hasattr(args, "log_json") else False
         setup_logging(level, json_logs or os.environ.get("MDGW_TELEMETRY_LOG_JSON") == "1")
         return COMMANDS[args.command](args)

@@ -32,7 +32,25 @@ class KafkaConfig:
     client_id: str = "mdgw"
     """Kafka client id (also the prefix of helper consumer groups)."""
     security_protocol: str = "PLAINTEXT"
-    """librdkafka security.protocol (PLAINTEXT, SSL, SASL_SSL...)."""
+    """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (every producer, consumer and admin client)."""
+    sasl_mechanism: str = ""
+    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL_* protocol)."""
+    sasl_username: str = ""
+    """SASL user name."""
+    sasl_password: str = ""
+    """SASL password (prefer sasl_password_file)."""
+    sasl_password_file: str = ""
+    """File holding the SASL password (trailing newline ignored)."""
+    ssl_ca_file: str = ""
+    """PEM CA certificate(s) the broker's certificate must chain to (default: system CAs)."""
+    ssl_cert_file: str = ""
+    """PEM client certificate (mutual TLS)."""
+    ssl_key_file: str = ""
+    """PEM private key of ssl_cert_file."""
+    ssl_key_password: str = ""
+    """Password of ssl_key_file, if encrypted."""
+    ssl_check_hostname: bool = True
+    """Verify that the broker's certificate names the host connected to."""
     book_topic: str = "marketdata.book"
     """Book deltas and snapshots."""
     trades_topic: str = "marketdata.trades"
@@ -41,20 +59,34 @@ class KafkaConfig:
     """Compacted latest full book per stream."""
     checkpoints_topic: str = "marketdata.book.checkpoints"
     """Time-indexed full books for time travel (not compacted)."""
+    stats_topic: str = "marketdata.stats.snapshots"
+    """Compacted checkpoints of each stream's 24 h statistics and recent trades."""
     dlq_topic: str = "marketdata.dlq"
     """Dead letters: records that failed to decode or validate."""
+    max_streams: int = 10_000
+    """Streams a consumer keeps; records of further new streams are dead-lettered."""
+    max_sequence_jump: int = 1_000_000_000_000
+    """Largest forward sequence jump of a book record (0 = unchecked); beyond: dead-lettered."""
     partitions: int = 6
     """Partitions per topic created by `mdgw topics create`."""
     replication_factor: int = 1
     """Replication factor of created topics."""
     retention_ms: int = 7 * 24 * 3600 * 1000
     """Retention of the book, trades and checkpoint topics: the time-travel horizon."""
+    producer_linger_ms: float = 0.5
+    """Producers' linger.ms: how long a record may wait to share a batch (latency vs CPU,
+    bench/README.md)."""
+    fetch_wait_max_ms: int = 100
+    """Consumers' fetch.wait.max.ms: how long the broker holds a fetch that has less
+    than fetch_min_bytes (an empty fetch is answered as soon as data arrives)."""
+    fetch_min_bytes: int = 1
+    """Consumers' fetch.min.bytes: 1 = answer a fetch as soon as any record is there."""
 
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    host: str = "0.0.0.0"
-    """Listen address."""
+    host: str = "127.0.0.1"
+    """Listen address (0.0.0.0: every interface)."""
     port: int = 8080
     """WebSocket (and /health, /metrics) port."""
     group_id: str = "mdgw-gateway"
@@ -64,7 +96,9 @@ class GatewayConfig:
     mode: str = "replica"
     """replica: every process reads every partition; sharded: one group splits them."""
     max_connections: int = 10_000
-    """Open connections; beyond, the handshake gets HTTP 503."""
+    """Open connections per process; beyond, the handshake gets HTTP 503."""
+    max_connections_per_ip: int = 500
+    """Open connections per client IP (IPv6: per /64) per process; beyond, 429 (0 = no cap)."""
     max_message_size: int = 65_536
     """Largest client frame; larger closes with 1009."""
     ping_interval: float = 30.0
@@ -85,18 +119,34 @@ class GatewayConfig:
     """Control messages a connection may send at once."""
     max_subscriptions: int = 1024
     """Subscriptions per connection (Binance allows 1024)."""
+    snapshot_rate: float = 100.0
+    """Book snapshots per second a connection may ask for (subscribe, resync)."""
+    snapshot_burst: int = 1024
+    """Book snapshots a connection may ask for at once."""
     abuse_strikes: int = 50
     """Refused control messages before the connection is closed with 1008."""
     high_water_bytes: int = 1_048_576
     """Unsent bytes past which a client's deltas are dropped and it is resynced."""
     slow_timeout: float = 5.0
-    """Seconds a client may stay above the high-water mark after a resync before 1013."""
+    """Seconds a client may stay behind (or fall behind again after a resync) before 1013."""
+    max_lag_ms: int = 500
+    """Age of the oldest book message still queued for a client (in the process or the
+    kernel's send queue) past which it is resynced (docs/protocol.md §4.6)."""
+    probe_interval_ms: int = 100
+    """Probe pings after data at most this often per client: their pongs tell what the
+    client has read (0 = judge freshness by the kernel's send queue only)."""
+    send_buffer_bytes: int = 131_072
+    """SO_SNDBUF of client sockets (0 = the OS's autotuning): bounds what can wait,
+    undroppable, in the kernel."""
+    gc_freeze: bool = True
+    """Move start-up objects (books, code) out of the garbage collector's scans once caught
+    up: shorter full collections on the hot path."""
     snapshot_every_updates: int = 1000
     """Write a book to the compacted topic every N updates..."""
     snapshot_every_ms: int = 5_000
     """...or every T ms, whichever comes first."""
     checkpoint_every_ms: int = 60_000
-    """Interval of time-travel checkpoints: the most deltas a replay reads."""
+    """Interval of book checkpoints (the most deltas a replay reads) and statistics ones."""
     trades_per_stream: int = 1000
     """Recent trades kept per stream."""
     conflation_ms: int = 100
@@ -109,16 +159,24 @@ class GatewayConfig:
     """Browser Origins allowed to connect (empty = any)."""
     connects_per_minute_per_ip: int = 600
     """Handshakes per IP per minute (0 = unlimited)."""
+    ops_requests_per_second: int = 10
+    """GET /health and /metrics per IP (IPv6: /64) per second on the gateway port (0 = no cap)."""
     max_replays: int = 32
     """Time-travel replays running at once, all clients."""
     max_replays_per_connection: int = 4
     """Replays running at once per connection."""
+    max_replays_per_client: int = 8
+    """Replays running at once per client (token subject, else IP; IPv6 by /64)."""
+    max_replay_symbols: int = 16
+    """Symbols in one replay request."""
+    max_history_readers: int = 64
+    """Streams being replayed at once, all clients: Kafka history consumers and their threads."""
 
 
 @dataclass(frozen=True)
 class ApiConfig:
-    host: str = "0.0.0.0"
-    """Listen address."""
+    host: str = "127.0.0.1"
+    """Listen address (0.0.0.0: every interface)."""
     port: int = 8000
     """REST port."""
     group_id: str = "mdgw-api"
@@ -131,8 +189,14 @@ class ApiConfig:
     """PEM certificate: serve https."""
     tls_key: str = ""
     """PEM key of tls_cert."""
-    cors_origins: tuple[str, ...] = ("*",)
-    """CORS allowed origins."""
+    cors_origins: tuple[str, ...] = ()
+    """CORS allowed origins (empty = no CORS: only the dashboard's own origin)."""
+    dashboard_ws_hosts: tuple[str, ...] = ()
+    """Hosts (host or host:port) besides its own that the dashboard's ?ws= may name."""
+    history_reads: int = 4
+    """?at= history reads running at once; beyond, 503 with Retry-After."""
+    history_cache: int = 256
+    """Past books (?at=) kept, by (stream, instant in ms)."""
     trusted_proxies: tuple[str, ...] = ()
     """Peers whose X-Forwarded-For is believed."""
     open_paths: tuple[str, ...] = ("/health", "/ready", "/metrics", "/schema", "/")
@@ -144,7 +208,9 @@ class AuthConfig:
     jwt_enabled: bool = False
     """Require a JWT on WebSocket handshakes."""
     jwt_secret: str = ""
-    """HS256 secret."""
+    """HS256 secret, at least 32 bytes (prefer jwt_secret_file)."""
+    jwt_secret_file: str = ""
+    """File holding the HS256 secret (trailing newline ignored); wins over jwt_secret."""
     jwt_public_key_file: str = ""
     """PEM public key for RS256/ES256."""
     jwt_jwks_file: str = ""
@@ -157,6 +223,8 @@ class AuthConfig:
     """Required aud claim (empty = not checked)."""
     jwt_leeway: float = 5.0
     """Clock-skew leeway in seconds for exp/nbf."""
+    jwt_max_lifetime: float = 86_400.0
+    """Longest token lifetime accepted, seconds (exp - iat, or exp - now); 0 = no limit."""
     max_connections_per_subject: int = 100
     """Open connections per token subject."""
     api_keys: tuple[str, ...] = ()
@@ -319,10 +387,39 @@ def validate(config: Config) -> None:
         raise ConfigError("api.tls_cert and api.tls_key go together")
     if config.kafka.partitions < 1:
         raise ConfigError("kafka.partitions must be >= 1")
+    from mdgw.kafka.security import validate_security  # the Kafka package imports config
+
+    validate_security(config.kafka)
     if not 0.0 <= config.telemetry.trace_ratio <= 1.0:
         raise ConfigError("telemetry.trace_ratio must be within 0..1")
     a = config.auth
-    if a.jwt_enabled and not (a.jwt_secret or a.jwt_public_key_file or a.jwt_jwks_file):
-        raise ConfigError("auth.jwt_enabled needs jwt_secret, jwt_public_key_file or jwt_jwks_file")
+    keys = a.jwt_secret or a.jwt_secret_file or a.jwt_public_key_file or a.jwt_jwks_file
+    if a.jwt_enabled and not keys:
+        raise ConfigError(
+            "auth.jwt_enabled needs jwt_secret(_file), jwt_public_key_file or jwt_jwks_file"
+        )
     if "none" in (alg.lower() for alg in a.jwt_algorithms):
         raise ConfigError("auth.jwt_algorithms must not contain 'none'")
+    secret = jwt_secret(a)
+    if secret and len(secret.encode()) < MIN_SECRET_BYTES:
+        # RFC 7518 §3.2: an HS256 key shorter than the hash output can be brute-forced
+        raise ConfigError(
+            f"auth.jwt_secret must be at least {MIN_SECRET_BYTES} bytes "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
+    if a.jwt_max_lifetime < 0:
+        raise ConfigError("auth.jwt_max_lifetime must be >= 0")
+
+
+MIN_SECRET_BYTES = 32
+"""Shortest HS256 secret accepted (the size of the SHA-256 output)."""
+
+
+def jwt_secret(auth: AuthConfig) -> str:
+    """The HS256 secret: the contents of ``jwt_secret_file`` when set, else ``jwt_secret``."""
+    if not auth.jwt_secret_file:
+        return auth.jwt_secret
+    try:
+        return Path(auth.jwt_secret_file).read_text().rstrip("\r\n")
+    except OSError as e:
+        raise ConfigError(f"auth.jwt_secret_file {auth.jwt_secret_file}: {e.strerror}") from e

@@ -13,28 +13,48 @@ timestamp in milliseconds being the coarse index.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from core.book import ApplyResult, OrderBook
 from core.types import BookUpdate, Trade, parse_stream_key
 from mdgw.config import KafkaConfig
-from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, int_header
+from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, Headers, int_header
 from mdgw.kafka.source import consumer_conf
 from schemas import codec
 from schemas.errors import SchemaError
 
+log = logging.getLogger(__name__)
+
 
 class HistoryError(Exception):
-    """A past instant that cannot be served; ``code`` says why."""
+    """A past instant that cannot be served; ``code`` says why, the message is for clients."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+UNAVAILABLE = "history is temporarily unavailable"
+"""What a client is told when Kafka fails: its error texts name brokers, topics and
+addresses, so they go to the log only (docs/security.md)."""
+
+
+@contextlib.contextmanager
+def kafka_boundary(what: str) -> Iterator[None]:
+    """Translate the Kafka client's errors into ``HistoryError("kafka", UNAVAILABLE)``."""
+    try:
+        yield
+    except KafkaException as e:
+        log.warning("%s: Kafka error: %s", what, e)
+        raise HistoryError("kafka", UNAVAILABLE) from e
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +66,34 @@ class Checkpoint:
     timestamp_ms: int
 
 
+HISTORY_FETCH = {
+    "fetch.wait.max.ms": 20,
+    # Small buffers: a history reader reads one stream's partition at its client's
+    # pace, and there may be dozens at once; the live consumer's 64 MiB each would
+    # let 50 replays hold gigabytes (docs/security.md: budgets).
+    "queued.max.messages.kbytes": 1024,
+    "queued.min.messages": 1000,
+    "fetch.max.bytes": 1_048_576,
+    "max.partition.fetch.bytes": 262_144,
+}
+"""librdkafka settings of every history consumer."""
+
+
 def _consumer(cfg: KafkaConfig) -> Consumer:
-    return Consumer(consumer_conf(cfg, f"{cfg.client_id}-history", **{"fetch.wait.max.ms": 20}))
+    return Consumer(consumer_conf(cfg, f"{cfg.client_id}-history", **HISTORY_FETCH))
 
 
 def find_checkpoint(
     cfg: KafkaConfig, stream: str, at_ns: int, lookback_ms: int
 ) -> Checkpoint | None:
     """The newest checkpoint of ``stream`` at or before ``at_ns`` within ``lookback_ms``."""
+    with kafka_boundary(f"checkpoint of {stream}"):
+        return _find_checkpoint(cfg, stream, at_ns, lookback_ms)
+
+
+def _find_checkpoint(
+    cfg: KafkaConfig, stream: str, at_ns: int, lookback_ms: int
+) -> Checkpoint | None:
     at_ms = at_ns // 1_000_000
     consumer = _consumer(cfg)
     try:
@@ -85,9 +125,11 @@ def find_checkpoint(
             for msg in consumer.consume(500, 0.2):
                 if msg.error():
                     continue
-                p = msg.partition()
+                p, offset = msg.partition(), msg.offset()
+                if p is None or offset is None:  # only error events have neither
+                    continue
                 ts = msg.timestamp()[1]
-                if msg.offset() + 1 >= ends.get(p, 0) or ts > at_ms:
+                if offset + 1 >= ends.get(p, 0) or ts > at_ms:
                     ends.pop(p, None)
                 if ts > at_ms or msg.key() != key:
                     continue
@@ -103,21 +145,26 @@ def find_checkpoint(
         consumer.close()
 
 
-def _checkpoint(msg: object) -> Checkpoint | None:
-    headers = msg.headers()  # type: ignore[attr-defined]
+def _checkpoint(msg: Message) -> Checkpoint | None:
+    headers = cast(Headers | None, msg.headers())  # consumed records: (str, bytes) pairs
     part, offset = int_header(headers, BOOK_PARTITION), int_header(headers, BOOK_OFFSET)
     try:
-        book = codec.decode(msg.value() or b"")  # type: ignore[attr-defined]
+        book = codec.decode(msg.value() or b"")
     except SchemaError:
         return None
     if part is None or offset is None or not isinstance(book, BookUpdate):
         return None
     book.is_snapshot = True
-    return Checkpoint(book, part, offset, msg.timestamp()[1])  # type: ignore[attr-defined]
+    return Checkpoint(book, part, offset, msg.timestamp()[1])
 
 
 def earliest_ns(cfg: KafkaConfig, topic: str, partition: int) -> int | None:
     """Timestamp of the oldest retained record of a partition (None when empty)."""
+    with kafka_boundary(f"oldest record of {topic}[{partition}]"):
+        return _earliest_ns(cfg, topic, partition)
+
+
+def _earliest_ns(cfg: KafkaConfig, topic: str, partition: int) -> int | None:
     consumer = _consumer(cfg)
     try:
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
@@ -148,7 +195,8 @@ def stream_records(
     With ``until_ns`` None it follows the partition's growth (live tail) until stop.
     Records that do not decode are skipped (the live path dead-letters them).
     """
-    consumer = _consumer(cfg)
+    with kafka_boundary(f"history of {stream}"):
+        consumer = _consumer(cfg)
     key = stream.encode()
     try:
         consumer.assign([TopicPartition(topic, partition, offset)])
@@ -179,7 +227,8 @@ def stream_records(
                         return
                     yield rec
     except KafkaException as e:
-        raise HistoryError("kafka", f"reading history of {stream}: {e}") from e
+        log.warning("history of %s: Kafka error: %s", stream, e)
+        raise HistoryError("kafka", UNAVAILABLE) from e
     finally:
         consumer.close()
 

@@ -17,14 +17,17 @@ from dataclasses import dataclass, field
 from core.book import ApplyResult
 from core.errors import CoreError
 from core.market import Market
+from core.plausible import SequenceGuard
 from core.types import BookUpdate, Trade
 from mdgw import metrics, tracing
 from mdgw.config import KafkaConfig
 from mdgw.kafka import headers as H
 from mdgw.kafka.sink import RecordSink
 from mdgw.kafka.source import Record, SnapshotRecord
+from mdgw.stats_checkpoints import Resume, StatsCheckpointer, restore
 from schemas import codec
 from schemas.errors import SchemaError
+from schemas.stats_codec import StatsRecord
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +88,51 @@ class Materializer:
         self.trade_partitions: dict[str, int] = {}
         """Trades-topic partition of each stream (time-travel replays read it)."""
         self.counters = Counters()
+        self.last_ingest_ns = 0
+        """Producer ``ingest_ns`` of the last book record decoded (the Kafka hop metric)."""
+        self.guard = SequenceGuard(cfg.max_sequence_jump)
+        """Refuses implausible sequence jumps (docs/security.md: poisoned input)."""
+        self.resume = Resume()
+        """Restored statistics checkpoints: which trades to skip as already counted."""
+        self.stats_writer: StatsCheckpointer | None = None
+        """Set by :meth:`enable_stats_checkpoints` in the process that writes snapshots."""
 
     # ---- bootstrap -----------------------------------------------------------------
 
     def load_snapshots(
-        self, snapshots: dict[str, SnapshotRecord], partitions: set[int] | None = None
+        self,
+        snapshots: dict[str, SnapshotRecord],
+        partitions: set[int] | None = None,
+        watermarks: dict[int, tuple[int, int]] | None = None,
     ) -> dict[int, int]:
-        """Apply the compacted snapshots; returns {book partition: offset to resume at}."""
+        """Apply the compacted snapshots; returns {book partition: offset to resume at}.
+
+        A snapshot whose ``book_offset`` lies outside its partition's ``watermarks``
+        (low, high) is skipped: resuming there would skip every later record of the
+        stream as a re-read. The stream then waits for a snapshot on the book topic.
+        """
         resume: dict[int, int] = {}
         now = self.clock()
         for stream, snap in snapshots.items():
             if snap.book_partition is None or snap.book_offset is None:
                 continue
             if partitions is not None and snap.book_partition not in partitions:
+                continue
+            marks = (watermarks or {}).get(snap.book_partition)
+            if watermarks is not None and (
+                marks is None or not marks[0] <= snap.book_offset <= marks[1]
+            ):
+                self._count("bad_snapshot_offset")
+                log.warning(
+                    "skipping snapshot of %s: book offset %d outside partition %d's %s",
+                    stream,
+                    snap.book_offset,
+                    snap.book_partition,
+                    f"watermarks {marks}" if marks else "range (no such partition)",
+                )
+                continue
+            if stream not in self.positions and len(self.positions) >= self.cfg.max_streams:
+                self._count("too_many_streams")
                 continue
             try:
                 update = codec.decode(snap.value)
@@ -115,14 +150,46 @@ class Materializer:
             resume[p] = min(resume.get(p, snap.book_offset), snap.book_offset)
         return resume
 
+    def load_stats(
+        self, records: dict[str, StatsRecord], partitions: set[int] | None = None
+    ) -> Resume:
+        """Restore statistics checkpoints (of trades ``partitions`` only, when given)."""
+        resume = restore(self.market, records, partitions, self.cfg.max_streams)
+        self.resume.covered.update(resume.covered)
+        for stream, (p, _offset) in resume.covered.items():
+            self.trade_partitions[stream] = p
+        if self.stats_writer is not None:
+            self.stats_writer.written |= set(resume.covered)
+        return resume
+
+    def enable_stats_checkpoints(self, stats_partitions: int) -> None:
+        """Write statistics checkpoints (needs ``snapshot_sink``), every checkpoint interval."""
+        if self.snapshot_sink is None or stats_partitions <= 0 or self.stats_writer is not None:
+            return
+        self.stats_writer = StatsCheckpointer(
+            self.market,
+            self.cfg,
+            self.snapshot_sink,
+            stats_partitions,
+            self.checkpoint_every_ns // 1_000_000,
+            self.clock,
+        )
+        self.stats_writer.written |= set(self.resume.covered)
+
+    def streams_of_trades_partition(self, partition: int) -> list[str]:
+        return [s for s, p in self.trade_partitions.items() if p == partition]
+
     # ---- the tail ------------------------------------------------------------------
 
     def handle(self, records: list[Record]) -> None:
         book_topic = self.cfg.book_topic
         trades_topic = self.cfg.trades_topic
         c = self.counters
+        per_topic: dict[str, int] = {}
+        writer = self.stats_writer
         for rec in records:
             c.consumed += 1
+            per_topic[rec.topic] = per_topic.get(rec.topic, 0) + 1
             span = tracing.start_process(rec) if tracing.ENABLED else None  # tracing hook
             if self.owned_partitions is not None and rec.partition not in self.owned_partitions:
                 continue  # a partition just handed to another gateway
@@ -130,9 +197,14 @@ class Materializer:
                 self._book_record(rec)
             elif rec.topic == trades_topic:
                 self._trade_record(rec)
+                if writer is not None:
+                    writer.consumed(rec.partition, rec.offset)
             if span is not None:  # tracing hook
                 tracing.end_process(span)
-        metrics.RECORDS_CONSUMED.labels(book_topic).inc(len(records))
+        for topic, n in per_topic.items():
+            metrics.RECORDS_CONSUMED.labels(topic).inc(n)
+        if writer is not None and writer.dirty:
+            writer.maybe_write(self.streams_of_trades_partition)
 
     def _book_record(self, rec: Record) -> None:
         try:
@@ -143,6 +215,7 @@ class Materializer:
         if not isinstance(update, BookUpdate):
             self.dead_letter(rec, "wrong_type", f"{type(update).__name__} on the book topic")
             return
+        self.last_ingest_ns = update.ingest_ns
         stream = update.stream
         key = (rec.key or b"").decode(errors="replace")
         if key != stream:
@@ -151,6 +224,12 @@ class Materializer:
         pos = self.positions.get(stream)
         if pos is not None and rec.partition == pos.partition and rec.offset <= pos.offset:
             self.counters.rereads += 1
+            return
+        if self._new_stream_over_cap(stream, rec):
+            return
+        jump = self.guard.refusal(self.market.book(stream), update)
+        if jump is not None:
+            self.dead_letter(rec, "sequence_jump", jump)
             return
         try:
             event = self.market.apply_book(update, self.clock())
@@ -184,6 +263,12 @@ class Materializer:
             self.on_book(stream, result, agg.symbol if agg is not None else None)
 
     def _trade_record(self, rec: Record) -> None:
+        covered = self.resume.covered
+        if covered and rec.key is not None:
+            stream = rec.key.decode(errors="replace")
+            if self.resume.skip(stream, rec.partition, rec.offset):
+                self.counters.rereads += 1
+                return
         try:
             trade = codec.decode(rec.value or b"")
         except SchemaError as e:
@@ -195,11 +280,25 @@ class Materializer:
         if (rec.key or b"").decode(errors="replace") != trade.stream:
             self.dead_letter(rec, "key_mismatch", f"key does not match {trade.stream}")
             return
+        if self._new_stream_over_cap(trade.stream, rec):
+            return
         self.trade_partitions[trade.stream] = rec.partition
         if self.market.apply_trade(trade, self.clock()):
             self.counters.applied += 1
             if self.on_trade is not None:
                 self.on_trade(trade)
+
+    def _new_stream_over_cap(self, stream: str, rec: Record) -> bool:
+        """A record of a stream not yet known when ``max_streams`` are: dead-lettered."""
+        market = self.market
+        if market.stream_count() < self.cfg.max_streams or market.state(stream) is not None:
+            return False
+        self.dead_letter(rec, "too_many_streams", f"{stream}: over {self.cfg.max_streams}")
+        return True
+
+    def _count(self, reason: str) -> None:
+        c = self.counters
+        c.by_reason[reason] = c.by_reason.get(reason, 0) + 1
 
     # ---- outputs -------------------------------------------------------------------
 
@@ -258,3 +357,5 @@ class Materializer:
         """Write every live book now (graceful shutdown)."""
         for stream, pos in list(self.positions.items()):
             self.write_snapshot(stream, pos, checkpoint=False)
+        if self.stats_writer is not None:
+            self.stats_writer.flush(self.streams_of_trades_partition)

@@ -1,4 +1,4 @@
-"""Prometheus metrics of every process (CONTRACT §7), defined once.
+"""Prometheus metrics of every process (docs/protocol.md §7), defined once.
 
 Latency histograms have sub-millisecond buckets: the gateway's hot path is
 measured in tens of microseconds. With ``PROMETHEUS_MULTIPROC_DIR`` set (the
@@ -22,7 +22,10 @@ LATENCY_BUCKETS = (
     0.05,
     0.1,
     0.25,
+    0.5,
     1.0,
+    2.5,
+    10.0,
 )
 
 WS_CONNECTIONS_TOTAL = Counter("ws_connections_total", "WebSocket connections accepted")
@@ -42,7 +45,28 @@ END_TO_END_LATENCY = Histogram(
 )
 MESSAGES_SENT = Counter("ws_messages_sent_total", "Data and control messages sent")
 BYTES_SENT = Counter("ws_bytes_sent_total", "Payload bytes sent to WebSocket clients")
-SLOW_RESYNCS = Counter("slow_consumer_resyncs_total", "Clients resynced after passing high water")
+SLOW_RESYNCS = Counter("slow_consumer_resyncs_total", "Clients resynced after falling behind")
+BEHIND = Counter(
+    "slow_consumer_behind_total",
+    "Clients found behind (reason: lag = older than max_lag_ms, buffer = past high water)",
+    ["reason"],
+)
+DELTAS_DROPPED = Counter(
+    "slow_consumer_dropped_messages_total", "Queued book messages dropped for clients behind"
+)
+HOP_LATENCY = Histogram(
+    "gateway_hop_seconds",
+    "Per-hop latency: kafka = producer ingest_ns -> consumer thread (wall clocks, one host); "
+    "handoff = consumer thread -> event loop; apply = decode + books + views + encode of a "
+    "batch; fanout = apply end -> frames written",
+    ["hop"],
+    buckets=LATENCY_BUCKETS,
+)
+LOOP_LAG = Histogram(
+    "gateway_loop_lag_seconds",
+    "Event-loop responsiveness: how late a 50 ms timer fires (what a control message waits)",
+    buckets=LATENCY_BUCKETS,
+)
 SLOW_DISCONNECTS = Counter("slow_consumer_disconnects_total", "Clients closed with 1013")
 CLIENT_ERRORS = Counter("ws_client_errors_total", "Refused client messages", ["code"])
 RECORDS_CONSUMED = Counter("kafka_records_consumed_total", "Records consumed", ["topic"])
@@ -76,7 +100,7 @@ def observe_many(hist: Histogram, amount: float, count: int) -> None:
     if count <= 0:
         return
     try:
-        buckets, bounds, total = hist._buckets, hist._upper_bounds, hist._sum  # type: ignore[attr-defined]
+        buckets, bounds, total = hist._buckets, hist._upper_bounds, hist._sum
     except AttributeError:  # another prometheus-client layout: the slow, certain way
         for _ in range(count):
             hist.observe(amount)

@@ -9,7 +9,7 @@ Sampling is decided once, at the head: the producer draws the trace id and
 samples it with the same rule as ``TraceIdRatioBased(telemetry.trace_ratio)``
 *before* building anything, so an unsampled record costs a random number and a
 formatted header. Every record then carries a W3C ``traceparent`` header
-(CONTRACT §2) with the sampled flag set or not, and the consumers' sampler,
+(docs/protocol.md §2.4) with the sampled flag set or not, and the consumers' sampler,
 ``ParentBased``, follows the flag: the gateway looks at the flag byte and only
 builds spans for sampled records.
 
@@ -79,7 +79,8 @@ class _PresetIds:
 
     Lets the producer decide sampling from a trace id it drew itself and then
     have the SDK build the span with exactly that id, so the SDK's sampler and
-    the cheap pre-check always agree.
+    the cheap pre-check always agree. It is an ``IdGenerator`` by duck typing:
+    subclassing would import the SDK with this module, even when tracing is off.
     """
 
     def __init__(self) -> None:
@@ -168,7 +169,7 @@ def setup(
     provider = TracerProvider(
         sampler=ParentBased(ratio),
         resource=Resource.create({"service.name": name}),
-        id_generator=_state.ids,  # type: ignore[arg-type]  # duck-typed IdGenerator
+        id_generator=_state.ids,  # type: ignore[arg-type]  # duck-typed: see _PresetIds
     )
     exp = exporter if exporter is not None else _exporter()
     if exp is not None:

@@ -54,10 +54,11 @@ def record(
                 if idle_exit and now - last > idle_exit:
                     break
                 for msg in consumer.consume(1000, 0.2):
-                    if msg.error() or msg.value() is None:
+                    value = msg.value()
+                    if msg.error() or value is None:
                         continue
                     _ts_type, ts_ms = msg.timestamp()
-                    writer.write(ts_ms * 1_000_000 if ts_ms > 0 else time.time_ns(), msg.value())
+                    writer.write(ts_ms * 1_000_000 if ts_ms > 0 else time.time_ns(), value)
                     written += 1
                     last = time.monotonic()
     finally:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from core.types import BookUpdate
+from core.types import BookUpdate, Trade
 from mdgw.config import Config
 from mdgw.kafka.sink import KafkaSink, RecordSink
 from producers.captures import CaptureEvent, ReplaySummary, open_capture
@@ -51,14 +51,14 @@ class ReplayResult:
         return self.records / self.elapsed_s if self.elapsed_s else 0.0
 
 
-def shift(msg: BookUpdate | object, base: int) -> None:
+def shift(msg: BookUpdate | Trade, base: int) -> None:
     """Move a record's sequence numbers above ``base`` (0 stays 0: "no sequence")."""
     if isinstance(msg, BookUpdate):
         msg.sequence += base
         if msg.prev_sequence:
             msg.prev_sequence += base
-    elif getattr(msg, "sequence", 0):
-        msg.sequence += base  # type: ignore[attr-defined]
+    elif msg.sequence:
+        msg.sequence += base
 
 
 def paced(
@@ -158,7 +158,13 @@ def replay(
 
 
 def run_replay(
-    config: Config, paths: list[str], *, speed: float, fmt: str | None, loop: bool, progress: bool
+    config: Config,
+    paths: list[str],
+    *,
+    speed: float,
+    fmt: Format | None,
+    loop: bool,
+    progress: bool,
 ) -> int:
     """CLI entry: exits 0 once every record is acknowledged by Kafka."""
     if speed < 0:
@@ -174,7 +180,7 @@ def run_replay(
         config,
         speed=speed,
         fmt=fmt,
-        loop=loop,  # type: ignore[arg-type]
+        loop=loop,
         stop=stop,
         progress=progress and sys.stderr.isatty(),
     )

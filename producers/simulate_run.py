@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.types import BookUpdate
@@ -135,7 +136,7 @@ class _Run:
         self.start_ns = clock.monotonic_ns()
         self._next_progress_ns = self.start_ns + PROGRESS_NS
 
-    def emit(self, records: list[Record]) -> None:
+    def emit(self, records: Sequence[Record]) -> None:
         stats, publish = self.stats, self.publisher.publish
         for record in records:
             publish(record)

@@ -18,7 +18,7 @@ Model, per stream (``EXCHANGE:SYMBOL``):
 - A trade takes liquidity at the best bid or ask: one :class:`Trade` plus the
   book delta that reduces or removes that level, so tape and book agree.
 
-Sequencing follows CONTRACT §2: per stream, book records are numbered +1 from a
+Sequencing follows docs/protocol.md §2.2: per stream, book records are numbered +1 from a
 base with ``prev_sequence`` = previous; the first record and every
 ``snapshot_every``-th after it is a full book (``is_snapshot=True``); trades have
 their own contiguous sequence from the same base.
@@ -341,7 +341,7 @@ class SimulatedBook:
         anchor = self._anchor(side)
         gap_at_top = (anchor - side.best()) * -sign
         if gap_at_top >= spacing:
-            tick = anchor + sign * int(self._rng.random() * spacing)
+            tick: int | None = anchor + sign * int(self._rng.random() * spacing)
         else:
             tick = self._hole(side, self._geom(_NEAR_TOP), spacing)
         if tick is None or tick < 1 or tick in side.lots:
@@ -462,7 +462,7 @@ class SimulatedBook:
         return self.bids.levels(), self.asks.levels()
 
     def checksum(self) -> int:
-        """CONTRACT §5 over the full book: CRC-32 of the top 10 asks then top 10 bids."""
+        """docs/protocol.md §5 over the full book: CRC-32 of the top 10 asks then top 10 bids."""
         asks = [self.asks.packed[t] for t in self.asks.top(_CHECKSUM_LEVELS)]
         bids = [self.bids.packed[t] for t in self.bids.top(_CHECKSUM_LEVELS)]
         return zlib.crc32(b"".join(asks + bids))

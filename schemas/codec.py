@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import DecodeError as _PbDecodeError
 
 from core.types import BookUpdate, Exchange, Level, Statistics, Trade
@@ -20,10 +23,16 @@ from schemas.errors import DecodeError, ValidationError
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 """Largest record we decode; a full 1000-level book is ~40 KB, so 4 MiB is generous."""
 
-SYMBOL_RE = re.compile(r"[A-Z0-9]{1,16}-[A-Z0-9]{1,16}\Z")  # \Z: `$` would accept a trailing "\n"
+SYMBOL_RE = re.compile(r"[A-Z0-9]{1,16}-[A-Z0-9]{1,16}\Z")
+"""Also the cap on a symbol's length (33): streams are dict keys and label values.
+Anchored at the very end of the string: ``$`` would also accept a trailing newline."""
+MAX_TRADE_ID = 64
+"""Longest trade id kept (venues use <= 20 characters); longer ones are refused."""
 _SIDES = {pb.Trade.BUY: "buy", pb.Trade.SELL: "sell", pb.Trade.UNKNOWN_SIDE: ""}
 _SIDE_CODES = {"buy": pb.Trade.BUY, "sell": pb.Trade.SELL, "": pb.Trade.UNKNOWN_SIDE}
 _EXCHANGE_NAMES = {e.name: e for e in Exchange if e is not Exchange.UNKNOWN}
+_PB_EXCHANGES = {e: cast("pb.OrderBookUpdate.Exchange", int(e)) for e in Exchange}
+"""Core enum -> protobuf enum: the same numbers (the stubs type ``Value()`` as int)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -36,8 +45,10 @@ class Heartbeat:
 Decoded = BookUpdate | Trade | Statistics | Heartbeat
 
 
-def _levels(levels: list[Level], out: object) -> None:
-    add = out.add  # type: ignore[attr-defined]
+def _levels(
+    levels: list[Level], out: RepeatedCompositeFieldContainer[pb.OrderBookUpdate.PriceLevel]
+) -> None:
+    add = out.add
     for price, qty in levels:
         add(price=price, quantity=qty)
 
@@ -45,7 +56,7 @@ def _levels(levels: list[Level], out: object) -> None:
 def book_to_pb(u: BookUpdate) -> pb.OrderBookUpdate:
     """The protobuf form of a book update (bids/asks as PriceLevel)."""
     m = pb.OrderBookUpdate(
-        exchange=int(u.exchange),
+        exchange=_PB_EXCHANGES[u.exchange],
         symbol=u.symbol,
         timestamp_ns=u.timestamp_ns,
         sequence_number=u.sequence,
@@ -76,7 +87,7 @@ def trade_to_pb(t: Trade) -> pb.Trade:
 
 
 def stats_to_pb(s: Statistics) -> pb.Statistics:
-    return pb.Statistics(**{f: getattr(s, f) for f in Statistics.__slots__})  # type: ignore[attr-defined]
+    return pb.Statistics(**{f: getattr(s, f) for f in Statistics.__slots__})
 
 
 def encode(msg: Decoded) -> bytes:
@@ -130,9 +141,9 @@ def _symbol(symbol: str) -> str:
     return symbol
 
 
-def _pb_levels(levels: object, side: str) -> list[Level]:
+def _pb_levels(levels: Iterable[pb.OrderBookUpdate.PriceLevel], side: str) -> list[Level]:
     out: list[Level] = []
-    for lv in levels:  # type: ignore[attr-defined]
+    for lv in levels:
         p, q = lv.price, lv.quantity
         if not (math.isfinite(p) and p > 0.0 and math.isfinite(q) and q >= 0.0):
             raise ValidationError(f"invalid {side} level price={p!r} quantity={q!r}")
@@ -168,6 +179,8 @@ def trade_from_pb(m: pb.Trade) -> Trade:
     side = _SIDES.get(m.side)
     if side is None:
         raise ValidationError(f"unknown trade side {m.side}")
+    if len(m.trade_id) > MAX_TRADE_ID:
+        raise ValidationError(f"trade_id of {len(m.trade_id)} characters (max {MAX_TRADE_ID})")
     return Trade(
         exchange=exchange,
         symbol=_symbol(m.symbol),
@@ -182,4 +195,4 @@ def trade_from_pb(m: pb.Trade) -> Trade:
 
 
 def _stats_from_pb(m: pb.Statistics) -> Statistics:
-    return Statistics(**{f: getattr(m, f) for f in Statistics.__slots__})  # type: ignore[attr-defined]
+    return Statistics(**{f: getattr(m, f) for f in Statistics.__slots__})

@@ -162,3 +162,69 @@ class MarketDataBatch(_message.Message):
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[MarketDataMessage]
     def __init__(self, messages: _Optional[_Iterable[_Union[MarketDataMessage, _Mapping]]] = ...) -> None: ...
+
+class StatsCheckpoint(_message.Message):
+    __slots__ = ("exchange", "symbol", "window_ns", "bucket_ns", "newest_index", "buckets", "recent_trades", "last_trade_sequence", "trades_partition", "trades_offset", "written_ns")
+    class Buckets(_message.Message):
+        __slots__ = ("index", "first_ns", "open", "last_ns", "close", "high", "low", "volume", "quote_volume", "count")
+        INDEX_FIELD_NUMBER: _ClassVar[int]
+        FIRST_NS_FIELD_NUMBER: _ClassVar[int]
+        OPEN_FIELD_NUMBER: _ClassVar[int]
+        LAST_NS_FIELD_NUMBER: _ClassVar[int]
+        CLOSE_FIELD_NUMBER: _ClassVar[int]
+        HIGH_FIELD_NUMBER: _ClassVar[int]
+        LOW_FIELD_NUMBER: _ClassVar[int]
+        VOLUME_FIELD_NUMBER: _ClassVar[int]
+        QUOTE_VOLUME_FIELD_NUMBER: _ClassVar[int]
+        COUNT_FIELD_NUMBER: _ClassVar[int]
+        index: _containers.RepeatedScalarFieldContainer[int]
+        first_ns: _containers.RepeatedScalarFieldContainer[int]
+        open: _containers.RepeatedScalarFieldContainer[float]
+        last_ns: _containers.RepeatedScalarFieldContainer[int]
+        close: _containers.RepeatedScalarFieldContainer[float]
+        high: _containers.RepeatedScalarFieldContainer[float]
+        low: _containers.RepeatedScalarFieldContainer[float]
+        volume: _containers.RepeatedScalarFieldContainer[float]
+        quote_volume: _containers.RepeatedScalarFieldContainer[float]
+        count: _containers.RepeatedScalarFieldContainer[int]
+        def __init__(self, index: _Optional[_Iterable[int]] = ..., first_ns: _Optional[_Iterable[int]] = ..., open: _Optional[_Iterable[float]] = ..., last_ns: _Optional[_Iterable[int]] = ..., close: _Optional[_Iterable[float]] = ..., high: _Optional[_Iterable[float]] = ..., low: _Optional[_Iterable[float]] = ..., volume: _Optional[_Iterable[float]] = ..., quote_volume: _Optional[_Iterable[float]] = ..., count: _Optional[_Iterable[int]] = ...) -> None: ...
+    class Tape(_message.Message):
+        __slots__ = ("timestamp_ns", "trade_id", "price", "quantity", "side", "sequence_number", "ingest_ns")
+        TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
+        TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+        PRICE_FIELD_NUMBER: _ClassVar[int]
+        QUANTITY_FIELD_NUMBER: _ClassVar[int]
+        SIDE_FIELD_NUMBER: _ClassVar[int]
+        SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+        INGEST_NS_FIELD_NUMBER: _ClassVar[int]
+        timestamp_ns: _containers.RepeatedScalarFieldContainer[int]
+        trade_id: _containers.RepeatedScalarFieldContainer[str]
+        price: _containers.RepeatedScalarFieldContainer[float]
+        quantity: _containers.RepeatedScalarFieldContainer[float]
+        side: _containers.RepeatedScalarFieldContainer[Trade.Side]
+        sequence_number: _containers.RepeatedScalarFieldContainer[int]
+        ingest_ns: _containers.RepeatedScalarFieldContainer[int]
+        def __init__(self, timestamp_ns: _Optional[_Iterable[int]] = ..., trade_id: _Optional[_Iterable[str]] = ..., price: _Optional[_Iterable[float]] = ..., quantity: _Optional[_Iterable[float]] = ..., side: _Optional[_Iterable[_Union[Trade.Side, str]]] = ..., sequence_number: _Optional[_Iterable[int]] = ..., ingest_ns: _Optional[_Iterable[int]] = ...) -> None: ...
+    EXCHANGE_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_NS_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_NS_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_INDEX_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    RECENT_TRADES_FIELD_NUMBER: _ClassVar[int]
+    LAST_TRADE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TRADES_PARTITION_FIELD_NUMBER: _ClassVar[int]
+    TRADES_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_NS_FIELD_NUMBER: _ClassVar[int]
+    exchange: OrderBookUpdate.Exchange
+    symbol: str
+    window_ns: int
+    bucket_ns: int
+    newest_index: int
+    buckets: StatsCheckpoint.Buckets
+    recent_trades: StatsCheckpoint.Tape
+    last_trade_sequence: int
+    trades_partition: int
+    trades_offset: int
+    written_ns: int
+    def __init__(self, exchange: _Optional[_Union[OrderBookUpdate.Exchange, str]] = ..., symbol: _Optional[str] = ..., window_ns: _Optional[int] = ..., bucket_ns: _Optional[int] = ..., newest_index: _Optional[int] = ..., buckets: _Optional[_Union[StatsCheckpoint.Buckets, _Mapping]] = ..., recent_trades: _Optional[_Union[StatsCheckpoint.Tape, _Mapping]] = ..., last_trade_sequence: _Optional[int] = ..., trades_partition: _Optional[int] = ..., trades_offset: _Optional[int] = ..., written_ns: _Optional[int] = ...) -> None: ...

@@ -1,4 +1,4 @@
-"""Encoders for what the gateway sends to clients (CONTRACT §4), JSON and protobuf.
+"""Encoders for what the gateway sends to clients (docs/protocol.md §4.3), JSON and protobuf.
 
 Each data message is encoded once per format and the same bytes go to every
 subscriber; batching concatenates already-encoded messages (a JSON array, or a
@@ -68,7 +68,7 @@ def _agg_levels(levels: Sequence[Level], venue_maps: Sequence[Any] | None, out: 
 def book_pb(u: BookUpdate, *, aggregated: bool = False, replay: object = None) -> bytes:
     if aggregated:
         m = pb.OrderBookUpdate(
-            exchange=0,
+            exchange=pb.OrderBookUpdate.UNKNOWN,
             symbol=u.symbol,
             timestamp_ns=u.timestamp_ns,
             sequence_number=u.sequence,
@@ -119,7 +119,7 @@ def trade_pb(t: Trade, gateway_ns: int, *, replay: object = None) -> bytes:
 
 
 def stats_dict(s: Statistics) -> dict[str, Any]:
-    return {f: getattr(s, f) for f in Statistics.__slots__}  # type: ignore[attr-defined]
+    return {f: getattr(s, f) for f in Statistics.__slots__}
 
 
 def stats_json(s: Statistics) -> bytes:

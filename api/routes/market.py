@@ -1,4 +1,4 @@
-"""Market-data routes of CONTRACT §6: order books, aggregated books, trades, stats, symbols.
+"""Market-data routes of docs/protocol.md §6: order books, aggregated books, trades, stats, symbols.
 
 Thin handlers: parse names (:mod:`api.symbols`), read the Market (injected, and only
 once it is loaded: see :func:`api.routes.deps.provide_market`), shape the answer
@@ -20,7 +20,7 @@ from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, Parameter, PathParameter
 
 from api import present
-from api.errors import BadParameter, SymbolNotFound
+from api.errors import BadParameter, SymbolNotFound, Unavailable
 from api.models import (
     AggregatedBookBody,
     ErrorBody,
@@ -93,8 +93,8 @@ ETAG = [
 At = Annotated[
     str | None,
     Parameter(
-        description="Time travel: the book as it was at this instant, ISO-8601 "
-        "(`2026-11-25T10:00:00Z`) or integer nanoseconds since the epoch",
+        description="Time travel: the book as it was at this instant (millisecond "
+        "resolution), ISO-8601 (`2026-11-25T10:00:00Z`) or integer nanoseconds since the epoch",
         required=False,
         max_length=40,
     ),
@@ -113,6 +113,10 @@ async def _book_at(store: StateStore, stream: str, at: str) -> OrderBook:
     except HistoryError as e:
         if e.code == "unknown_symbol":
             raise SymbolNotFound() from e
+        if e.code == "kafka":  # the details are in the log (mdgw.history)
+            raise Unavailable("History temporarily unavailable") from e
+        if e.code == "busy":
+            raise Unavailable("Too many history reads at once: retry after Retry-After") from e
         raise BadParameter(detail=str(e)) from e
 
 
@@ -131,7 +135,7 @@ def _not_modified(etag: str) -> Response[Any]:
     "/orderbook/{symbol:str}",
     summary="Order book of one venue",
     description="Book of `EXCHANGE:SYMBOL` (or `SYMBOL` with `exchange=`) cut to `depth` "
-    "levels per side. `checksum` is CONTRACT §5 over the levels of this answer.",
+    "levels per side. `checksum` is docs/protocol.md §5 over the levels of this answer.",
     responses={**LOOKUP, 304: NOT_MODIFIED},
     response_headers=ETAG,
     media_type=MediaType.JSON,
@@ -156,8 +160,11 @@ async def orderbook(
     etag = present.book_etag(book, depth)
     if _matches(if_none_match, etag):
         return _not_modified(etag)
+    # Encoded once, straight to bytes (the hot route); the return annotation still
+    # gives OpenAPI the shape of the body.
+    body: Any = present.orderbook_json(book, depth)
     return Response(
-        content=present.orderbook_json(book, depth),  # type: ignore[arg-type]
+        content=body,
         headers={"ETag": etag},
         media_type=MediaType.JSON,
     )

@@ -1,4 +1,4 @@
-"""Operational routes: health, readiness, feeds, metrics (JSON and Prometheus), bench.
+"""Operational routes: health, readiness, feeds, metrics (JSON and Prometheus).
 
 ``/health`` says the process runs; ``/ready`` says the books are loaded and Kafka
 answers (orchestrators route traffic on it). ``/api/v1/feeds`` and
@@ -11,9 +11,8 @@ import os
 import resource
 import threading
 import time
-from typing import Any
 
-from litestar import MediaType, Response, get
+from litestar import Response, get
 from litestar.di import NamedDependency
 
 from api import present
@@ -22,9 +21,6 @@ from api.models import FeedsBody, HealthBody, ReadyBody, SystemMetricsBody
 from api.routes.market import COMMON, NOT_READY
 from api.state import StateStore
 from mdgw.metrics_http import render_metrics
-
-CONST_BODY = b'{"status":"ok"}'
-"""What ``/bench/const`` answers: the floor the order book route is compared with."""
 
 
 @get("/health", summary="Liveness", description='`{"status":"healthy"}` while the process runs.')
@@ -53,7 +49,7 @@ async def ready(store: NamedDependency[StateStore]) -> ReadyBody:
     "/metrics",
     summary="Prometheus metrics",
     media_type="text/plain; version=0.0.4; charset=utf-8",
-    description="Text exposition format (CONTRACT §7).",
+    description="Text exposition format (docs/protocol.md §7).",
 )
 async def prometheus() -> Response[bytes]:
     body, content_type = render_metrics()
@@ -111,12 +107,5 @@ def rss_bytes() -> int:
         return int(peak_kib) * 1024
 
 
-@get("/bench/const", include_in_schema=False, media_type=MediaType.JSON)
-async def bench_const() -> Response[Any]:
-    """Constant bytes: the cost of Litestar + the server alone (MDGW_API_BENCH_ROUTES=1)."""
-    return Response(content=CONST_BODY, media_type=MediaType.JSON)
-
-
 ROUTES = [health, ready, prometheus]
 API_ROUTES = [feeds, system_metrics]
-BENCH_ROUTES = [bench_const]

@@ -1,15 +1,26 @@
 // The live dashboard: one stream's verified book, depth, trades and 24h stats, the
 // cross-exchange book of its canonical symbol, and the connection's health.
 //
-// Page parameters: ?ws=ws://host:port/ws (default ws(s)://<page host>:8080/ws),
+// Page parameters: ?ws=ws://host:port/ws (default ws(s)://<page host>:8080/ws; another
+// host only if listed in api.dashboard_ws_hosts),
 // ?stream=EXCHANGE:SYMBOL, ?depth=20, ?token=<JWT> (gateway auth), ?key=<API key>.
 // Everything the page shows comes from mdclient.js (the verifying WebSocket client)
 // and GET /api/v1/symbols on the page's own origin (the REST API).
 
 import { MarketDataClient } from "./mdclient.js";
+import { chooseWsUrl } from "./wsurl.js";
 
 const params = new URLSearchParams(location.search);
-const WS_URL = params.get("ws") || `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:8080/ws`;
+// ?ws= may name only this page's host or one the operator allowed (wsurl.js says why).
+const WS_HOSTS = await fetch("dashboard.json")
+  .then((r) => (r.ok ? r.json() : {}))
+  .then((c) => (Array.isArray(c.ws_hosts) ? c.ws_hosts : []))
+  .catch(() => []);
+const WS_CHOICE = chooseWsUrl(params.get("ws"), location, WS_HOSTS);
+if (WS_CHOICE.refused) {
+  console.warn(`?ws=${WS_CHOICE.refused} refused: not this page's host nor in api.dashboard_ws_hosts`);
+}
+const WS_URL = WS_CHOICE.url;
 const DEPTH = [10, 20, 50, 100].includes(Number(params.get("depth"))) ? Number(params.get("depth")) : 20;
 const LADDER_ROWS = 17;
 const AGG_ROWS = 10;

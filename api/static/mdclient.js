@@ -1,5 +1,5 @@
 // mdclient.js: the reference JavaScript client of the gateway's WebSocket protocol
-// (CONTRACT §4, §5), the twin of gateway/client.py. Plain ES module, no build step,
+// (docs/protocol.md §4, §5), the twin of gateway/client.py. Plain ES module, no build step,
 // runs in browsers and in Node (the WebSocket class can be passed in).
 //
 //   import { MarketDataClient } from "./mdclient.js";
@@ -21,7 +21,7 @@
 export const JSON_PROTOCOL = "marketdata.v1.json";
 export const BOOK_CHANNELS = ["book", "aggregated_book"];
 
-// ---- CONTRACT §5 checksum ------------------------------------------------------------
+// ---- docs/protocol.md §5 checksum ----------------------------------------------
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
@@ -41,7 +41,7 @@ export function crc32(bytes) {
 }
 
 /**
- * CONTRACT §5: CRC-32 over little-endian float64 (price, quantity) pairs of the
+ * docs/protocol.md §5: CRC-32 over little-endian float64 (price, quantity) pairs of the
  * first 10 asks (ascending) then the first 10 bids (descending). Levels are
  * [price, quantity, ...] arrays, best first; extra items (venues) are ignored.
  */

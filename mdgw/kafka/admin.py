@@ -8,6 +8,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from mdgw.config import KafkaConfig
+from mdgw.kafka.security import security_conf
 
 
 class TopicAdminError(Exception):
@@ -22,13 +23,23 @@ class TopicSpec:
 
 
 def topic_specs(cfg: KafkaConfig) -> list[TopicSpec]:
-    """The topics of CONTRACT §2 plus the time-travel checkpoint topic."""
+    """The topics of docs/protocol.md §2.1, with the time-travel checkpoint topic."""
     retention = {"retention.ms": str(cfg.retention_ms)}
     return [
         TopicSpec(cfg.book_topic, cfg.partitions, {**retention, "cleanup.policy": "delete"}),
         TopicSpec(cfg.trades_topic, cfg.partitions, {**retention, "cleanup.policy": "delete"}),
         TopicSpec(
             cfg.snapshots_topic,
+            cfg.partitions,
+            {
+                "cleanup.policy": "compact",
+                "min.cleanable.dirty.ratio": "0.1",
+                "segment.ms": "600000",
+                "max.message.bytes": "8388608",
+            },
+        ),
+        TopicSpec(
+            cfg.stats_topic,
             cfg.partitions,
             {
                 "cleanup.policy": "compact",
@@ -47,9 +58,7 @@ def topic_specs(cfg: KafkaConfig) -> list[TopicSpec]:
 
 
 def admin_client(cfg: KafkaConfig) -> AdminClient:
-    return AdminClient(
-        {"bootstrap.servers": cfg.bootstrap, "security.protocol": cfg.security_protocol}
-    )
+    return AdminClient({"bootstrap.servers": cfg.bootstrap, **security_conf(cfg)})
 
 
 def create_topics(cfg: KafkaConfig, timeout: float = 30.0) -> dict[str, str]:

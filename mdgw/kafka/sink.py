@@ -15,6 +15,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from mdgw.config import KafkaConfig
 from mdgw.kafka.headers import Headers
+from mdgw.kafka.security import security_conf
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ class RecordSink(Protocol):
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
@@ -49,14 +50,16 @@ class DeliveryStats:
 class KafkaSink:
     """Idempotent producer: retries are safe, order per partition is kept."""
 
-    def __init__(self, cfg: KafkaConfig, *, linger_ms: float = 1.0, extra: dict | None = None):
+    def __init__(
+        self, cfg: KafkaConfig, *, linger_ms: float | None = None, extra: dict | None = None
+    ):
         conf = {
             "bootstrap.servers": cfg.bootstrap,
-            "security.protocol": cfg.security_protocol,
+            **security_conf(cfg),
             "client.id": cfg.client_id,
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": linger_ms,
+            "linger.ms": cfg.producer_linger_ms if linger_ms is None else linger_ms,
             "compression.type": "lz4",
             "message.max.bytes": 8_388_608,
             "queue.buffering.max.messages": 500_000,
@@ -79,8 +82,8 @@ class KafkaSink:
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
@@ -123,8 +126,8 @@ class MemorySink:
     def send(
         self,
         topic: str,
-        key: str,
-        value: bytes,
+        key: str | bytes | None,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from mdgw.config import KafkaConfig
 from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, Headers, int_header
+from mdgw.kafka.security import security_conf
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +43,16 @@ class Record:
 def consumer_conf(cfg: KafkaConfig, group_id: str, **extra: object) -> dict:
     return {
         "bootstrap.servers": cfg.bootstrap,
-        "security.protocol": cfg.security_protocol,
+        **security_conf(cfg),
         "group.id": group_id,
         "client.id": cfg.client_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "fetch.wait.max.ms": 5,
-        "fetch.min.bytes": 1,
+        # The broker answers a fetch as soon as fetch.min.bytes are there, so a long
+        # wait costs no latency and spares both sides empty fetches (bench/README.md).
+        "fetch.wait.max.ms": cfg.fetch_wait_max_ms,
+        "fetch.min.bytes": cfg.fetch_min_bytes,
         "queued.max.messages.kbytes": 65536,
         "enable.partition.eof": False,
         "reconnect.backoff.ms": 100,
@@ -116,6 +120,19 @@ def read_to_end(
             raise TimeoutError(f"reading {topic} to its end timed out; left: {ends}")
     finally:
         consumer.close()
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records consumed together, with when the consumer thread got them."""
+
+    records: list[Record]
+    received_ns: int
+    """perf_counter_ns when the thread had them."""
+    received_wall_ns: int
+    """time.time_ns at the same moment (compared with producers' ingest_ns)."""
+    loop_ns: int = 0
+    """perf_counter_ns when the event loop started on them."""
 
 
 @dataclass(slots=True)
@@ -192,13 +209,44 @@ class ThreadedConsumer:
         self._consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
 
     def start(
-        self, loop: asyncio.AbstractEventLoop, on_batch: Callable[[list[Record]], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_batch: Callable[[list[Record]], None],
+        on_drained: Callable[[list[Batch]], None] | None = None,
+        budget_s: float = 0.02,
     ) -> None:
-        def deliver(batch: list[Record]) -> None:
+        """Hand batches to ``on_batch`` on the loop, then ``on_drained`` with those handled.
+
+        The thread queues batches and wakes the loop only when it is not already due
+        to run (one ``call_soon_threadsafe``, i.e. one self-pipe write, per wake-up,
+        not per batch). The loop handles what is queued within ``budget_s``, then lets
+        other callbacks and I/O run (handshakes, control messages) before the rest.
+        """
+        queue: deque[Batch] = deque()
+        scheduled = threading.Event()
+
+        def drain() -> None:
+            scheduled.clear()
+            t0 = time.perf_counter_ns()
+            deadline = t0 + int(budget_s * 1e9)
+            done: list[Batch] = []
             try:
-                on_batch(batch)
+                while queue:
+                    batch = queue.popleft()
+                    batch.loop_ns = time.perf_counter_ns()
+                    try:
+                        on_batch(batch.records)
+                    finally:
+                        self._inflight.release()
+                    done.append(batch)
+                    if queue and time.perf_counter_ns() > deadline:
+                        if not scheduled.is_set():
+                            scheduled.set()
+                            loop.call_soon(drain)
+                        break
             finally:
-                self._inflight.release()
+                if on_drained is not None and done:
+                    on_drained(done)
 
         def run() -> None:
             while not self._stop.is_set():
@@ -213,23 +261,29 @@ class ThreadedConsumer:
                     self._note_error(str(e))
                     time.sleep(0.5)
                     continue
-                if not msgs:
-                    continue
                 now = time.perf_counter_ns()
-                batch: list[Record] = []
+                wall = time.time_ns()
+                records: list[Record] = []
                 for m in msgs:
                     err = m.error()
                     if err is not None:
                         self._note_error(err.str())
                         continue
-                    batch.append(to_record(m, now))
+                    records.append(to_record(m, now))
                     self._positions[(m.topic(), m.partition())] = m.offset() + 1
-                if batch:
-                    self.connected = True
-                    while not self._inflight.acquire(timeout=0.2):
-                        if self._stop.is_set():
-                            return
-                    loop.call_soon_threadsafe(deliver, batch)
+                if not records:
+                    continue
+                self.connected = True
+                while not self._inflight.acquire(timeout=0.2):
+                    if self._stop.is_set():
+                        return
+                queue.append(Batch(records, now, wall))
+                if not scheduled.is_set():
+                    scheduled.set()
+                    try:
+                        loop.call_soon_threadsafe(drain)
+                    except RuntimeError:  # the loop is closed: shutting down
+                        return
 
         self._thread = threading.Thread(target=run, name="kafka-consumer", daemon=True)
         self._thread.start()

@@ -83,10 +83,11 @@ def parse_line(text: str) -> RawLine | None:
         return RawLine("connect", seconds_to_ns(ts), url, None)
     if head_ == "configuration":
         return RawLine("config", None, "", decode_json(body))
-    for marker, kind in ((" <- ", "sent"), (" -> ", "http")):
+    markers: tuple[tuple[str, LineKind], ...] = ((" <- ", "sent"), (" -> ", "http"))
+    for marker, kind in markers:
         url, arrow, ts = head_.rpartition(marker)
         if arrow:
-            return RawLine(kind, seconds_to_ns(ts), url, decode_json(body))  # type: ignore[arg-type]
+            return RawLine(kind, seconds_to_ns(ts), url, decode_json(body))
     return RawLine("received", seconds_to_ns(head_), "", decode_json(body))
 
 

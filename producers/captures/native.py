@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
+from io import BufferedIOBase
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -87,7 +88,7 @@ class NativeCaptureWriter:
 
 
 def iter_records(
-    stream: BinaryIO, *, max_record_bytes: int = MAX_RECORD_BYTES
+    stream: BinaryIO | BufferedIOBase, *, max_record_bytes: int = MAX_RECORD_BYTES
 ) -> Iterator[tuple[int, bytes]]:
     """``(recv_ns, payload)`` of a stream positioned after the header. Errors carry
     the record number as ``line`` (the caller adds the path)."""

@@ -2,7 +2,7 @@
 
 A venue handler decides *what* a message means (snapshot, diff, gap, trade); a
 :class:`StreamNormalizer` turns that into the project's normalized records
-(CONTRACT.md section 2):
+(docs/protocol.md §2.2):
 
 - book records numbered 1, 2, 3 ... per stream, ``prev_sequence`` = previous;
 - the first record is a full-book snapshot, and so is the first record after
@@ -120,7 +120,7 @@ class LocalBook:
         return bool(self.bids and self.asks and self.bids.keys()[-1] >= self.asks.keys()[0])
 
     def checksum(self) -> int:
-        """CONTRACT.md section 5 (``core.checksum``): top 10 asks then top 10 bids."""
+        """docs/protocol.md §5 (``core.checksum``): top 10 asks then top 10 bids."""
         asks = [(p, e[0]) for p, e in self.top("ask", CHECKSUM_LEVELS)]
         bids = [(p, e[0]) for p, e in self.top("bid", CHECKSUM_LEVELS)]
         return book_checksum(asks, bids)

@@ -1,4 +1,4 @@
-"""Native venue symbols -> canonical ``BASE-QUOTE`` names (CONTRACT.md section 1).
+"""Native venue symbols -> canonical ``BASE-QUOTE`` names (docs/protocol.md §1).
 
 Rules, per venue; anything that does not fit is *unknown* (``None``), never guessed:
 

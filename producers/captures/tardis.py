@@ -68,9 +68,13 @@ class Row:
 def parse_header(text: str) -> tuple[Kind, tuple[int, ...]]:
     """The file kind and the position of each expected column."""
     names = [n.strip() for n in text.split(",")]
-    for kind, columns in (("book", BOOK_COLUMNS), ("trades", TRADE_COLUMNS)):
+    kinds: tuple[tuple[Kind, tuple[str, ...]], ...] = (
+        ("book", BOOK_COLUMNS),
+        ("trades", TRADE_COLUMNS),
+    )
+    for kind, columns in kinds:
         if set(columns) <= set(names):
-            return kind, tuple(names.index(c) for c in columns)  # type: ignore[return-value]
+            return kind, tuple(names.index(c) for c in columns)
     raise UnknownFormatError(f"not a Tardis incremental_book_L2/trades header: {text[:80]!r}")
 
 

@@ -1,6 +1,6 @@
 """Canonical symbols from the command line -> each venue's native names, and back.
 
-The user names streams canonically (``BTC-USDT``, CONTRACT.md section 1); a
+The user names streams canonically (``BTC-USDT``, docs/protocol.md §1); a
 connector subscribes with the venue's own names:
 
 - Binance: ``BTCUSDT`` (upper case; streams use the lower-case form ``btcusdt@depth@100ms``);

@@ -15,12 +15,13 @@ import pytest
 HERE = Path(__file__).resolve().parent
 
 
-def test_js_client_unit_tests_pass_under_node() -> None:
+@pytest.mark.parametrize("suite", ["mdclient.test.mjs", "wsurl.test.mjs"])
+def test_js_client_unit_tests_pass_under_node(suite: str) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node not found: the JS client's unit tests need Node.js >= 18")
     result = subprocess.run(
-        [node, "--test", str(HERE / "mdclient.test.mjs")],
+        [node, "--test", str(HERE / suite)],
         capture_output=True,
         text=True,
         timeout=120,

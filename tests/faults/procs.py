@@ -47,6 +47,8 @@ def base_env(cfg: KafkaConfig, **extra: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         MDGW_API_RATE_LIMIT="0",  # tests poll the API fast; the limiter is tested elsewhere
         MDGW_GATEWAY_CONNECTS_PER_MINUTE_PER_IP="1000000",
+        MDGW_GATEWAY_MAX_CONNECTIONS_PER_IP="0",
+        MDGW_GATEWAY_OPS_REQUESTS_PER_SECOND="0",  # tests poll /health and /metrics fast
     )
     env.update(extra)
     return env

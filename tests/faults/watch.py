@@ -128,6 +128,7 @@ def fresh_topics(bootstrap: str, partitions: int = 3) -> Iterator[KafkaConfig]:
         trades_topic=f"{prefix}.{base.trades_topic}",
         snapshots_topic=f"{prefix}.{base.snapshots_topic}",
         checkpoints_topic=f"{prefix}.{base.checkpoints_topic}",
+        stats_topic=f"{prefix}.{base.stats_topic}",
         dlq_topic=f"{prefix}.{base.dlq_topic}",
         partitions=partitions,
     )

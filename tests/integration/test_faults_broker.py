@@ -154,7 +154,7 @@ async def test_broker_restart_mid_stream(
         assert not oracle.skipped, oracle.skipped[:5]
         assert diff(got_gw, want) == [], st.dump()
         assert diff(got_api, want) == [], st.dump()
-        # while Kafka was unreachable every subscription was told `stale` (docs/protocol.md)
+        # while Kafka was unreachable every subscription was told `stale` (docs/protocol.md §4.4)
         assert down_events.get("status:stale", 0) >= len(STREAMS), down_events
         # and the API said it was not ready (then ready again: awaited above)
         assert 503 in ready_codes, f"/ready while the broker was down: {_runs(ready_codes)}"

@@ -3,7 +3,7 @@
 Garbage bytes, protobuf-valid records with unacceptable content, a sequence going
 backwards, a 10 MB record, a key that does not match its record, a trade and a
 tombstone on the book topic: each goes to the DLQ with the four headers of
-CONTRACT §2 (once: the gateway's writer dead-letters, the API only counts), the
+docs/protocol.md §2.3 (once: the gateway's writer dead-letters, the API only counts), the
 ``dlq_records_total`` counter moves by exactly that many, no process dies, and
 every book equals the rebuild from the good records alone.
 """

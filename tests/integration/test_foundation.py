@@ -30,6 +30,7 @@ def test_topics_command_is_idempotent_and_compaction_is_on(config) -> None:
         "MDGW_KAFKA_SNAPSHOTS_TOPIC": config.kafka.snapshots_topic + ".cli",
         "MDGW_KAFKA_CHECKPOINTS_TOPIC": config.kafka.checkpoints_topic + ".cli",
         "MDGW_KAFKA_DLQ_TOPIC": config.kafka.dlq_topic + ".cli",
+        "MDGW_KAFKA_STATS_TOPIC": config.kafka.stats_topic + ".cli",
     }
     import os
 
@@ -37,13 +38,15 @@ def test_topics_command_is_idempotent_and_compaction_is_on(config) -> None:
     first = subprocess.run(
         run, env={**os.environ, **env_cfg}, capture_output=True, text=True, timeout=60, check=True
     )
-    assert first.stdout.count(": created") == 5
+    assert first.stdout.count(": created") == 6
     again = subprocess.run(
         run, env={**os.environ, **env_cfg}, capture_output=True, text=True, timeout=60, check=True
     )
-    assert again.stdout.count(": exists") == 5
+    assert again.stdout.count(": exists") == 6
     snap = describe_topic_config(config.kafka, env_cfg["MDGW_KAFKA_SNAPSHOTS_TOPIC"])
     assert snap["cleanup.policy"] == "compact"
+    stats = describe_topic_config(config.kafka, env_cfg["MDGW_KAFKA_STATS_TOPIC"])
+    assert stats["cleanup.policy"] == "compact"
     book = describe_topic_config(config.kafka, env_cfg["MDGW_KAFKA_BOOK_TOPIC"])
     assert book["cleanup.policy"] == "delete"
     names = [v for k, v in env_cfg.items() if k.endswith("_TOPIC")]

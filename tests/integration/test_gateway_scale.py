@@ -23,7 +23,12 @@ async def test_thousand_concurrent_connections_stay_exact(config) -> None:
     once the feed stops every level of every client's depth-20 book equals the server's."""
     # all clients come from 127.0.0.1: lift the per-IP connection-attempt limit; the
     # handshake timeout is generous because CI machines are shared and noisy
-    gw = dataclasses.replace(config.gateway, connects_per_minute_per_ip=0, handshake_timeout=60)
+    gw = dataclasses.replace(
+        config.gateway,
+        connects_per_minute_per_ip=0,
+        max_connections_per_ip=0,
+        handshake_timeout=60,
+    )
     config = dataclasses.replace(config, gateway=gw)
     # a modest feed: two client processes must verify every message of 1,000 clients
     async with gateway_with_feed(config, rate=60) as (rt, url, sim):

@@ -244,6 +244,7 @@ async def test_wss_end_to_end_and_origin_allow_list(config, tmp_path) -> None:
 
 
 def test_token_command_prints_a_verifiable_token() -> None:
+    import os
     import subprocess
     import sys
 
@@ -257,8 +258,6 @@ def test_token_command_prints_a_verifiable_token() -> None:
             "bob",
             "--ttl",
             "60",
-            "--secret",
-            SECRET,
             "--symbols",
             "KRAKEN:BTC-USD",
         ],
@@ -266,6 +265,7 @@ def test_token_command_prints_a_verifiable_token() -> None:
         text=True,
         timeout=60,
         check=True,
+        env={**os.environ, "MDGW_AUTH_JWT_SECRET": SECRET},  # never on the command line
     ).stdout.strip()
     decoded = jwt.decode(out, SECRET, algorithms=["HS256"], issuer=ISS)
     assert decoded["sub"] == "bob" and decoded["symbols"] == ["KRAKEN:BTC-USD"]

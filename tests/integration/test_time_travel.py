@@ -244,19 +244,19 @@ async def test_rest_book_at_instant_equals_the_live_clients_book(config) -> None
                     if (await http.get("/ready")).status_code == 200:
                         break
                     await asyncio.sleep(0.2)
-                # every state of the second half (the first checkpoints exist by then), at
-                # its exact instant in ns, and at the ISO form's microsecond (rounded down:
-                # the state of the last record at or before it)
+                # every state of the second half (the first checkpoints exist by then);
+                # ?at= has millisecond resolution (answers are cached by the ms): the book
+                # as it was at the start of that millisecond, asked in ns and in ISO form
                 later = states[len(states) // 2 :]
-                for i, (ingest, seq, levels) in enumerate(later):
+                for ingest, _, _ in later:
                     iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ingest // 10**9))
                     micros = ingest // 1000 % 10**6
-                    iso_ns = ingest // 1000 * 1000
-                    before = [st for st in later[: i + 1] if st[0] <= iso_ns]
-                    checks = [(str(ingest), seq, levels)]
-                    if before:
-                        checks.append((f"{iso}.{micros:06d}Z", before[-1][1], before[-1][2]))
-                    for at, want_seq, (bids, asks) in checks:
+                    ms_start = ingest // 10**6 * 10**6
+                    before = [st for st in states if st[0] <= ms_start]
+                    if not before:
+                        continue
+                    _, want_seq, (bids, asks) = max(before, key=lambda st: st[1])
+                    for at in (str(ingest), f"{iso}.{micros:06d}Z"):
                         r = await http.get(
                             f"/api/v1/orderbook/{STREAM}", params={"depth": 1000, "at": at}
                         )

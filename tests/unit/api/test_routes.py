@@ -1,4 +1,4 @@
-"""Every route of CONTRACT §6 and its shape, over an in-memory Market."""
+"""Every route of docs/protocol.md §6 and its shape, over an in-memory Market."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from api.app import STATIC_DIR
+from api.app import STATIC_DIR, create_app
 from api.models import OrderBookBody
+from api.state import StateStore
 from core.market import Market
 from core.types import BookUpdate, Exchange, Statistics
-from tests.unit.api.apidata import BINANCE_ASKS, BINANCE_BIDS, NOW
+from tests.unit.api.apidata import BINANCE_ASKS, BINANCE_BIDS, NOW, make_config
 
 Client = TestClient[Litestar]
 BOOK_KEYS = {"exchange", "symbol", "timestamp", "sequence", "checksum", "bids", "asks", "status"}
 
 
 def contract_checksum(bids: list[list[float]], asks: list[list[float]]) -> int:
-    """CONTRACT §5, verbatim."""
+    """docs/protocol.md §5, verbatim."""
     return zlib.crc32(b"".join(struct.pack("<dd", p, q) for p, q in asks[:10] + bids[:10]))
 
 
@@ -261,17 +262,20 @@ def test_gzip_for_large_answers_only(client: Client) -> None:
     assert "content-encoding" not in small.headers
 
 
-def test_cors_preflight(client: Client) -> None:
-    r = client.options(
-        "/api/v1/symbols",
-        headers={
-            "Origin": "https://example.org",
-            "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "X-API-Key",
-        },
-    )
+def test_cors_is_off_unless_configured(client: Client, make_client) -> None:
+    preflight = {
+        "Origin": "https://example.org",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "X-API-Key",
+    }
+    r = client.get("/api/v1/symbols", headers={"Origin": "https://example.org"})
+    assert "access-control-allow-origin" not in r.headers
+    r = client.options("/api/v1/symbols", headers=preflight)
+    assert "access-control-allow-origin" not in r.headers
+    c = make_client(cors_origins=("https://example.org",))
+    r = c.options("/api/v1/symbols", headers=preflight)
     assert r.status_code in (200, 204)
-    assert r.headers["access-control-allow-origin"] == "*"
+    assert r.headers["access-control-allow-origin"] == "https://example.org"
 
 
 def test_cors_origins_from_config(make_client) -> None:
@@ -282,8 +286,13 @@ def test_cors_origins_from_config(make_client) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
-def test_bench_route_only_when_enabled(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert make_client().get("/bench/const").status_code == 404
-    monkeypatch.setenv("MDGW_API_BENCH_ROUTES", "1")
-    r = make_client().get("/bench/const")
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+def test_the_api_serves_no_bench_route_and_extra_routes_on_request(market: Market) -> None:
+    from bench.api_server import BENCH_ROUTES
+
+    with TestClient(create_app(make_config(rate_limit=0), StateStore(market))) as plain:
+        assert plain.get("/bench/const").status_code == 404
+    app = create_app(make_config(rate_limit=0), StateStore(market), extra_routes=BENCH_ROUTES)
+    with TestClient(app) as bench:
+        r = bench.get("/bench/const")
+        assert r.status_code == 200 and r.json() == {"status": "ok"}
+        assert bench.get("/api/v1/symbols").status_code == 200

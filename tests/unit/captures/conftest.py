@@ -11,7 +11,7 @@ from producers.captures import CaptureEvent
 
 
 def check_normalized(events: Iterable[CaptureEvent]) -> dict[str, int]:
-    """Assert the CONTRACT section 2 shape per stream; returns book records per stream.
+    """Assert the docs/protocol.md §2.2 shape per stream; returns book records per stream.
 
     Book sequences 1, 2, 3 ... with prev = previous, the first one a snapshot;
     trade sequences 1, 2, 3 ...; receive times never go backwards.

@@ -28,7 +28,7 @@ def test_core_book_matches_every_kraken_checksum(captures: Path) -> None:
         assert isinstance(update, BookUpdate)
         book = books.setdefault(update.symbol, OrderBook(update.exchange, update.symbol))
         book.apply(update)
-        assert book.checksum() == update.checksum  # CONTRACT section 5, both sides agree
+        assert book.checksum() == update.checksum  # docs/protocol.md §5, both sides agree
         if update.is_snapshot:
             continue
         index = seen.get(update.symbol, 0)

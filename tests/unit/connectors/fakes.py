@@ -199,7 +199,7 @@ def decoded(sink: MemorySink) -> list[BookUpdate | Trade]:
 
 
 def check_published(sink: MemorySink, base_min: int = 10**15) -> Published:
-    """Assert CONTRACT section 2 per stream and rebuild every book with ``OrderBook``.
+    """Assert docs/protocol.md §2.2 per stream and rebuild every book with ``OrderBook``.
 
     Book records: the first a snapshot, then ``sequence == prev + 1`` and
     ``prev_sequence == previous sequence``, starting above ``base_min`` (the

@@ -104,7 +104,7 @@ def merged_top(books: dict[str, RefBook], n: int) -> tuple[list[AggLevel], list[
 
 
 class Client:
-    """A subscriber applying messages exactly as CONTRACT §4 tells clients to."""
+    """A subscriber applying messages exactly as docs/protocol.md §4.4 tells clients to."""
 
     def __init__(self, depth: int) -> None:
         self.depth = depth

@@ -263,7 +263,7 @@ def test_book_equals_the_naive_model(ops: list[tuple]) -> None:
 
 
 def contract_checksum(asks: list, bids: list) -> int:
-    """CONTRACT §5, literally."""
+    """docs/protocol.md §5, literally."""
     return zlib.crc32(b"".join(struct.pack("<dd", p, q) for p, q in asks[:10] + bids[:10]))
 
 

@@ -1,4 +1,4 @@
-"""Checksum of CONTRACT §5: the fast version must equal the contract's literal expression."""
+"""Checksum of docs/protocol.md §5: the fast version must equal the literal expression."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from core.ladder import Ladder
 
 
 def literal(asks: list, bids: list) -> int:
-    """CONTRACT §5, character for character."""
+    """docs/protocol.md §5, character for character."""
     return zlib.crc32(b"".join(struct.pack("<dd", p, q) for p, q in asks[:10] + bids[:10]))
 
 

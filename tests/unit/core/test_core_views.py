@@ -1,4 +1,4 @@
-"""Depth views: exact deltas for every depth, raw and conflated (CONTRACT §4 guarantees 1-3)."""
+"""Depth views: exact deltas for every depth, raw and conflated (docs/protocol.md §4.4, 1-3)."""
 
 from __future__ import annotations
 

@@ -5,45 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from websockets.protocol import State
 
 from core.market import Market
 from core.types import BookUpdate, Exchange
 from gateway.client import LocalBook
 from gateway.hub import Hub, ViewKey
 from gateway.session import Session
-
-
-class FakeProtocol:
-    def __init__(self) -> None:
-        self.state = State.OPEN
-        self.frames: list[tuple[bool, bytes]] = []
-
-    def send_text(self, data: bytes) -> None:
-        self.frames.append((True, data))
-
-    def send_binary(self, data: bytes) -> None:
-        self.frames.append((False, data))
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.buffered = 0
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def is_closing(self) -> bool:
-        return False
-
-
-class FakeConn:
-    def __init__(self) -> None:
-        self.protocol = FakeProtocol()
-        self.transport = FakeTransport()
-
-    def send_data(self) -> None:
-        pass
+from schemas import wire
+from tests.unit.gateway.fakes import FakeConn, frames_of, messages_of
 
 
 def snapshot(seq: int, bids: list, asks: list) -> BookUpdate:
@@ -55,11 +24,7 @@ def delta(seq: int, bids: list, asks: list) -> BookUpdate:
 
 
 def messages(session: Session) -> list[dict[str, Any]]:
-    out = []
-    for _, frame in session.conn.protocol.frames:
-        data = orjson.loads(frame)
-        out.extend(data if isinstance(data, list) else [data])
-    return out
+    return messages_of(session.conn)
 
 
 def setup(batch: bool = False) -> tuple[Market, Hub, Session]:
@@ -97,26 +62,35 @@ def test_subscriber_gets_snapshot_then_exact_chained_updates() -> None:
     assert book.top_bids() == market.book("KRAKEN:BTC-USD").bids(10)
 
 
-def test_encoded_once_for_every_subscriber() -> None:
+def test_encoded_once_for_every_subscriber(monkeypatch: Any) -> None:
     market, hub, s = setup()
     others = [Session(FakeConn(), binary=False, batch=False) for _ in range(3)]
     key = ViewKey(False, "KRAKEN:BTC-USD", 20, False)
     for x in [s, *others]:
         hub.add_view(x, key)
+    encoded: list[bytes] = []
+    real = wire.book_json
+
+    def counting(msg: Any, aggregated: bool = False) -> bytes:
+        encoded.append(real(msg, aggregated=aggregated))
+        return encoded[-1]
+
+    monkeypatch.setattr(wire, "book_json", counting)
     feed(market, hub, delta(2, [(100.5, 1.0)], []))
-    last = [x.conn.protocol.frames[-1][1] for x in [s, *others]]
-    assert all(frame is last[0] for frame in last)  # the same bytes object
+    assert len(encoded) == 1
+    assert all(frames_of(x.conn)[-1][1] == encoded[0] for x in [s, *others])
+    assert all(x.conn.transport.writes == 2 for x in [s, *others])  # snapshot, then the tick
 
 
 def test_batching_packs_one_tick_into_one_frame() -> None:
     market, hub, s = setup(batch=True)
     hub.add_view(s, ViewKey(False, "KRAKEN:BTC-USD", 20, False))
-    before = len(s.conn.protocol.frames)
+    before = len(frames_of(s.conn))
     for seq in (2, 3, 4):
         event = market.apply_book(delta(seq, [(100.0 - seq, 1.0)], []), 0)
         hub.on_book(event.stream, event.result, None)
     hub.flush()
-    frames = s.conn.protocol.frames[before:]
+    frames = frames_of(s.conn)[before:]
     assert len(frames) == 1 and len(orjson.loads(frames[0][1])) == 3
 
 
@@ -136,7 +110,7 @@ def test_slow_session_drops_deltas_then_resyncs_then_is_closed() -> None:
     feed(market, hub, delta(2, [(100.0, 2.0)], []))
     assert s.behind_since is not None
     feed(market, hub, delta(3, [(100.0, 3.0)], []))
-    assert s.dropped == 1
+    assert s.dropped == 2  # the held delta 2 and the skipped delta 3
     s.conn.transport.buffered = 0
     closed: list[int] = []
     hub.check_slow(lambda sess, code, reason: closed.append(code))

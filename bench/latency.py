@@ -1,0 +1,920 @@
+"""The gateway's latency against its floor, in one command (issue 14).
+
+    .venv/bin/python -m bench.latency            # everything, ~10 min
+    .venv/bin/python -m bench.latency --quick    # smoke version, ~4 min, no 10,000-client run
+    .venv/bin/python -m bench.latency --only capacity,moderate,hops
+
+The floor is ``bench.latency_floor``: a plain picows broadcaster with no Kafka and
+no books, sending pre-built JSON book updates of the gateway's frame size, each
+stamped with a fresh ``ingest_ts``. Every figure of the gateway (real Kafka,
+``mdgw simulate`` feeding the 9 streams of ``--symbols 3``, ``mdgw gateway``) is
+measured beside the floor's, with the same clients (``bench.latency_client``:
+picows + orjson, each on 3 of the 9 streams, depth 20, raw, JSON), in the same run.
+
+Workloads (``--only``): ``capacity`` (the floor's rate stepped up; always run,
+every other rate derives from it), ``moderate`` (a quarter of it, 1,000
+clients), ``big`` (the same messages/s to 10,000 clients in 8 processes),
+``hops`` (the gateway's /metrics over the moderate window), ``overload`` (4x the
+capacity: ages, resyncs, 1013 closes, the spread per client), ``responsive``
+(during overload: 1,000 new clients connect, a few ping every 100 ms),
+``workers`` (overload with ``--workers 2``), ``kafka`` (producer linger.ms and
+consumer fetch.wait.max.ms sweep at moderate load), ``ingest`` (gateway CPU per
+record with no clients, broker CPU with and without the gateway).
+
+Writes ``bench/results/latency.json`` and ``bench/results/latency.png`` and prints
+the tables; bench/README.md ("Latency against the floor") explains the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import latency_stats as st
+from bench import procs
+from bench.common import bench_config, drop_topics, write_result
+from bench.fanout import free_port
+from mdgw.config import Config
+from producers.simulator import default_streams
+
+SYMBOLS = 3
+STREAMS = [s.key for s in default_streams(SYMBOLS)]
+PER_CLIENT = 3
+SHARE = PER_CLIENT / len(STREAMS)
+"""Each message goes to this share of the clients."""
+GATEWAY_ENV: dict[str, object] = {
+    "MDGW_GATEWAY_MAX_CONNECTIONS": 20_000,
+    # pings every 100 ms are 10 control messages/s: above the default 5/s limit
+    "MDGW_GATEWAY_CONTROL_RATE": 50,
+    "MDGW_GATEWAY_CONTROL_BURST": 100,
+}
+ALL = (
+    "capacity",
+    "moderate",
+    "hops",
+    "big",
+    "overload",
+    "responsive",
+    "workers",
+    "kafka",
+    "ingest",
+)
+QUICK = ("capacity", "moderate", "hops", "overload", "responsive", "workers", "kafka", "ingest")
+
+
+def log(msg: str) -> None:
+    print(f"[latency {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---- processes --------------------------------------------------------------------------
+
+
+def broker_pid(port: int) -> int | None:
+    """The broker listening on ``port`` (other brokers may run on this machine)."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"kafka.Kafka" not in cmd:
+            continue
+        props = (
+            cmd[cmd.index(b"kafka.Kafka") + 1] if cmd.index(b"kafka.Kafka") + 1 < len(cmd) else b""
+        )
+        try:
+            text = Path(props.decode()).read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if f":{port}" in "".join(ln for ln in text.splitlines() if ln.startswith("listeners")):
+            return int(name)
+    return None
+
+
+@dataclass
+class Clients:
+    """A set of ``bench.latency_client`` processes."""
+
+    name: str
+    port: int
+    count: int
+    procs: list[procs.Proc] = field(default_factory=list)
+    outs: list[Path] = field(default_factory=list)
+    snaps: int = 0
+
+    def cpu(self) -> float:
+        return sum(p.cpu() for p in self.procs)
+
+    sizes: list[int] = field(default_factory=list)
+    """Clients per process."""
+
+    def send(self, sig: int, ready_timeout: float = 30.0) -> None:
+        """``sig`` to every process once it handles signals (a loaded machine can take
+        seconds to start an interpreter; the default action would kill it)."""
+        deadline = time.monotonic() + ready_timeout
+        for p, out in zip(self.procs, self.outs, strict=True):
+            ready = Path(f"{out}.ready")
+            while not ready.exists() and p.popen.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, sig)
+
+    def snapshot(self, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Every process's results so far (SIGUSR2), without stopping them."""
+        self.snaps += 1
+        self.send(signal.SIGUSR2)
+        return [self._read(i, self.snaps, timeout) for i in range(len(self.outs))]
+
+    def finish(self, timeout: float = 60.0) -> list[dict[str, Any]]:
+        self.send(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        for p in self.procs:
+            try:
+                p.popen.wait(max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.stop(2)
+        return [self._read(i, -1, 2.0) for i in range(len(self.outs))]
+
+    def _read(self, i: int, snap: int, timeout: float) -> dict[str, Any]:
+        out = self.outs[i]
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError, ValueError):
+                r = json.loads(out.read_text())
+                if r.get("snapshot") == snap or snap == -1:
+                    return dict(r)
+            if time.monotonic() > deadline:
+                return {"error": f"{out.name}: no result {snap}", "clients": self.sizes[i]}
+            time.sleep(0.1)
+
+
+def start_clients(
+    name: str,
+    port: int,
+    clients: int,
+    nprocs: int,
+    duration: float,
+    tmp: Path,
+    *,
+    offset: int = 0,
+    pingers: int = 0,
+) -> Clients:
+    cs = Clients(name, port, clients)
+    first = offset
+    for i in range(nprocs):
+        n = clients // nprocs + (1 if i < clients % nprocs else 0)
+        out = tmp / f"{name}-{i}.json"
+        argv = ["nice", "-n", str(procs.CLIENT_NICE)] if procs.CLIENT_NICE else []
+        argv += [procs.PY, "-m", "bench.latency_client", "--url", f"ws://127.0.0.1:{port}/ws"]
+        argv += ["--clients", str(n), "--offset", str(first), "--streams", ",".join(STREAMS)]
+        argv += ["--duration", str(duration), "--out", str(out), "--pingers", str(pingers)]
+        cs.procs.append(procs.spawn(f"{name}{i}", argv, dict(os.environ)))
+        cs.outs.append(out)
+        cs.sizes.append(n)
+        first += n
+    return cs
+
+
+def wait_connected(cs: Clients, expect: int, timeout: float) -> float:
+    """Seconds until ``expect`` connections are established on the port (or timeout)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if procs.established(cs.port) >= expect:
+            break
+        if all(p.popen.poll() is not None for p in cs.procs):
+            break
+        time.sleep(0.1)
+    elapsed = time.monotonic() - t0
+    time.sleep(1.0 + cs.count / 5000)  # subscriptions and first snapshots drain
+    return elapsed
+
+
+class Server:
+    """The floor or a gateway: a port to connect to, a feed rate to set, CPU to read."""
+
+    port: int
+    proc: procs.Proc
+    kind: str
+
+    def feed(self, rate: float, seconds: float, **env: object) -> procs.Proc | None:
+        raise NotImplementedError
+
+    def metrics(self) -> str:
+        return ""
+
+    def counters(self) -> dict[str, int]:
+        return {}
+
+    def stop(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Floor(Server):
+    kind = "floor"
+
+    def __init__(self, frame_bytes: int) -> None:
+        self.port = free_port()
+        argv = [procs.PY, "-m", "bench.latency_floor", "--port", str(self.port)]
+        argv += ["--streams", ",".join(STREAMS), "--frame-bytes", str(frame_bytes)]
+        self.proc = procs.spawn(
+            f"floor{self.port}",
+            argv,
+            dict(os.environ),
+            stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+        )
+        assert self.proc.popen.stdout is not None
+        line = self.proc.popen.stdout.readline()
+        if not line.startswith(b"ready"):
+            raise RuntimeError(f"floor did not start: {line!r}")
+
+    def feed(self, rate: float, seconds: float, **env: object) -> procs.Proc | None:
+        stdin = self.proc.popen.stdin
+        assert stdin is not None
+        stdin.write(f"{rate}\n".encode())
+        stdin.flush()
+        return None
+
+    def counters(self) -> dict[str, int]:
+        """Messages produced, frames sent and dropped so far (the floor prints them on "?")."""
+        p = self.proc.popen
+        assert p.stdin is not None and p.stdout is not None
+        p.stdin.write(b"?\n")
+        p.stdin.flush()
+        return dict(json.loads(p.stdout.readline()))
+
+    def stop(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            assert self.proc.popen.stdin is not None and self.proc.popen.stdout is not None
+            self.proc.popen.stdin.close()
+            out = json.loads(self.proc.popen.stdout.readline() or b"{}")
+        self.proc.stop(10)
+        return out
+
+
+class Gateway(Server):
+    kind = "gateway"
+
+    def __init__(self, workers: int = 1, **env: object) -> None:
+        self.cfg: Config = bench_config()
+        self.port = free_port()
+        self.proc = procs.start_gateway(self.cfg, self.port, workers=workers, **(GATEWAY_ENV | env))
+        try:
+            procs.wait_gateway(self.proc, self.port, timeout=90)
+            prime = self.feed(200, 1.0)
+            assert prime is not None
+            prime.popen.wait(60)
+            procs.wait_gateway(self.proc, self.port, streams=len(STREAMS), timeout=60)
+        except Exception:
+            self.stop()
+            raise
+
+    def feed(self, rate: float, seconds: float, **env: object) -> procs.Proc | None:
+        argv = [procs.PY, "-m", "mdgw", "simulate", "--rate", str(rate)]
+        argv += ["--symbols", str(SYMBOLS), "--duration", str(seconds)]
+        return procs.spawn(f"sim{int(rate)}", argv, procs.kafka_env(self.cfg, **env))
+
+    def metrics(self) -> str:
+        try:
+            return procs.http_get(f"http://127.0.0.1:{self.port}/metrics", 20.0).decode()
+        except OSError:
+            return ""
+
+    def stop(self) -> dict[str, Any]:
+        self.proc.stop(20)
+        with contextlib.suppress(Exception):
+            drop_topics(self.cfg.kafka)
+        return {}
+
+
+@dataclass
+class Window:
+    t0: float
+    t1: float
+    cpu: dict[str, float]
+    """CPU seconds per wall second (cores) of each process group."""
+    m0: str = ""
+    m1: str = ""
+    feed_log: str = ""
+    counters: dict[str, int] = field(default_factory=dict)
+    """The floor's counters over the window."""
+
+
+class Meter:
+    """CPU of the server, the clients, the broker and a feed process over a window."""
+
+    def __init__(self, server: Server, broker: int | None) -> None:
+        self.server = server
+        self.broker = broker
+        self.clients: list[Clients] = []
+
+    def read(self, feed: procs.Proc | None) -> dict[str, float]:
+        out = {
+            "server": self.server.proc.cpu(),
+            "clients": sum(c.cpu() for c in self.clients),
+            "machine": procs.machine_busy()["busy_s"],
+        }
+        if self.broker:
+            out["broker"] = procs.cpu_seconds(self.broker)
+        if feed is not None:
+            out["feed"] = feed.cpu()
+        return out
+
+    def window(
+        self, seconds: float, feed: procs.Proc | None = None, scrape: bool = False
+    ) -> Window:
+        # whole wall-clock seconds, as the clients count per second: the floor's counters and
+        # the clients' counts then cover the same span
+        time.sleep(1.0 - time.time() % 1.0 + 0.002)
+        # scrapes just outside the CPU readings: the records they count span the window
+        m0 = self.server.metrics() if scrape else ""
+        t0, c0, k0 = time.time(), self.read(feed), self.server.counters()
+        time.sleep(max(1.0, round(seconds)) - (time.time() - t0) + 0.002)
+        t1, c1, k1 = time.time(), self.read(feed), self.server.counters()
+        m1 = self.server.metrics() if scrape else ""
+        wall = t1 - t0
+        cpu = {k: round(max(0.0, c1[k] - c0.get(k, 0.0)) / wall, 3) for k in c1}
+        counters = {k: v - k0.get(k, 0) for k, v in k1.items()}
+        return Window(t0, t1, cpu, m0, m1, counters=counters)
+
+
+# ---- workloads --------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Rates and durations of one run, from the arguments and the measured capacity."""
+
+    a: argparse.Namespace
+    tmp: Path
+    broker: int | None
+    capacity: float = 0.0
+    """Updates/s (all streams) the floor delivers to the 1,000 clients without falling behind."""
+
+    @property
+    def moderate(self) -> float:
+        return self.capacity / 4
+
+    @property
+    def overload(self) -> float:
+        return self.capacity * 4
+
+
+def measure(
+    server: Server,
+    meter: Meter,
+    rate: float,
+    seconds: float,
+    settle: float,
+    *,
+    scrape: bool = False,
+    env: dict[str, object] | None = None,
+) -> Window:
+    """Feed ``rate`` updates/s; measure ``seconds`` after ``settle``; feed off again."""
+    feed = server.feed(rate, settle + seconds + 1.5, **(env or {}))
+    time.sleep(settle + (1.0 if feed else 0.0))  # a simulator needs ~1 s to start
+    w = meter.window(seconds, feed, scrape)
+    if feed is None:
+        server.feed(0.0, 0.0)
+        time.sleep(0.5)
+    else:
+        feed.popen.wait(settle + seconds + 60)
+        w.feed_log = feed_log(feed)
+    return w
+
+
+def feed_log(feed: procs.Proc) -> str:
+    """The simulator's summary line (what it actually sent)."""
+    with contextlib.suppress(OSError):
+        lines = Path(procs.log_path(feed.name)).read_text().splitlines()
+        return next((ln for ln in reversed(lines) if ln.startswith("simulated")), "")
+    return ""
+
+
+def summary(results: list[dict[str, Any]], w: Window, rate: float, clients: int) -> dict[str, Any]:
+    out = st.window(results, w.t0, w.t1)
+    out["rate"] = rate
+    out["offered_per_s"] = offered(w, rate, clients)
+    out["cpu_cores"] = w.cpu
+    out["frame_bytes"] = _frame_bytes(results)
+    if w.feed_log:
+        out["feed"] = w.feed_log
+    if w.counters:
+        out["floor_counters"] = w.counters
+    return out
+
+
+FEED_LINE = re.compile(r"simulated (\d+) events in ([\d.]+)s")
+
+
+def offered(w: Window, rate: float, clients: int) -> float:
+    """Messages/s the clients should get: the floor's frames sent and dropped over the window,
+    or the simulator's actual events/s (its Poisson draw may be off the nominal rate) to a
+    third of the clients, or the nominal rate."""
+    wall = w.t1 - w.t0
+    if w.counters and wall > 0:
+        k = w.counters  # arrivals the floor itself skipped (starved of CPU) count as offered
+        total = k.get("sent", 0) + k.get("dropped", 0) + k.get("skipped", 0) * clients * SHARE
+        return total / wall
+    m = FEED_LINE.search(w.feed_log)
+    if m and float(m.group(2)) > 0:
+        return int(m.group(1)) / float(m.group(2)) * clients * SHARE
+    return rate * clients * SHARE
+
+
+def _frame_bytes(results: list[dict[str, Any]]) -> float:
+    n = sum(r.get("updates", 0) for r in results if "error" not in r)
+    b = sum(r.get("update_bytes", 0) for r in results if "error" not in r)
+    return round(b / n, 1) if n else float("nan")
+
+
+def capacity(p: Plan, floor: Floor, meter: Meter) -> dict[str, Any]:
+    """Step the floor's rate up until the clients stop keeping up; ``p.capacity`` is the last
+    rate where delivered >= 95 % of offered and p99 age <= the limit."""
+    a = p.a
+    cs = start_clients("cap", floor.port, a.clients, a.client_procs, 3600, p.tmp)
+    meter.clients = [cs]
+    steps: list[dict[str, Any]] = []
+    try:
+        wait_connected(cs, a.clients, 120)
+        rate, best, fail = a.cap_start, a.capacity, 0.0
+        for _ in range(0 if a.capacity else a.cap_steps):
+            w = measure(floor, meter, rate, a.step_s, 1.0)
+            s = summary(cs.snapshot(), w, rate, a.clients)
+            s["pass"] = bool(
+                s["delivered_per_s"] >= 0.95 * s["offered_per_s"]
+                and s["age_ms"]["p50"] <= a.cap_p50_ms
+                and (not a.cap_p99_ms or s["age_ms"]["p99"] <= a.cap_p99_ms)
+            )
+            steps.append(s)
+            log(
+                f"  floor {rate:,.0f}/s: {s['delivered_per_s']:,.0f} of "
+                f"{s['offered_per_s']:,.0f} msgs/s, p99 {s['age_ms']['p99']:.1f} ms "
+                f"{'ok' if s['pass'] else 'behind'}"
+            )
+            if s["pass"]:
+                best = max(best, rate)
+            else:
+                fail = min(fail, rate) if fail else rate
+            if best and fail and fail / best <= a.cap_resolution:
+                break
+            if not best:  # behind from the first step: step down
+                rate /= a.cap_factor
+            elif not fail:
+                rate *= a.cap_factor
+            else:
+                rate = (best * fail) ** 0.5
+            time.sleep(1.0)  # drain
+        p.capacity = best or a.cap_start
+        moderate = None
+        if "moderate" in a.only:
+            log(f"  floor moderate {p.moderate:,.1f}/s")
+            w = measure(floor, meter, p.moderate, a.window_s, 1.0)
+            moderate = summary(cs.snapshot(), w, p.moderate, a.clients)
+    finally:
+        cs.finish()
+    best_step = next((s for s in steps if s["rate"] == p.capacity), None)
+    return {
+        "steps": steps,
+        "rate": p.capacity,
+        "delivered_per_s": best_step["delivered_per_s"] if best_step else float("nan"),
+        "p50_limit_ms": a.cap_p50_ms,
+        "p99_limit_ms": a.cap_p99_ms,
+        "moderate": moderate,
+    }
+
+
+def steady(
+    p: Plan,
+    server: Server,
+    meter: Meter,
+    rate: float,
+    clients: int,
+    nprocs: int,
+    name: str,
+    *,
+    scrape: bool = False,
+    extra: list[tuple[str, dict[str, object]]] | None = None,
+) -> dict[str, Any]:
+    """``clients`` connect; ``rate`` for a window (and one more window per ``extra`` env)."""
+    a = p.a
+    cs = start_clients(name, server.port, clients, nprocs, 3600, p.tmp)
+    meter.clients = [cs]
+    windows: list[tuple[str, Window]] = []
+    try:
+        conn = wait_connected(cs, clients, max(120, clients / 50))
+        windows.append(("", measure(server, meter, rate, a.window_s, a.settle, scrape=scrape)))
+        for label, env in extra or []:
+            windows.append((label, measure(server, meter, rate, a.sweep_s, a.settle, env=env)))
+    finally:
+        results = cs.finish()
+    out: dict[str, Any] = {}
+    for label, w in windows:
+        s = summary(results, w, rate, clients)
+        s["connect_s"] = round(conn, 2)
+        if scrape:
+            s["hops"] = hops(w.m0, w.m1)
+        out[label] = s
+    return out
+
+
+HOPS = ("kafka", "handoff", "apply", "fanout")
+
+
+def hops(m0: str, m1: str) -> dict[str, Any]:
+    """The gateway's own histograms between two scrapes; "n/a" for any it does not keep."""
+    out = {h: st.hop_summary(m0, m1, "gateway_hop_seconds", hop=h) for h in HOPS}
+    out["broadcast"] = st.hop_summary(m0, m1, "message_broadcast_latency_seconds")
+    out["end_to_end"] = st.hop_summary(m0, m1, "end_to_end_latency_seconds")
+    return out
+
+
+def overload(p: Plan, server: Server, meter: Meter, name: str, responsive: bool) -> dict[str, Any]:
+    """4x capacity: the 1,000 clients' ages and what they were told; then (``responsive``)
+    1,000 new clients connect and a few ping while the feed goes on."""
+    a = p.a
+    cs = start_clients(name, server.port, a.clients, a.client_procs, 3600, p.tmp)
+    meter.clients = [cs]
+    out: dict[str, Any] = {"rate": p.overload}
+    total = a.settle + a.over_s + (a.resp_s + 4.0 if responsive else 0.0)
+    try:
+        wait_connected(cs, a.clients, 120)
+        feed = server.feed(p.overload, total + 2.0)
+        time.sleep(a.settle + (1.0 if feed else 0.0))
+        w = meter.window(a.over_s, feed)
+        if responsive:
+            t_new = time.time()
+            new = start_clients(
+                f"{name}new", server.port, a.clients, 1, 3600, p.tmp, offset=a.clients
+            )
+            ping = start_clients(
+                f"{name}ping", server.port, a.pingers, 1, 3600, p.tmp, pingers=a.pingers
+            )
+            meter.clients = [cs, new, ping]
+            wr = meter.window(a.resp_s, feed)
+            new_res, ping_res = new.finish(), ping.finish()
+            out["responsive"] = {
+                "connect": st.connects(new_res),
+                "connect_started": t_new,
+                "pings": st.pings(ping_res, wr.t0 - 2.0, wr.t1),
+                "pingers": a.pingers,
+                "cpu_cores": wr.cpu,
+            }
+        if feed is None:
+            server.feed(0.0, 0.0)
+        else:
+            feed.stop(5)
+    finally:
+        results = cs.finish()
+    out.update(summary(results, w, p.overload, a.clients))
+    return out
+
+
+def ingest(p: Plan) -> dict[str, Any]:
+    """Gateway CPU per record consumed with no clients; broker CPU with and without it."""
+    a = p.a
+    rows: list[dict[str, Any]] = []
+    gw = Gateway()
+    cfg = gw.cfg
+    meter = Meter(gw, p.broker)
+    try:
+        for rate in a.ingest_rates:
+            m0 = gw.metrics()
+            w = measure(gw, meter, rate, a.ingest_s, a.settle, scrape=True)
+            r0 = st.prom_sum(w.m0 or m0, "kafka_records_consumed_total") or 0.0
+            r1 = st.prom_sum(w.m1, "kafka_records_consumed_total")
+            wall = w.t1 - w.t0
+            records = (r1 - r0) if r1 is not None else float("nan")
+            per_s = records / wall
+            rows.append(
+                {
+                    "rate": rate,
+                    "records_per_s": round(per_s, 1),
+                    "gateway_cores": w.cpu["server"],
+                    "gateway_us_per_record": round(w.cpu["server"] / per_s * 1e6, 2)
+                    if per_s > 0
+                    else float("nan"),
+                    "broker_cores_with_gateway": w.cpu.get("broker", float("nan")),
+                    "feed_cores": w.cpu.get("feed", float("nan")),
+                }
+            )
+            log(f"  ingest {rate:,.0f}/s: {rows[-1]}")
+    finally:
+        gw.proc.stop(20)
+    # the same feeds with no consumer: the broker's own cost of taking them
+    try:
+        for row in rows:
+            feed = procs.spawn(
+                "simnogw",
+                [
+                    procs.PY,
+                    "-m",
+                    "mdgw",
+                    "simulate",
+                    "--rate",
+                    str(row["rate"]),
+                    "--symbols",
+                    str(SYMBOLS),
+                    "--duration",
+                    str(a.settle + a.ingest_s + 1.5),
+                ],
+                procs.kafka_env(cfg),
+            )
+            time.sleep(a.settle + 1.0)
+            t0 = time.time()
+            b0 = procs.cpu_seconds(p.broker) if p.broker else 0.0
+            time.sleep(a.ingest_s)
+            b1 = procs.cpu_seconds(p.broker) if p.broker else 0.0
+            row["broker_cores_without_gateway"] = round((b1 - b0) / (time.time() - t0), 3)
+            feed.popen.wait(60)
+    finally:
+        with contextlib.suppress(Exception):
+            drop_topics(cfg.kafka)
+    return {"rates": rows}
+
+
+def diff(floor: dict[str, Any] | None, gw: dict[str, Any] | None) -> dict[str, float]:
+    if not floor or not gw:
+        return {}
+    return {k: round(gw["age_ms"][k] - floor["age_ms"][k], 3) for k in ("p50", "p99", "p999")}
+
+
+def run(a: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    try:
+        return run_in(a, tmp)
+    finally:
+        if not a.keep_tmp:  # the clients' per-process files: megabytes per run
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    port = int(os.environ.get("MDGW_KAFKA_BOOTSTRAP", "127.0.0.1:9092").rsplit(":", 1)[1])
+    p = Plan(a, tmp, broker_pid(port))
+    res: dict[str, Any] = {"settings": vars(a) | {"client_nice": procs.CLIENT_NICE}}
+    only = a.only
+
+    def guarded(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # one broken workload must not lose the others' numbers
+            log(f"{name} failed: {e!r}")
+            return {"error": repr(e)}
+
+    # ---- the floor
+    log(f"floor: {a.clients} clients in {a.client_procs} processes, 3 of 9 streams each")
+    floor = Floor(a.frame_bytes)
+    fm = Meter(floor, p.broker)
+    try:
+        res["capacity"] = capacity(p, floor, fm)
+        log(
+            f"floor capacity {p.capacity:,.0f} updates/s; moderate {p.moderate:,.1f}/s, "
+            f"overload {p.overload:,.0f}/s"
+        )
+        floor_big = floor_over = None
+        if "big" in only:
+            rate = p.moderate * a.clients / a.big_clients
+            log(f"floor: {a.big_clients} clients in {a.big_procs} processes at {rate:,.1f}/s")
+            floor_big = guarded(
+                "floor big", steady, p, floor, fm, rate, a.big_clients, a.big_procs, "fbig"
+            )
+        if "overload" in only:
+            log(f"floor overload {p.overload:,.0f}/s")
+            floor_over = guarded(
+                "floor overload", overload, p, floor, fm, "fover", "responsive" in only
+            )
+    finally:
+        res["floor_stats"] = floor.stop()
+
+    # ---- the gateway, 1 worker
+    gw_mod = gw_big = gw_over = None
+    sweep_linger = (
+        [(f"linger_ms={v}", {"MDGW_KAFKA_PRODUCER_LINGER_MS": v}) for v in a.linger_ms]
+        if "kafka" in only
+        else []
+    )
+    if {"moderate", "hops", "big", "overload", "kafka"} & set(only):
+        log("gateway (1 worker)")
+        try:
+            gw = Gateway()
+            gm = Meter(gw, p.broker)
+            try:
+                if {"moderate", "hops", "kafka"} & set(only):
+                    log(f"gateway moderate {p.moderate:,.1f}/s, {a.clients} clients")
+                    gw_mod = guarded(
+                        "gateway moderate",
+                        steady,
+                        p,
+                        gw,
+                        gm,
+                        p.moderate,
+                        a.clients,
+                        a.client_procs,
+                        "gmod",
+                        scrape=True,
+                        extra=sweep_linger,
+                    )
+                if "big" in only:
+                    rate = p.moderate * a.clients / a.big_clients
+                    log(f"gateway: {a.big_clients} clients at {rate:,.1f}/s")
+                    gw_big = guarded(
+                        "gateway big", steady, p, gw, gm, rate, a.big_clients, a.big_procs, "gbig"
+                    )
+                if "overload" in only:
+                    log(f"gateway overload {p.overload:,.0f}/s")
+                    gw_over = guarded(
+                        "gateway overload", overload, p, gw, gm, "gover", "responsive" in only
+                    )
+            finally:
+                gw.stop()
+        except Exception as e:
+            log(f"gateway failed: {e!r}")
+            res["gateway_error"] = repr(e)
+
+    floor_mod = res["capacity"].get("moderate")
+    gmod0 = gw_mod.get("") if isinstance(gw_mod, dict) else None
+    res["moderate"] = (
+        None
+        if "moderate" not in only
+        else {
+            "rate": p.moderate,
+            "clients": a.clients,
+            "floor": floor_mod,
+            "gateway": gmod0,
+            "diff_ms": diff(floor_mod, gmod0) if gmod0 and "age_ms" in gmod0 else {},
+        }
+    )
+    if gmod0 and "hops" in gmod0:
+        res["hops"] = gmod0.pop("hops")
+    fb = floor_big.get("") if isinstance(floor_big, dict) else None
+    gb = gw_big.get("") if isinstance(gw_big, dict) else None
+    res["big"] = (
+        {
+            "rate": p.moderate * a.clients / a.big_clients,
+            "clients": a.big_clients,
+            "floor": fb,
+            "gateway": gb,
+            "diff_ms": diff(fb, gb) if fb and gb and "age_ms" in fb and "age_ms" in gb else {},
+        }
+        if "big" in only
+        else None
+    )
+    res["overload"] = {"floor": floor_over, "gateway": gw_over} if "overload" in only else None
+
+    # ---- --workers 2 on the overload workload
+    if "workers" in only:
+        log(f"gateway --workers 2, overload {p.overload:,.0f}/s")
+        w2: Any
+        try:
+            gw2 = Gateway(workers=2)
+            try:
+                w2 = guarded("workers 2", overload, p, gw2, Meter(gw2, p.broker), "gw2", False)
+            finally:
+                gw2.stop()
+        except Exception as e:
+            w2 = {"error": repr(e)}
+        res["workers"] = {"1": gw_over, "2": w2}
+
+    # ---- consumer fetch.wait.max.ms: one gateway per value
+    if "kafka" in only:
+        sweep: list[dict[str, Any]] = []
+        if isinstance(gw_mod, dict):
+            for label, s in gw_mod.items():
+                if s and "age_ms" in s:
+                    sweep.append({"setting": label or "defaults", **_sweep_row(s)})
+        for v in a.fetch_wait_ms:
+            log(f"gateway with fetch.wait.max.ms={v}")
+            try:
+                g = Gateway(MDGW_KAFKA_FETCH_WAIT_MAX_MS=v)
+                try:
+                    r = steady(
+                        p, g, Meter(g, p.broker), p.moderate, a.clients, a.client_procs, f"fw{v}"
+                    )
+                finally:
+                    g.stop()
+                sweep.append({"setting": f"fetch_wait_max_ms={v}", **_sweep_row(r[""])})
+            except Exception as e:
+                sweep.append({"setting": f"fetch_wait_max_ms={v}", "error": repr(e)})
+        res["kafka_settings"] = {"rate": p.moderate, "floor": floor_mod, "rows": sweep}
+
+    if "ingest" in only:
+        log(f"ingest: no clients, {a.ingest_rates} updates/s")
+        res["ingest"] = guarded("ingest", ingest, p)
+    return res
+
+
+def _sweep_row(s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "age_ms": s["age_ms"],
+        "delivered_per_s": s["delivered_per_s"],
+        "cpu_cores": s["cpu_cores"],
+    }
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="smoke version, ~4 min")
+    ap.add_argument("--keep-tmp", action="store_true", help="keep the clients' result files")
+    ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(ALL)}")
+    ap.add_argument("--clients", type=int, default=1000)
+    ap.add_argument("--client-procs", type=int, default=2)
+    ap.add_argument("--big-clients", type=int, default=10_000)
+    ap.add_argument("--big-procs", type=int, default=8)
+    ap.add_argument("--pingers", type=int, default=5)
+    ap.add_argument("--frame-bytes", type=int, default=330, help="floor frame size (gateway ~326)")
+    ap.add_argument("--cap-start", type=float, default=60.0, help="first floor step, updates/s")
+    ap.add_argument(
+        "--capacity",
+        type=float,
+        default=0.0,
+        help="skip the search: the floor's capacity, updates/s",
+    )
+    ap.add_argument("--cap-factor", type=float, default=1.5)
+    ap.add_argument("--cap-steps", type=int, default=10)
+    ap.add_argument("--cap-resolution", type=float, default=1.15, help="stop bisecting here")
+    ap.add_argument(
+        "--cap-p50-ms",
+        type=float,
+        default=20.0,
+        help="a capacity step keeps up: delivered >= 95 %% of offered and p50 age under this",
+    )
+    ap.add_argument(
+        "--cap-p99-ms",
+        type=float,
+        default=0.0,
+        help="and p99 under this (0 = not checked: on a shared machine p99 is others' noise)",
+    )
+    ap.add_argument("--step-s", type=float, default=5.0, help="window of a capacity step")
+    ap.add_argument("--window-s", type=float, default=12.0, help="window of a moderate run")
+    ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--over-s", type=float, default=20.0)
+    ap.add_argument("--resp-s", type=float, default=12.0)
+    ap.add_argument("--sweep-s", type=float, default=10.0)
+    ap.add_argument("--linger-ms", default="0,5,20", help="producer linger.ms values swept")
+    ap.add_argument("--fetch-wait-ms", default="1,20,100", help="consumer fetch.wait.max.ms")
+    ap.add_argument("--ingest-rates", default="200,2000,20000")
+    ap.add_argument("--ingest-s", type=float, default=8.0)
+    ap.add_argument(
+        "--client-nice",
+        type=int,
+        default=0,
+        help="niceness of the client processes (the machine is shared: niced clients starve)",
+    )
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.cap_factor, a.cap_resolution, a.cap_steps = 1.7, 1.3, 6
+        a.step_s, a.window_s, a.settle = 3.0, 8.0, 1.0
+        a.over_s, a.resp_s, a.sweep_s, a.ingest_s = 8.0, 6.0, 5.0, 3.0
+        a.linger_ms, a.fetch_wait_ms = "0", ""  # a gateway per fetch.wait value: full run only
+    a.only = tuple(a.only.split(",")) if a.only else (QUICK if a.quick else ALL)
+    # ints: the settings are integer milliseconds and the config parses the variable as such
+    a.linger_ms = [int(v) for v in floats(a.linger_ms)]
+    a.fetch_wait_ms = [int(v) for v in floats(a.fetch_wait_ms)]
+    a.ingest_rates = floats(a.ingest_rates)
+    return a
+
+
+def main(argv: list[str] | None = None) -> None:
+    from bench import latency_report
+
+    a = parse(argv)
+    procs.CLIENT_NICE = a.client_nice
+    started = time.time()
+    m0 = procs.machine_busy()
+    res = run(a)
+    m1 = procs.machine_busy()
+    wall = time.time() - started
+    res["machine_during_run"] = {
+        "wall_s": round(wall, 1),
+        "cores_busy_avg": round((m1["busy_s"] - m0["busy_s"]) / wall, 2),
+        "load1_end": m1["load1"],
+    }
+    res["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    path = write_result("latency", res)
+    latency_report.print_tables(res)
+    latency_report.plot(res, path.with_suffix(".png"))
+    log(f"done in {wall:.0f}s: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,382 @@
+"""Tables and plot of ``bench.latency`` results: every gateway figure beside its floor.
+
+.venv/bin/python -m bench.latency_report     # tables and plot again from results/latency.json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.common import RESULTS
+
+
+def fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float) and math.isnan(v):
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def ratio(g: Any, f: Any) -> str:
+    try:
+        r = g / f
+    except (TypeError, ZeroDivisionError):
+        return "-"
+    return "-" if math.isnan(r) else f"{r:.2f}x"
+
+
+def _ok(d: Any) -> bool:
+    return isinstance(d, dict) and "age_ms" in d
+
+
+def latency_rows(floor: Any, gw: Any) -> list[tuple[str, ...]]:
+    rows = []
+    for k, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
+        f = floor["age_ms"][k] if _ok(floor) else None
+        g = gw["age_ms"][k] if _ok(gw) else None
+        d = (g - f) if f is not None and g is not None else None
+        rows.append((f"age {label} (ms)", fmt(f, 2), fmt(g, 2), fmt(d, 2), ratio(g, f)))
+    f = floor["delivered_per_s"] if _ok(floor) else None
+    g = gw["delivered_per_s"] if _ok(gw) else None
+    rows.append(
+        ("delivered msgs/s", fmt(f, 0), fmt(g, 0), fmt((g or 0) - (f or 0), 0), ratio(g, f))
+    )
+    fc = floor["cpu_cores"].get("server") if _ok(floor) else None
+    gc = gw["cpu_cores"].get("server") if _ok(gw) else None
+    rows.append(("server CPU (cores)", fmt(fc, 2), fmt(gc, 2), "", ratio(gc, fc)))
+    return rows
+
+
+def compare(title: str, floor: Any, gw: Any, extra: list[tuple[str, ...]] | None = None) -> Table:
+    t = Table(title=title)
+    for c in ("", "floor", "gateway", "gateway - floor", "ratio"):
+        t.add_column(c, justify="right" if c else "left")
+    for row in latency_rows(floor, gw) + (extra or []):
+        t.add_row(*row)
+    return t
+
+
+def tables(res: dict[str, Any]) -> list[Table]:
+    out: list[Table] = []
+    cap = res.get("capacity") or {}
+    if cap.get("steps"):
+        t = Table(title="1. Floor capacity (1,000 clients, 3 of 9 streams each)")
+        for c in (
+            "updates/s",
+            "offered msgs/s",
+            "delivered msgs/s",
+            "p50 ms",
+            "p99 ms",
+            "keeps up",
+        ):
+            t.add_column(c, justify="right")
+        for s in cap["steps"]:
+            t.add_row(
+                fmt(s["rate"], 0),
+                fmt(s["offered_per_s"], 0),
+                fmt(s["delivered_per_s"], 0),
+                fmt(s["age_ms"]["p50"], 2),
+                fmt(s["age_ms"]["p99"], 2),
+                "yes" if s["pass"] else "no",
+            )
+        t.caption = (
+            f"capacity {fmt(cap['rate'], 0)} updates/s = {fmt(cap['delivered_per_s'], 0)} msgs/s "
+            f"(delivered >= 95 % of offered, p50 <= {fmt(cap.get('p50_limit_ms'), 0)} ms)"
+        )
+        out.append(t)
+    for key, title in (
+        ("moderate", "2. Moderate load"),
+        ("big", "2b. Moderate load, 10,000 clients"),
+    ):
+        m = res.get(key)
+        if not m:
+            continue
+        t = compare(
+            f"{title}: {fmt(m['rate'], 1)} updates/s, {m['clients']:,} clients",
+            m.get("floor"),
+            m.get("gateway"),
+        )
+        fb = m["floor"].get("frame_bytes") if _ok(m.get("floor")) else None
+        gb = m["gateway"].get("frame_bytes") if _ok(m.get("gateway")) else None
+        t.add_row("book frame bytes", fmt(fb, 0), fmt(gb, 0), "", ratio(gb, fb))
+        t.caption = "target: p99 (gateway - floor) <= 2 ms, p50 <= 0.5 ms"
+        out.append(t)
+    hops = res.get("hops")
+    if hops:
+        t = Table(title="3. Gateway hops over the moderate window (/metrics)")
+        for c in ("hop", "count", "p50 ms", "p99 ms", "p99.9 ms"):
+            t.add_column(c, justify="right" if c != "hop" else "left")
+        for name, h in hops.items():
+            t.add_row(
+                name,
+                fmt(h["count"], 0),
+                fmt(h["p50_ms"], 3),
+                fmt(h["p99_ms"], 3),
+                fmt(h["p999_ms"], 3),
+            )
+        t.caption = (
+            "kafka: producer ingest -> consumer thread; handoff: consumer thread -> loop; apply; "
+            "fanout: apply end -> frames written; broadcast: record handed over -> frames "
+            "written; end_to_end: ingest -> frames written"
+        )
+        out.append(t)
+    over = res.get("overload")
+    if over:
+        f, g = over.get("floor"), over.get("gateway")
+        extra = []
+        for label, key in (
+            ("resync messages", "resync_messages"),
+            ("clients resynced", "clients_resynced"),
+            ("clients closed", "clients_closed"),
+            ("clients current", "current"),
+            ("clients told (resync/closed)", "told"),
+            ("clients silently behind", "silent_behind"),
+        ):
+            extra.append((label, fmt(_get(f, key)), fmt(_get(g, key)), "", ""))
+        dropped = f.get("floor_counters", {}).get("dropped") if _ok(f) else None
+        extra.append(("frames dropped (floor: > 1 MiB unsent)", fmt(dropped), "", "", ""))
+        extra.append(
+            ("closes by code", fmt(str(_get(f, "closes"))), fmt(str(_get(g, "closes"))), "", "")
+        )
+        for stat in ("min", "median", "max"):
+            fv = f["per_client"][stat] if _ok(f) else None
+            gv = g["per_client"][stat] if _ok(g) else None
+            extra.append((f"msgs per client {stat}", fmt(fv), fmt(gv), "", ratio(gv, fv)))
+        rate = (g or f or {}).get("rate", float("nan"))
+        t = compare(f"4. Overload: {fmt(rate, 0)} updates/s (4x capacity)", f, g, extra)
+        t.caption = "target: p99 age <= 1 s, every client current or told"
+        out.append(t)
+        fr = (f or {}).get("responsive") if isinstance(f, dict) else None
+        gr = (g or {}).get("responsive") if isinstance(g, dict) else None
+        if fr or gr:
+            t = Table(title="5. Responsiveness under overload")
+            for c in ("", "floor", "gateway"):
+                t.add_column(c, justify="right" if c else "left")
+            t.add_row(
+                "new clients connected",
+                fmt(_r(fr, "connect", "connected")),
+                fmt(_r(gr, "connect", "connected")),
+            )
+            t.add_row(
+                "not connected in the window",
+                fmt(_r(fr, "connect", "failed")),
+                fmt(_r(gr, "connect", "failed")),
+            )
+            t.add_row(
+                "time to connect all (s)",
+                fmt(_r(fr, "connect", "all_connected_s"), 2),
+                fmt(_r(gr, "connect", "all_connected_s"), 2),
+            )
+            t.add_row(
+                "pings sent / answered",
+                f"{fmt(_r(fr, 'pings', 'sent'))} / {fmt(_r(fr, 'pings', 'answered'))}",
+                f"{fmt(_r(gr, 'pings', 'sent'))} / {fmt(_r(gr, 'pings', 'answered'))}",
+            )
+            t.add_row(
+                "ping -> pong p50 (ms)",
+                fmt(_r(fr, "pings", "p50_ms"), 2),
+                fmt(_r(gr, "pings", "p50_ms"), 2),
+            )
+            t.add_row(
+                "ping -> pong p99 (ms)",
+                fmt(_r(fr, "pings", "p99_ms"), 2),
+                fmt(_r(gr, "pings", "p99_ms"), 2),
+            )
+            t.caption = "targets: 1,000 connect in <= 10 s, ping p99 <= 100 ms"
+            out.append(t)
+    ing = res.get("ingest")
+    if isinstance(ing, dict) and ing.get("rates"):
+        t = Table(title="6. Ingest cost, no clients")
+        for c in (
+            "feed updates/s",
+            "records/s",
+            "gateway cores",
+            "gateway µs/record",
+            "broker cores with gateway",
+            "broker cores without",
+        ):
+            t.add_column(c, justify="right")
+        for r in ing["rates"]:
+            t.add_row(
+                fmt(r["rate"], 0),
+                fmt(r["records_per_s"], 0),
+                fmt(r["gateway_cores"], 3),
+                fmt(r["gateway_us_per_record"], 1),
+                fmt(r.get("broker_cores_with_gateway"), 3),
+                fmt(r.get("broker_cores_without_gateway"), 3),
+            )
+        t.caption = "target: <= 25 µs of gateway CPU per record at 2,000 records/s"
+        out.append(t)
+    w = res.get("workers")
+    if w:
+        t = Table(title="7. Overload with --workers 1 vs 2")
+        for c in ("", "--workers 1", "--workers 2", "ratio"):
+            t.add_column(c, justify="right" if c else "left")
+        w1, w2 = w.get("1"), w.get("2")
+        for label, get in (
+            ("delivered msgs/s", lambda d: d["delivered_per_s"]),
+            ("age p50 (ms)", lambda d: d["age_ms"]["p50"]),
+            ("age p99 (ms)", lambda d: d["age_ms"]["p99"]),
+            ("server CPU (cores)", lambda d: d["cpu_cores"].get("server")),
+        ):
+            a = get(w1) if _ok(w1) else None
+            b = get(w2) if _ok(w2) else None
+            t.add_row(label, fmt(a, 1), fmt(b, 1), ratio(b, a))
+        out.append(t)
+    ks = res.get("kafka_settings")
+    if ks and ks.get("rows"):
+        t = Table(
+            title=f"8. Kafka client settings at moderate load ({fmt(ks['rate'], 1)} updates/s)"
+        )
+        for c in (
+            "setting",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "p99 - floor",
+            "gateway cores",
+            "feed cores",
+            "broker cores",
+        ):
+            t.add_column(c, justify="right" if c != "setting" else "left")
+        fl = ks.get("floor")
+        if _ok(fl):
+            t.add_row(
+                "floor",
+                fmt(fl["age_ms"]["p50"], 2),
+                fmt(fl["age_ms"]["p99"], 2),
+                fmt(fl["age_ms"]["p999"], 2),
+                "",
+                fmt(fl["cpu_cores"].get("server"), 3),
+                "",
+                "",
+            )
+        for r in ks["rows"]:
+            if "age_ms" not in r:
+                t.add_row(r["setting"], r.get("error", "?"), "", "", "", "", "", "")
+                continue
+            d = r["age_ms"]["p99"] - fl["age_ms"]["p99"] if _ok(fl) else None
+            c = r["cpu_cores"]
+            t.add_row(
+                r["setting"],
+                fmt(r["age_ms"]["p50"], 2),
+                fmt(r["age_ms"]["p99"], 2),
+                fmt(r["age_ms"]["p999"], 2),
+                fmt(d, 2),
+                fmt(c.get("server"), 3),
+                fmt(c.get("feed"), 3),
+                fmt(c.get("broker"), 3),
+            )
+        t.caption = (
+            "defaults today: linger.ms 1 (simulator), fetch.wait.max.ms 5, fetch.min.bytes 1"
+        )
+        out.append(t)
+    return out
+
+
+def _get(d: Any, key: str) -> Any:
+    return d.get(key) if _ok(d) else None
+
+
+def _r(d: Any, a: str, b: str) -> Any:
+    return (d or {}).get(a, {}).get(b) if isinstance(d, dict) else None
+
+
+def print_tables(res: dict[str, Any]) -> None:
+    console = Console(width=140)
+    for t in tables(res):
+        console.print(t)
+    m = res.get("machine_during_run")
+    if m:
+        console.print(
+            f"machine: {m['cores_busy_avg']} of 2 cores busy on average over {m['wall_s']} s; "
+            f"client processes at nice {res.get('settings', {}).get('client_nice')}"
+        )
+
+
+def plot(res: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    ax = axes[0][0]
+    steps = sorted((res.get("capacity") or {}).get("steps") or [], key=lambda s: s["rate"])
+    if steps:
+        xs = [s["offered_per_s"] for s in steps]
+        ax.plot(xs, [s["age_ms"]["p50"] for s in steps], "o-", label="p50")
+        ax.plot(xs, [s["age_ms"]["p99"] for s in steps], "o-", label="p99")
+        ax.set_xlabel("offered msgs/s (1,000 clients)")
+        ax.set_ylabel("age, ms (log)")
+        ax.set_yscale("log")
+        ax.set_title("1. floor capacity steps")
+        ax.legend()
+    ax = axes[0][1]
+    groups = [(k, res.get(k)) for k in ("moderate", "big") if res.get(k)]
+    labels, fl, gw = [], [], []
+    for key, m in groups:
+        for q in ("p50", "p99", "p999"):
+            labels.append(f"{'1k' if key == 'moderate' else '10k'} {q}")
+            fl.append(m["floor"]["age_ms"][q] if _ok(m.get("floor")) else 0)
+            gw.append(m["gateway"]["age_ms"][q] if _ok(m.get("gateway")) else 0)
+    if labels:
+        x = range(len(labels))
+        ax.bar([i - 0.2 for i in x], fl, 0.4, label="floor")
+        ax.bar([i + 0.2 for i in x], gw, 0.4, label="gateway")
+        ax.set_xticks(list(x), labels, rotation=30)
+        ax.set_ylabel("receive - ingest_ts, ms")
+        ax.set_title("2. moderate load (a quarter of capacity)")
+        ax.legend()
+    ax = axes[1][0]
+    hops = res.get("hops") or {}
+    names = [n for n, h in hops.items() if isinstance(h.get("p99_ms"), float)]
+    if names:
+        x = range(len(names))
+        ax.bar([i - 0.2 for i in x], [hops[n]["p50_ms"] for n in names], 0.4, label="p50")
+        ax.bar([i + 0.2 for i in x], [hops[n]["p99_ms"] for n in names], 0.4, label="p99")
+        ax.set_xticks(list(x), names, rotation=30)
+        ax.set_ylabel("ms")
+        ax.set_title("3. gateway hops (moderate)")
+        ax.legend()
+    ax = axes[1][1]
+    over = res.get("overload") or {}
+    pts = [(k, over.get(k)) for k in ("floor", "gateway")]
+    w2 = (res.get("workers") or {}).get("2")
+    pts.append(("gateway --workers 2", w2))
+    pts = [(k, d) for k, d in pts if _ok(d)]
+    if pts:
+        ax.bar([k for k, _ in pts], [d["age_ms"]["p99"] for _, d in pts], color="tab:red")
+        ax.set_ylabel("p99 age, ms (log)")
+        ax.set_yscale("log")
+        ax2 = ax.twinx()
+        ax2.plot([k for k, _ in pts], [d["delivered_per_s"] for _, d in pts], "ko-")
+        ax2.set_ylabel("delivered msgs/s (line)")
+        ax.set_title("4/7. overload, 4x capacity")
+    fig.suptitle(f"bench.latency, {res.get('when', '')}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    res = json.loads((RESULTS / "latency.json").read_text())
+    print_tables(res)
+    plot(res, RESULTS / "latency.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""bench.latency's aggregation and report: partial or failed workloads print, never crash."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import latency, latency_report
+
+
+def side(p50: float, p99: float, delivered: float = 1000.0) -> dict:
+    return {
+        "age_ms": {"p50": p50, "p99": p99, "p999": p99 * 2},
+        "delivered_per_s": delivered,
+        "cpu_cores": {"server": 0.5},
+        "per_client": {"min": 1, "median": 2, "max": 3},
+        "frame_bytes": 330.0,
+        "current": 10,
+        "told": 0,
+        "silent_behind": 0,
+    }
+
+
+def test_diff_is_gateway_minus_floor() -> None:
+    assert latency.diff(side(1.0, 5.0), side(1.5, 9.0)) == {"p50": 0.5, "p99": 4.0, "p999": 8.0}
+    assert latency.diff(None, side(1.0, 2.0)) == {}
+
+
+def test_offered_prefers_floor_counters_then_simulator_log() -> None:
+    w = latency.Window(10.0, 12.0, {}, counters={"sent": 900, "dropped": 100})
+    assert latency.offered(w, 50.0, 1000) == pytest.approx(500.0)
+    w = latency.Window(10.0, 12.0, {}, counters={"sent": 900, "dropped": 100, "skipped": 3})
+    assert latency.offered(w, 50.0, 900) == pytest.approx(500.0 + 3 * 300 / 2)
+    w = latency.Window(10.0, 12.0, {}, feed_log="simulated 91 events in 11.00s (8/s): ...")
+    assert latency.offered(w, 10.0, 900) == pytest.approx(91 / 11 * 300)
+    assert latency.offered(latency.Window(0, 1, {}), 9.0, 300) == pytest.approx(900.0)
+
+
+def test_tables_of_a_full_result() -> None:
+    res = {
+        "capacity": {
+            "steps": [
+                {
+                    "rate": 60.0,
+                    "offered_per_s": 2e4,
+                    "delivered_per_s": 2e4,
+                    "age_ms": {"p50": 1.0, "p99": 5.0, "p999": 9.0},
+                    "pass": True,
+                }
+            ],
+            "rate": 60.0,
+            "delivered_per_s": 2e4,
+            "p99_limit_ms": 50.0,
+        },
+        "moderate": {"rate": 15.0, "clients": 1000, "floor": side(1, 5), "gateway": side(2, 9)},
+        "hops": {
+            "kafka": {"count": "n/a", "p50_ms": "n/a", "p99_ms": "n/a", "p999_ms": "n/a"},
+            "broadcast": {"count": 5.0, "p50_ms": 1.0, "p99_ms": 2.0, "p999_ms": 2.5},
+        },
+        "overload": {
+            "floor": side(10, 50) | {"rate": 240.0},
+            "gateway": side(900, 3000)
+            | {
+                "rate": 240.0,
+                "responsive": {
+                    "connect": {"connected": 0, "failed": 1000, "all_connected_s": math.nan},
+                    "pings": {"sent": 10, "answered": 3, "p50_ms": 5.0, "p99_ms": 90.0},
+                },
+            },
+        },
+        "ingest": {
+            "rates": [
+                {
+                    "rate": 200.0,
+                    "records_per_s": 220.0,
+                    "gateway_cores": 0.1,
+                    "gateway_us_per_record": 450.0,
+                }
+            ]
+        },
+        "workers": {"1": side(900, 3000), "2": {"error": "boom"}},
+        "kafka_settings": {
+            "rate": 15.0,
+            "floor": side(1, 5),
+            "rows": [
+                {
+                    "setting": "defaults",
+                    "age_ms": {"p50": 2, "p99": 9, "p999": 18},
+                    "delivered_per_s": 5.0,
+                    "cpu_cores": {"server": 0.1},
+                },
+                {"setting": "fetch_wait_max_ms=1", "error": "RuntimeError()"},
+            ],
+        },
+    }
+    titles = [t.title for t in latency_report.tables(res)]
+    assert len(titles) == 8
+    latency_report.print_tables(res)
+
+
+def test_tables_of_failed_workloads() -> None:
+    res = {
+        "capacity": {"steps": [], "rate": 0.0},
+        "moderate": {"rate": 1.0, "clients": 1000, "floor": None, "gateway": {"error": "x"}},
+        "overload": {"floor": {"error": "x"}, "gateway": None},
+        "ingest": {"error": "x"},
+        "workers": {"1": None, "2": {"error": "y"}},
+    }
+    assert latency_report.tables(res)
+    latency_report.print_tables(res)
+
+
+def test_ratio_of_missing_values_is_a_dash() -> None:
+    assert latency_report.ratio(3.0, 2.0) == "1.50x"
+    assert latency_report.ratio(3.0, 0.0) == "-"
+    assert latency_report.ratio(math.nan, 2.0) == "-"
+    assert latency_report.ratio(None, 2.0) == "-"

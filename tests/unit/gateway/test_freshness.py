@@ -1,0 +1,272 @@
+"""Freshness (docs/protocol.md §4.6) without sockets: a fake clock, a fake send queue.
+
+A client whose oldest undelivered book message is older than ``max_lag`` loses its
+queued deltas, gets ``status resync`` and a snapshot once drained, and is closed 1013
+if it falls behind again within ``slow_timeout``. Trades are never dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from core.market import Market
+from core.types import BookUpdate, Exchange, Trade
+from gateway import session as session_mod
+from gateway.hub import Hub, ViewKey
+from gateway.session import Session
+from tests.unit.gateway.fakes import FakeConn, frames_of, messages_of
+
+MS = 1_000_000
+KEY = ViewKey(False, "KRAKEN:BTC-USD", 10, False)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000 * MS
+
+    def __call__(self) -> int:
+        return self.t
+
+
+@pytest.fixture
+def kernel(monkeypatch: Any) -> dict[int, int]:
+    """Bytes in the fake kernel send queue, per fake file descriptor."""
+    queue: dict[int, int] = {}
+    monkeypatch.setattr(session_mod, "kernel_unsent", lambda fd: queue.get(fd, 0))
+    return queue
+
+
+def make(kernel: dict[int, int]) -> tuple[Market, Hub, Session, Clock]:
+    market = Market(verify_checksums=False)
+    market.apply_book(
+        BookUpdate(Exchange.KRAKEN, "BTC-USD", 1, 1, [(100.0, 1.0)], [(101.0, 1.0)], True), 0
+    )
+    clock = Clock()
+    hub = Hub(market, mono=clock, high_water=1 << 20, slow_timeout=5.0, max_lag_ms=500)
+    s = Session(FakeConn(), binary=False, batch=False, fd=7)
+    kernel[7] = 0
+    hub.add_session(s)
+    hub.add_view(s, KEY)
+    return market, hub, s, clock
+
+
+def feed(market: Market, hub: Hub, seq: int) -> None:
+    upd = BookUpdate(
+        Exchange.KRAKEN, "BTC-USD", seq, seq, [(100.0, float(seq))], [], False, seq - 1
+    )
+    event = market.apply_book(upd, 0)
+    hub.on_book(event.stream, event.result, None)
+    hub.flush()
+
+
+def trade(market: Market, hub: Hub, n: int) -> None:
+    t = Trade(Exchange.KRAKEN, "BTC-USD", n, str(n), 100.0, 1.0, "buy", n)
+    market.apply_trade(t, 0)
+    hub.on_trade(t)
+    hub.flush()
+
+
+def types(s: Session) -> list[str]:
+    return [
+        m["type"] + (":" + m["status"] if m["type"] == "status" else "")
+        for m in messages_of(s.conn)
+    ]
+
+
+def test_a_client_that_keeps_up_is_left_alone(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = make(kernel)
+    for seq in range(2, 20):
+        feed(market, hub, seq)
+        clock.t += 100 * MS
+        hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is None and s.dropped == 0
+    assert types(s).count("order_book_update") == 18
+
+
+def test_old_data_in_the_kernel_queue_means_behind_then_resync(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = make(kernel)
+    feed(market, hub, 2)
+    kernel[7] = s.out.written  # nothing written has reached the client
+    clock.t += 300 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is None  # 300 ms: not yet
+    clock.t += 300 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is not None and s.behind_reason == "lag"
+    feed(market, hub, 3)  # not queued for a client behind
+    assert s.dropped == 1 and types(s)[-1] == "order_book_update"
+    kernel[7] = 0  # the client read everything
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert types(s)[-2:] == ["status:resync", "order_book_snapshot"]
+    assert messages_of(s.conn)[-1]["sequence"] == 3 and s.resyncs == 1
+
+
+def test_behind_again_soon_after_a_resync_is_closed_1013(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = make(kernel)
+    feed(market, hub, 2)
+    kernel[7] = s.out.written
+    clock.t += 600 * MS
+    hub.check_slow(lambda *a: None)
+    kernel[7] = 0
+    hub.check_slow(lambda *a: None)  # resync
+    feed(market, hub, 3)
+    kernel[7] = 10_000
+    clock.t += 600 * MS
+    closed: list[int] = []
+    hub.check_slow(lambda sess, code, reason: closed.append(code))
+    assert s.behind_since is not None and not closed
+    kernel[7] = 0
+    hub.check_slow(lambda sess, code, reason: closed.append(code))
+    assert closed == [1013] and s not in hub.sessions
+
+
+def test_behind_too_long_is_closed_1013(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = make(kernel)
+    feed(market, hub, 2)
+    kernel[7] = s.out.written
+    clock.t += 600 * MS
+    closed: list[int] = []
+    hub.check_slow(lambda sess, code, reason: closed.append(code))
+    clock.t += 5_100 * MS
+    hub.check_slow(lambda sess, code, reason: closed.append(code))
+    assert closed == [1013]
+
+
+def test_held_data_waits_then_goes_in_one_write(kernel: dict[int, int]) -> None:
+    market, hub, s, _ = make(kernel)
+    writes = s.conn.transport.writes
+    s.conn.transport.buffered = 10  # the kernel queue is full: the transport holds bytes
+    feed(market, hub, 2)
+    feed(market, hub, 3)
+    assert s.conn.transport.writes == writes and len(s.pending) == 2
+    s.conn.transport.buffered = 0
+    hub.flush()
+    assert s.conn.transport.writes == writes + 1
+    assert types(s)[-2:] == ["order_book_update", "order_book_update"]
+
+
+def test_held_data_older_than_max_lag_is_dropped(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = make(kernel)
+    s.conn.transport.buffered = 10
+    feed(market, hub, 2)
+    clock.t += 600 * MS
+    hub.check_slow(lambda *a: None)
+    assert s.behind_since is not None and s.pending == [] and s.dropped == 1
+
+
+def test_trades_are_never_dropped_for_a_client_behind(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = make(kernel)
+    hub.trade_subs.setdefault("KRAKEN:BTC-USD", set()).add(s)
+    s.trade_streams.add("KRAKEN:BTC-USD")
+    s.conn.transport.buffered = 10
+    feed(market, hub, 2)
+    trade(market, hub, 1)
+    clock.t += 600 * MS
+    hub.check_slow(lambda *a: None)
+    trade(market, hub, 2)
+    assert s.behind_since is not None
+    s.conn.transport.buffered = 0
+    hub.flush()
+    got = [m["trade_id"] for m in messages_of(s.conn) if m["type"] == "trade"]
+    assert got == ["1", "2"]
+
+
+def test_heartbeats_reach_every_session_once_per_round_in_slices(kernel: dict[int, int]) -> None:
+    _, hub, s, _ = make(kernel)
+    others = [Session(FakeConn(), binary=False, batch=False) for _ in range(9)]
+    hub.sessions.update(others)
+    every = [s, *others]
+    for _ in range(5):  # 10 sessions in 5 slices: 2 per slice
+        before = sum(x.conn.transport.writes for x in every)
+        hub.heartbeat_slice(b'{"type":"heartbeat"}', b"", 5)
+        assert sum(x.conn.transport.writes for x in every) - before == 2
+    assert all(types(x).count("heartbeat") == 1 for x in every)
+
+
+def probed(kernel: dict[int, int]) -> tuple[Market, Hub, Session, Clock]:
+    market, hub, s, clock = make(kernel)
+    s.probe_ns = 100 * MS
+    return market, hub, s, clock
+
+
+def pings(s: Session) -> list[bytes]:
+    return [payload for opcode, payload in frames_of(s.conn) if opcode == 0x9]
+
+
+def test_a_probe_ping_follows_data_at_most_once_per_interval(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = probed(kernel)
+    feed(market, hub, 2)
+    feed(market, hub, 3)
+    assert len(pings(s)) == 1  # one outstanding at a time
+    s.on_pong(pings(s)[-1])
+    feed(market, hub, 4)
+    assert len(pings(s)) == 1  # answered, but the interval has not passed
+    clock.t += 100 * MS
+    feed(market, hub, 5)
+    assert len(pings(s)) == 2 and frames_of(s.conn)[-1][0] == 0x9  # after the data
+
+
+def test_pongs_confirm_delivery_and_a_silent_client_falls_behind(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = probed(kernel)
+    feed(market, hub, 2)
+    clock.t += 200 * MS
+    s.on_pong(pings(s)[-1])  # the client read everything so far
+    feed(market, hub, 3)
+    clock.t += 200 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is None
+    clock.t += 400 * MS  # update 3 unread for 600 ms, whatever the kernel says
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is not None and s.behind_reason == "lag"
+
+
+def test_a_client_behind_is_probed_on_its_own_and_resynced_when_it_answers(
+    kernel: dict[int, int],
+) -> None:
+    market, hub, s, clock = probed(kernel)
+    feed(market, hub, 2)
+    clock.t += 600 * MS
+    hub.check_slow(lambda *a: None)
+    assert s.behind_since is not None
+    unanswered = len(pings(s))
+    clock.t += 100 * MS
+    hub.check_slow(lambda *a: None)
+    assert s.behind_since is not None  # the pong to the first probe never came
+    s.on_pong(b"mdgw" + (99).to_bytes(8, "big"))  # a stale or foreign payload counts nothing
+    assert s.behind_since is not None
+    s.on_pong(pings(s)[-1])
+    hub.check_slow(lambda *a: None)
+    assert types(s)[-2:] == ["status:resync", "order_book_snapshot"]
+    assert len(pings(s)) >= unanswered
+
+
+def test_a_flush_budget_leaves_the_rest_queued_and_rotates_who_goes_first(
+    kernel: dict[int, int],
+) -> None:
+    market, hub, s, _ = make(kernel)
+    others = [Session(FakeConn(), binary=False, batch=False) for _ in range(199)]
+    for x in others:
+        hub.add_session(x)
+        hub.add_view(x, KEY)
+    every = [s, *others]
+    ticks = iter(range(0, 10**12, 10_000))  # each clock read: 10 us later
+    hub.mono = lambda: next(ticks)
+    event = market.apply_book(
+        BookUpdate(Exchange.KRAKEN, "BTC-USD", 2, 2, [(100.0, 2.0)], [], False, 1), 0
+    )
+    hub.on_book(event.stream, event.result, None)
+    hub.flush(budget_ns=15_000)  # spent after 128 sessions
+    first = {x for x in every if types(x).count("order_book_update") == 1}
+    assert 0 < len(first) < 200 and hub.backlog
+    while hub.backlog:
+        hub.flush(budget_ns=15_000)
+    assert all(types(x).count("order_book_update") == 1 for x in every)
+    event = market.apply_book(
+        BookUpdate(Exchange.KRAKEN, "BTC-USD", 3, 3, [(100.0, 3.0)], [], False, 2), 0
+    )
+    hub.on_book(event.stream, event.result, None)
+    hub.flush(budget_ns=15_000)
+    second = {x for x in every if types(x).count("order_book_update") == 2}
+    assert second and second != first  # someone else went first this time
