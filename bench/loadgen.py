@@ -58,6 +58,8 @@ class Totals:
         self.first_attempt = 0.0
         self.last_connected = 0.0
         self.full_clients = 0
+        self.final_books: dict[str, dict[str, int]] = {}
+        """--final-books: per stream, each distinct final book (JSON levels) -> clients."""
 
     def count(self, now_ns: int, n: int = 1) -> None:
         sec = now_ns // 1_000_000_000
@@ -132,6 +134,15 @@ async def one_client(
     finally:
         totals.breaks += client.sequence_breaks
         totals.checksum_failures += client.checksum_failures
+        if args.final_books:
+            for stream in chosen:
+                book = client.book(stream)
+                if book is not None and book.valid:
+                    state = json.dumps([book.top_bids(), book.top_asks()])
+                else:  # counted, so a test sees how many ended without a valid book
+                    state = "none" if book is None else "invalid"
+                seen = totals.final_books.setdefault(stream, {})
+                seen[state] = seen.get(state, 0) + 1
         await client.close()
 
 
@@ -322,6 +333,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "spawn_s": connected_at - t_start,
         "measure_s": args.duration - args.warmup,
         "client_rss_kib": rss_kib,
+        "final_books": totals.final_books,
     }
 
 
@@ -357,6 +369,12 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=0,
         help="with --verify seq, every Nth client still verifies fully (0 = none)",
+    )
+    ap.add_argument(
+        "--final-books",
+        action="store_true",
+        help="report every verifying client's books as they were at the end (tests "
+        "stop the feed first and compare them with the server's)",
     )
     args = ap.parse_args(argv)
     try:

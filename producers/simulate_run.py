@@ -37,6 +37,21 @@ BATCH = 2_048
 PROGRESS_NS = 1_000_000_000
 
 
+class Clock:
+    """The run's time: the real clocks and a stoppable sleep. Tests pass a fake one, so
+    pacing and deadlines are checked in simulated time, never against the wall clock."""
+
+    def monotonic_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def time_ns(self) -> int:
+        return time.time_ns()
+
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        """Sleep ``seconds`` or until ``stop`` is set."""
+        stop.wait(seconds)
+
+
 def sequence_base(wall_ns: int) -> int:
     """First sequence number of every stream in a run: the wall clock in microseconds.
 
@@ -110,12 +125,15 @@ class SimStats:
 class _Run:
     """One run's outputs and bookkeeping: publishing, counting, progress lines."""
 
-    def __init__(self, publisher: Publisher, kafka: KafkaConfig, progress: bool) -> None:
+    def __init__(
+        self, publisher: Publisher, kafka: KafkaConfig, progress: bool, clock: Clock
+    ) -> None:
         self.publisher = publisher
+        self.clock = clock
         self.stats = SimStats()
         self._book_topic, self._trades_topic = kafka.book_topic, kafka.trades_topic
         self._progress = progress
-        self.start_ns = time.monotonic_ns()
+        self.start_ns = clock.monotonic_ns()
         self._next_progress_ns = self.start_ns + PROGRESS_NS
 
     def emit(self, records: Sequence[Record]) -> None:
@@ -158,10 +176,11 @@ def _paced(
 ) -> None:
     """Poisson arrivals at ``rate``/s on the monotonic clock, each stamped with its own
     time on the wall clock (so ``timestamp_ns`` <= ``ingest_ns``, off by the lag)."""
+    clock = run.clock
     arrivals = PoissonArrivals(rate, run.start_ns, seed=seed)
     while not stop.is_set():
-        now = time.monotonic_ns()
-        wall_offset = time.time_ns() - now
+        now = clock.monotonic_ns()
+        wall_offset = clock.time_ns() - now
         horizon = now if deadline is None else min(now, deadline)
         if horizon - arrivals.next_ns > MAX_LAG_NS:
             run.stats.skipped_events += arrivals.skip_to(horizon)
@@ -176,20 +195,21 @@ def _paced(
         if len(due) == BATCH:
             continue  # behind: catch up before sleeping
         target = arrivals.next_ns if deadline is None else min(arrivals.next_ns, deadline)
-        wait = min(max(target - time.monotonic_ns(), TICK_NS), MAX_SLEEP_NS)
-        stop.wait(wait / 1e9)
+        wait = min(max(target - clock.monotonic_ns(), TICK_NS), MAX_SLEEP_NS)
+        clock.wait(stop, wait / 1e9)
 
 
 def _max_rate(
     run: _Run, market: SimulatedMarket, deadline: int | None, stop: threading.Event
 ) -> None:
     """Events back to back, stamped with the wall clock, until deadline or stop."""
+    clock = run.clock
     while not stop.is_set():
-        now = time.monotonic_ns()
+        now = clock.monotonic_ns()
         if deadline is not None and now >= deadline:
             return
         for _ in range(BATCH):
-            run.emit(market.next_events(time.time_ns()))
+            run.emit(market.next_events(clock.time_ns()))
         run.stats.events += BATCH
         run.tick(now)
 
@@ -227,6 +247,7 @@ def run_simulator(
     delivery: DeliveryStats | None = None,
     market: SimulatedMarket | None = None,
     flush_timeout: float = 30.0,
+    clock: Clock | None = None,
 ) -> SimStats:
     """Publish simulated feeds at ``cfg.rate`` events/s for ``cfg.duration`` seconds.
 
@@ -234,25 +255,27 @@ def run_simulator(
     still flushes and reports). ``rate`` <= 0 runs as fast as possible. Every
     stream starts with a full snapshot. ``kafka`` names the topics in the stats;
     ``delivery`` is the sink's delivery accounting (found on a KafkaSink when
-    omitted); ``market`` replaces the default streams (tests, benchmarks).
+    omitted); ``market`` replaces the default streams (tests, benchmarks); ``clock``
+    replaces the real clocks (tests).
     """
     stop = stop or threading.Event()
+    clock = clock or Clock()
     if market is None:
-        market = SimulatedMarket.from_config(cfg, sequence_base=sequence_base(time.time_ns()))
+        market = SimulatedMarket.from_config(cfg, sequence_base=sequence_base(clock.time_ns()))
     if delivery is None:
         delivery = _delivery_stats(publisher)
-    run = _Run(publisher, kafka or KafkaConfig(), progress)
+    run = _Run(publisher, kafka or KafkaConfig(), progress, clock)
     before = (delivery.delivered, delivery.failed) if delivery else (0, 0)
     deadline = run.start_ns + int(cfg.duration * 1e9) if cfg.duration > 0 else None
     try:
-        run.emit(market.snapshots(time.time_ns()))
+        run.emit(market.snapshots(clock.time_ns()))
         if cfg.rate > 0:
             _paced(run, market, cfg.rate, cfg.seed + 1, deadline, stop)
         else:
             _max_rate(run, market, deadline, stop)
     except KeyboardInterrupt:
         run.stats.interrupted = True
-    run.finish(time.monotonic_ns())
+    run.finish(clock.monotonic_ns())
     _flush(run, delivery, flush_timeout, before)
     if progress:
         print(f"[simulate] {run.stats.summary()}", file=sys.stderr, flush=True)

@@ -23,8 +23,9 @@ from schemas.errors import DecodeError, ValidationError
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 """Largest record we decode; a full 1000-level book is ~40 KB, so 4 MiB is generous."""
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,16}-[A-Z0-9]{1,16}$")
-"""Also the cap on a symbol's length (33): streams are dict keys and label values."""
+SYMBOL_RE = re.compile(r"[A-Z0-9]{1,16}-[A-Z0-9]{1,16}\Z")
+"""Also the cap on a symbol's length (33): streams are dict keys and label values.
+Anchored at the very end of the string: ``$`` would also accept a trailing newline."""
 MAX_TRADE_ID = 64
 """Longest trade id kept (venues use <= 20 characters); longer ones are refused."""
 _SIDES = {pb.Trade.BUY: "buy", pb.Trade.SELL: "sell", pb.Trade.UNKNOWN_SIDE: ""}

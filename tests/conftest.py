@@ -1,9 +1,21 @@
-"""Shared fixtures: real Kafka (scripts/kafka-local or MDGW_KAFKA_BOOTSTRAP), fresh topics."""
+"""Shared fixtures: real Kafka (scripts/kafka-local or MDGW_KAFKA_BOOTSTRAP), fresh topics.
+
+Also the suite's rules:
+
+- Hypothesis profiles: ``ci`` (200 examples, random; chosen when ``CI=true``), ``dev``
+  (the default, 50 examples, random) and ``fast`` (10 examples, derandomized: a quick
+  local check). ``MDGW_HYPOTHESIS_PROFILE`` or ``--hypothesis-profile`` picks another.
+  The core's model tests set no ``max_examples`` of their own, so the profile decides.
+- Skips are counted: with ``--strict-skips`` (on by default when ``CI=true``) a skip
+  whose reason is not in ``ALLOWED_SKIPS`` fails the run, so a test CI is meant to
+  run can never pass by not running.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import subprocess
 import uuid
@@ -11,10 +23,88 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from mdgw.config import Config, KafkaConfig, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
+ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# ---- hypothesis profiles ----------------------------------------------------------------
+
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    print_blob=True,  # a failure on CI prints the blob that reproduces it locally
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.register_profile("fast", max_examples=10, deadline=None, derandomize=True)
+settings.load_profile(os.environ.get("MDGW_HYPOTHESIS_PROFILE") or ("ci" if ON_CI else "dev"))
+
+# ---- no silent skips ----------------------------------------------------------------------
+
+CAPTURES_MISSING = "captures not found"
+ALLOWED_SKIPS: tuple[str, ...] = (
+    # The only skip that depends on the machine: the real exchange recordings live in
+    # ../shared beside a checkout, not in the repository (a user's fresh clone has none).
+    # CI has them, so there this skip never happens.
+    CAPTURES_MISSING,
+)
+"""Regexes (searched in the skip reason) of skips that ``--strict-skips`` accepts."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--strict-skips",
+        action="store_true",
+        default=ON_CI,
+        help="fail the run when a test skips for a reason not in tests/conftest.py "
+        "ALLOWED_SKIPS (default: on when CI=true)",
+    )
+
+
+_skips: list[tuple[str, str]] = []
+
+
+def _record_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return  # xfail is an expected failure, reported by -rx, not a skip
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    _skips.append((report.nodeid, reason.removeprefix("Skipped: ")))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _record_skip(report)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    _record_skip(report)
+
+
+def _unexpected_skips() -> list[tuple[str, str]]:
+    return [(n, r) for n, r in _skips if not any(re.search(a, r) for a in ALLOWED_SKIPS)]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not terminalreporter.config.getoption("--strict-skips"):
+        return
+    bad = _unexpected_skips()
+    terminalreporter.write_sep("=", f"strict skips: {len(bad)} unexpected of {len(_skips)}")
+    for nodeid, reason in bad:
+        terminalreporter.write_line(f"UNEXPECTED SKIP {nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    strict = session.config.getoption("--strict-skips")
+    passing = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+    if strict and passing and _unexpected_skips():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# ---- captures and Kafka ---------------------------------------------------------------------
 
 
 def captures_dir() -> Path | None:
@@ -30,7 +120,7 @@ def captures() -> Path:
     path = captures_dir()
     if path is None:
         pytest.skip(
-            "captures not found: set MDGW_CAPTURES_DIR to the folder holding KRAKEN.ws.50.0 "
+            f"{CAPTURES_MISSING}: set MDGW_CAPTURES_DIR to the folder holding KRAKEN.ws.50.0 "
             "(default <repo>/../shared/data/captures)"
         )
     return path
@@ -47,11 +137,18 @@ def _reachable(bootstrap: str) -> bool:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
-    """A reachable broker: MDGW_KAFKA_BOOTSTRAP, or the local one started on demand."""
+    """A reachable broker: MDGW_KAFKA_BOOTSTRAP, or the local one started on demand.
+
+    A broker named by MDGW_KAFKA_BOOTSTRAP that does not answer is an error of every
+    Kafka test, not a skip: a typo must not turn the integration suite green."""
     bootstrap = os.environ.get("MDGW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     if not _reachable(bootstrap):
         if "MDGW_KAFKA_BOOTSTRAP" in os.environ:
-            pytest.skip(f"Kafka at {bootstrap} is not reachable")
+            pytest.fail(
+                f"MDGW_KAFKA_BOOTSTRAP={bootstrap} is not reachable: start that broker, or "
+                "unset the variable to let the tests start scripts/kafka-local",
+                pytrace=False,
+            )
         subprocess.run([str(ROOT / "scripts" / "kafka-local"), "start"], check=True)
     return bootstrap
 

@@ -10,8 +10,9 @@ outage and recover by itself (reconnect, resubscribe, fresh snapshots, valid
 checksums, sequence moving on). Browser console errors fail the test, except the
 WebSocket connection failures Chromium logs while the gateway is down.
 
-Writes ``docs/dashboard.png`` (1280x800) and a phone-sized screenshot into the
-test's tmp dir (path printed; ``MDGW_E2E_SCREENSHOTS=DIR`` copies both there).
+Writes a 1280x800 and a phone-sized screenshot into the test's tmp dir (paths
+printed; ``MDGW_E2E_SCREENSHOTS=DIR`` copies both there). It never writes into the
+repository: ``scripts/screenshot`` runs this test and refreshes ``docs/dashboard.png``.
 """
 
 from __future__ import annotations
@@ -286,15 +287,14 @@ def test_dashboard_verifies_live_books_and_survives_a_gateway_kill(
     wait_page(page, "document.querySelector('#agg-bids .arow span').textContent !== ''", 5, "agg")
     assert page.inner_text("#agg-name") == "BTC-USD"
 
-    docs = ROOT / "docs" / "dashboard.png"
-    docs.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(docs))
+    desktop_png = tmp_path / "dashboard.png"
+    page.screenshot(path=str(desktop_png))
     phone_png = tmp_path / "dashboard-phone.png"
     _phone_screenshot(chromium, url, phone_png, console)
-    print(f"screenshots: {docs} {phone_png}")
+    print(f"screenshots: {desktop_png} {phone_png}")
     if (out := screenshot_dir()) is not None:
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copy(docs, out / "dashboard.png")
+        shutil.copy(desktop_png, out / "dashboard.png")
         shutil.copy(phone_png, out / "dashboard-phone.png")
 
     # kill the gateway: the page shows it, then recovers on its own

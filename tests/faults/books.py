@@ -1,31 +1,96 @@
 """Books as the processes hold them vs a from-scratch rebuild of the book topic.
 
 The rebuild is the oracle: every record of the book topic read with
-``read_to_end``, decoded, its key checked, applied with ``core.book.OrderBook``.
-A process is right when its books equal the oracle's: same sequence, same
-levels, same §5 checksum.
+``read_to_end``, decoded, its key checked, applied to a naive book of its own
+(:class:`NaiveBook`: a dict per side, sorted when compared, the checksum computed
+here with zlib), never the gateway's ``core.book.OrderBook``, so a bug in the
+core cannot hide by being in both. A process is right when its books equal the
+oracle's: same sequence, same levels, same checksum (docs/protocol.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import struct
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import httpx
 
-from core.book import ApplyResult, OrderBook
-from core.checksum import book_checksum
-from core.errors import CoreError
-from core.types import BookUpdate
+from core.book import ApplyResult
+from core.types import KNOWN_EXCHANGES, BookUpdate, Level
 from gateway.client import MarketDataClient
 from mdgw.config import KafkaConfig
 from mdgw.kafka.source import Record, read_to_end
 from schemas import codec
 from schemas.errors import SchemaError
+from tests.unit.core.core_model import RefBook
 
-Level = tuple[float, float]
+
+def crc(bids: Iterable[Level], asks: Iterable[Level]) -> int:
+    """The protocol's checksum, spelled out: CRC-32 of the first 10 asks then 10 bids."""
+    top = sorted(asks)[:10] + sorted(bids, reverse=True)[:10]
+    return zlib.crc32(b"".join(struct.pack("<dd", p, q) for p, q in top))
+
+
+class Refused(ValueError):
+    """A record no book may take (the gateway dead-letters it)."""
+
+
+class NaiveBook(RefBook):
+    """The reference book: ``RefBook``'s two dicts and sequencing rules (shared with the
+    core's model tests), plus the record checks of the protocol."""
+
+    def apply(self, u: BookUpdate) -> ApplyResult:
+        if u.exchange not in KNOWN_EXCHANGES or not u.symbol:
+            raise Refused("no such stream")
+        if u.is_snapshot and (self.stale or u.sequence > self.sequence):
+            self._check_snapshot(u)
+        elif not u.is_snapshot and not self.stale and u.sequence == self.sequence + 1:
+            for p, q in u.bids + u.asks:
+                if not (0 < p < math.inf and 0 <= q < math.inf):
+                    raise Refused(f"bad delta level {(p, q)}")
+            if u.checksum and u.checksum != crc(*_applied(self, u)):
+                self.stale = True  # diverged from the producer: wait for a snapshot
+                return ApplyResult.GAP
+        return super().apply(u)
+
+    @staticmethod
+    def _check_snapshot(u: BookUpdate) -> None:
+        for side in (u.bids, u.asks):
+            if any(not (0 < p < math.inf and 0 < q < math.inf) for p, q in side):
+                raise Refused("bad snapshot level")
+            if len({p for p, _ in side}) != len(side):
+                raise Refused("duplicate price in snapshot")
+        if u.bids and u.asks and max(p for p, _ in u.bids) >= min(p for p, _ in u.asks):
+            raise Refused("crossed snapshot")
+        if u.checksum and u.checksum != crc(u.bids, u.asks):
+            raise Refused("snapshot checksum does not match its levels")
+
+    def sorted_bids(self) -> list[Level]:
+        return sorted(self.bids.items(), reverse=True)
+
+    def sorted_asks(self) -> list[Level]:
+        return sorted(self.asks.items())
+
+    def checksum(self) -> int:
+        return crc(self.bids.items(), self.asks.items())
+
+
+def _applied(book: RefBook, u: BookUpdate) -> tuple[list[Level], list[Level]]:
+    """The levels ``book`` would hold after the delta ``u``, the book left as it is."""
+    out = []
+    for side, levels in ((dict(book.bids), u.bids), (dict(book.asks), u.asks)):
+        for p, q in levels:
+            if q:
+                side[p] = q
+            else:
+                side.pop(p, None)
+        out.append(list(side.items()))
+    return out[0], out[1]
 
 
 @dataclass(frozen=True)
@@ -39,9 +104,13 @@ class BookState:
     stale: bool = False
 
     @classmethod
-    def of(cls, book: OrderBook) -> BookState:
+    def of(cls, book: NaiveBook) -> BookState:
         return cls(
-            book.sequence, tuple(book.bids()), tuple(book.asks()), book.checksum(), book.stale
+            book.sequence,
+            tuple(book.sorted_bids()),
+            tuple(book.sorted_asks()),
+            book.checksum(),
+            book.stale,
         )
 
     def brief(self) -> str:
@@ -55,7 +124,7 @@ class BookState:
 class Rebuild:
     """The oracle's books and what it saw on the way."""
 
-    books: dict[str, OrderBook]
+    books: dict[str, NaiveBook]
     records: int
     skipped: list[tuple[int, int, str]]
     """(partition, offset, why) of records the oracle did not apply."""
@@ -80,7 +149,7 @@ def rebuild(
     skip = set(exclude)
     recs = book_records(cfg) if records is None else records
     recs.sort(key=lambda r: (r.partition, r.offset))
-    books: dict[str, OrderBook] = {}
+    books: dict[str, NaiveBook] = {}
     skipped: list[tuple[int, int, str]] = []
     results: dict[str, int] = {}
     last: dict[str, tuple[int, int]] = {}
@@ -102,12 +171,13 @@ def rebuild(
             continue
         book = books.get(update.stream)
         if book is None:
-            book = books[update.stream] = OrderBook(update.exchange, update.symbol)
+            book = NaiveBook()
         try:
             result = book.apply(update)
-        except CoreError as e:
-            skipped.append((*where, f"core: {e}"))
+        except Refused as e:
+            skipped.append((*where, f"refused: {e}"))
             continue
+        books[update.stream] = book
         results[result.value] = results.get(result.value, 0) + 1
         if result is not ApplyResult.DUPLICATE:
             last[update.stream] = where
@@ -139,7 +209,7 @@ def _client_state(client: MarketDataClient, stream: str) -> BookState | None:
     if local is None or not local.valid:
         return None
     bids, asks = local.top_bids(), local.top_asks()
-    return BookState(local.sequence, tuple(bids), tuple(asks), book_checksum(asks, bids))
+    return BookState(local.sequence, tuple(bids), tuple(asks), crc(bids, asks))
 
 
 async def gateway_books(

@@ -87,6 +87,12 @@ class FaultBroker:
             while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
                 time.sleep(0.05)
 
+    def kill_timed(self) -> float:
+        """``kill``; returns the seconds it took (for the report, like ``stop``)."""
+        t0 = time.monotonic()
+        self.kill()
+        return time.monotonic() - t0
+
     def running(self) -> bool:
         return self._run("status", timeout=20).returncode == 0
 

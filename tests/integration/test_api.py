@@ -3,7 +3,8 @@
 Feeds come from the pure simulator model (``producers.simulator``), published with
 the project's Publisher; the same records are applied to a local Market, the
 truth the API's answers are compared with. Snapshots reach the compacted topic
-the way the gateway writes them (a Materializer with a snapshot sink).
+the way the gateway writes them (a Materializer with a snapshot sink). The API
+runs in-process; Kafka is real.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Fault: the Kafka broker stops mid-stream and comes back (issue "Reliability", 1).
+"""Fault: the Kafka broker goes away mid-stream and comes back (issue "Reliability", 1).
 
-A private broker (``MDGW_KAFKA_HOME`` under the test's tmp dir, its own ports),
-so the shared broker on 9092 that other tests use is never disturbed.
+Twice: a controlled shutdown (``stop``) and a crash (``kill``: SIGKILL, no shutdown,
+the log recovered at the next start). A private broker (``MDGW_KAFKA_HOME`` under
+the test's tmp dir, its own ports), so the shared broker that other tests use is
+never disturbed. Real processes: simulator, gateway and API.
 """
 
 from __future__ import annotations
@@ -71,9 +73,12 @@ async def _poll_ready(base: str, codes: list[int]) -> None:
         await asyncio.sleep(0.5)
 
 
+@pytest.mark.parametrize("how", ["stop", "kill"])
 async def test_broker_restart_mid_stream(
-    broker: FaultBroker, private_cfg: KafkaConfig, tmp_path: Path
+    broker: FaultBroker, private_cfg: KafkaConfig, tmp_path: Path, how: str
 ) -> None:
+    """Nothing lost, nobody disconnected, every subscription told `stale` while the broker
+    is away, /ready 503 meanwhile and 200 again after, books equal the rebuild."""
     cfg = private_cfg
     with stack(cfg, tmp_path) as st:
         sim = st.simulate(rate=300)
@@ -88,7 +93,7 @@ async def test_broker_restart_mid_stream(
         ready_codes: list[int] = []
         poller = asyncio.create_task(_poll_ready(st.api_http, ready_codes))
         t_down = time.monotonic()
-        stop_s = await asyncio.to_thread(broker.stop)
+        stop_s = await asyncio.to_thread(broker.stop if how == "stop" else broker.kill_timed)
         await asyncio.sleep(DOWN_S)
         assert sim.alive() and gw.alive() and api.alive(), st.dump()
 
@@ -103,7 +108,9 @@ async def test_broker_restart_mid_stream(
                 (b := watch.client.book(s)) is not None and b.sequence > seq_at_up[s]
                 for s in STREAMS
             ),
-            30,
+            # 0.3-1.7 s on an idle machine; 25 s seen with the 2 cores loaded 25-fold: the
+            # bound only tells "resumes" from "stuck", so it is generous
+            60,
             what="client sees fresh updates on every stream after the restart",
         )
         resumed_s = time.monotonic() - t_up
@@ -128,7 +135,7 @@ async def test_broker_restart_mid_stream(
         await watch.stop()
 
         print(
-            f"\n[broker restart] broker stop {stop_s:.1f}s, down ~{DOWN_S:.0f}s, "
+            f"\n[broker {how}] broker {how} {stop_s:.1f}s, down ~{DOWN_S:.0f}s, "
             f"start {start_s:.1f}s; updates resumed {resumed_s:.2f}s after the broker was "
             f"ready; simulator sent {sent} (its own 'delivered' count says "
             f"{summary['delivered']}, see report) failed {summary['failed']}; in topics "
@@ -149,6 +156,8 @@ async def test_broker_restart_mid_stream(
         assert diff(got_api, want) == [], st.dump()
         # while Kafka was unreachable every subscription was told `stale` (docs/protocol.md §4.4)
         assert down_events.get("status:stale", 0) >= len(STREAMS), down_events
+        # and the API said it was not ready (then ready again: awaited above)
+        assert 503 in ready_codes, f"/ready while the broker was down: {_runs(ready_codes)}"
 
 
 @pytest.mark.parametrize(
@@ -201,9 +210,12 @@ async def _drain(ws: ClientConnection) -> None:
             await asyncio.wait_for(ws.recv(), 5)
 
 
-async def test_watermarks_answer_while_the_consumer_runs(kafka_cfg: KafkaConfig) -> None:
-    """ThreadedConsumer.watermarks()/lag() are called by the API's Kafka probe and the
-    gateway's lag loop while the consumer thread runs: they must answer in their timeout."""
+async def test_watermarks_answer_while_the_consumer_runs_in_process(
+    kafka_cfg: KafkaConfig,
+) -> None:
+    """In-process, on the shared broker: ThreadedConsumer.watermarks()/lag() are called by
+    the API's Kafka probe and the gateway's lag loop while the consumer thread runs: they
+    must answer in their timeout."""
     from mdgw.kafka.sink import KafkaSink
     from mdgw.kafka.source import ThreadedConsumer
 

@@ -1,4 +1,7 @@
-"""Fault: the reconnecting client meets a gateway that is restarting (no Kafka needed).
+"""Fault: the reconnecting client meets a gateway that is restarting: a fake gateway.
+
+In-process, no Kafka: a small websockets server plays a gateway that closes with
+1012 and then refuses handshakes, so the client side is tested on its own.
 
 A restarting gateway refuses handshakes with HTTP 503 ("starting: catching up with
 Kafka") until it has caught up; a client with ``reconnect=True`` must treat that
@@ -61,7 +64,7 @@ class RestartingGateway:
 
 
 @pytest.mark.parametrize("refusals", [1, 3])
-async def test_client_keeps_reconnecting_through_503(refusals: int) -> None:
+async def test_client_keeps_reconnecting_through_503_of_a_fake_gateway(refusals: int) -> None:
     fake = RestartingGateway(refusals)
     async with serve(fake.handler, "127.0.0.1", 0, process_request=fake.process_request) as srv:
         port = srv.sockets[0].getsockname()[1]

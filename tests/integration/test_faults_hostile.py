@@ -64,7 +64,14 @@ class Round:
     connections_after: int
 
 
-async def _abuse(url: str, pid: int, http: str, fd_base: int) -> Round:
+async def _abuse(
+    url: str,
+    pid: int,
+    http: str,
+    fd_base: int,
+    args: tuple[str, ...] = ("--churn", "2000"),
+    connections: int = 1,
+) -> Round:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -73,8 +80,7 @@ async def _abuse(url: str, pid: int, http: str, fd_base: int) -> Round:
         url,
         "--streams",
         ",".join(STREAMS),
-        "--churn",
-        "2000",
+        *args,
         "--wait-go",
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
@@ -100,7 +106,8 @@ async def _abuse(url: str, pid: int, http: str, fd_base: int) -> Round:
 
     def settled() -> bool:
         h = gateway_health(http) or {}
-        return h.get("connections") == 1 and fd_count(pid) <= fd_base * FD_RATIO + FD_SLACK
+        settled = h.get("connections") == connections
+        return settled and fd_count(pid) <= fd_base * FD_RATIO + FD_SLACK
 
     with contextlib.suppress(TimeoutError):
         await await_until(settled, 20, interval=0.25, what="gateway back to one connection")
@@ -178,3 +185,29 @@ async def test_hostile_clients_leave_no_trace(kafka_cfg: KafkaConfig, tmp_path: 
         assert rounds[1].rss_after <= rounds[0].rss_after * RSS_GROWTH, "RSS grows per round"
         assert len(during) > 50
         assert p_during <= P99_RATIO * p_before, (p_before, p_during)
+
+
+async def test_never_reading_clients_are_closed_1013(
+    kafka_cfg: KafkaConfig, tmp_path: Path
+) -> None:
+    """Clients that subscribe to every stream at full depth and never read a byte are
+    closed with 1013 (slow consumer) within the hold time, however much of their data
+    the kernel's buffers absorbed (they never answer a probe, docs/protocol.md §4.6): each counted once in
+    ``slow_consumer_disconnects_total`` (the client cannot read its close frame)."""
+    never_read = 20
+    with stack(kafka_cfg, tmp_path, MDGW_GATEWAY_SLOW_TIMEOUT="2") as st:
+        sim = st.simulate(rate=200)
+        gw = st.gateway()
+        await await_until(lambda: gateway_ready(st.gateway_http), 40, what="gateway ready")
+        fds = fd_count(gw.pid)
+        before = metric_total(st.gateway_http, "slow_consumer_disconnects_total")
+        only_never_read = (
+            *("--churn", "0", "--half-open", "0", "--floods", "0", "--bad-utf8", "0"),
+            *("--never-read", str(never_read), "--hold", "8"),
+        )
+        r = await _abuse(st.ws_url, gw.pid, st.gateway_http, fds, only_never_read, 0)
+        closed = metric_total(st.gateway_http, "slow_consumer_disconnects_total") - before
+        assert sim.term(30) == 0, sim.tail()
+        print(f"\n[never-read] {r.result['never_read']}; slow-consumer closes +{closed:.0f}")
+        assert gw.alive(), st.dump()
+        assert closed == never_read

@@ -166,8 +166,12 @@ async def test_poison_records_go_to_the_dlq_and_touch_no_book(
         def dlq_moved() -> bool:
             return metric_total(st.gateway_http, "dlq_records_total") - dlq_before >= len(poison)
 
+        def api_dlq_moved() -> bool:
+            return metric_total(st.api_http, "dlq_records_total") - api_dlq_before >= len(poison)
+
         await await_until(dlq_moved, 30, what="dlq_records_total counts every poison record")
         handled_s = time.monotonic() - t0
+        await await_until(api_dlq_moved, 30, what="the API counts every poison record too")
         dlq_delta = metric_total(st.gateway_http, "dlq_records_total") - dlq_before
         api_dlq_delta = metric_total(st.api_http, "dlq_records_total") - api_dlq_before
 
@@ -222,6 +226,7 @@ async def test_poison_records_go_to_the_dlq_and_touch_no_book(
         assert problems == [], problems
         assert len(dead) == len(poison)
         assert dlq_delta == len(poison)
+        assert api_dlq_delta == len(poison)  # counted by the API too, written only once
         assert [s[2] for s in oracle.skipped] == ["excluded"] * len(oracle.skipped)
         assert health.get("stale_streams") == 0, health
         assert diff(got_gw, want) == [], st.dump()

@@ -4,6 +4,7 @@ One client stops reading until the gateway marks it behind, then reads again: it
 must get ``status resync`` then a fresh snapshot for every subscription, and stay
 exact afterwards. Another never reads: it is closed with 1013. Both show in the
 metrics ``slow_consumer_resyncs_total`` and ``slow_consumer_disconnects_total``.
+The gateway runs in-process (``tests/integration/helpers.py``); Kafka is real.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Gateway refusals: bad frames, limits, floods, slow consumers (real Kafka, real sockets)."""
+"""Gateway refusals: bad frames, limits, floods, slow consumers (real Kafka, real sockets).
+
+The gateway runs in-process (``tests/integration/helpers.py``); Kafka is real.
+"""
 
 from __future__ import annotations
 
@@ -181,7 +184,10 @@ async def test_slow_consumer_is_resynced_or_dropped_and_others_stay_fast(config)
         # its deltas were dropped (then resync) and, as it never reads, it was closed 1013
         assert slow_session.dropped > 0
         assert slow_session not in rt.hub.sessions
-        assert slow.close_code in (1013, 1006, None)
+        # the client never reads its close frame, so the close code is the one the
+        # server sent: 1013 (the client itself sees the connection dropped, at best)
+        sent = slow_session.conn.protocol.close_sent
+        assert sent is not None and sent.code == 1013, sent
         assert fast.sequence_breaks == 0 and fast.checksum_failures == 0
         p99_before = before[int(len(before) * 0.99) - 1]
         p99_after = after[int(len(after) * 0.99) - 1]

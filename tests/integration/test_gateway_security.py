@@ -1,4 +1,7 @@
-"""Gateway security: JWT at the handshake, claim restrictions, expiry, TLS, Origin."""
+"""Gateway security: JWT at the handshake, claim restrictions, expiry, TLS, Origin.
+
+The gateway runs in-process (``tests/integration/helpers.py``); Kafka is real.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Sharded mode: one consumer group splits the partitions between two gateways."""
+"""Sharded mode: one consumer group splits the partitions between two gateways.
+
+Both gateways run in-process; Kafka is real.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Metrics end to end: a real Prometheus scrapes a running gateway (and the API).
 
 Prometheus comes from ``scripts/prometheus-local`` (Debian's package) on a free
-port with its own data dir; skipped with the reason when the binary is absent.
+port with its own data dir; skipped with the reason when the binary is absent
+(a failure under ``--strict-skips``, as on CI). The gateway and API run in-process.
 """
 
 from __future__ import annotations

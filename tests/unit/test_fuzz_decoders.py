@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import struct
+import zlib
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from core.book import ApplyResult, OrderBook
@@ -32,10 +33,12 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 # ---- schemas.codec.decode -------------------------------------------------------------
 
 finite = st.floats(min_value=1e-6, max_value=1e7, allow_nan=False, allow_infinity=False)
-hostile_float = st.floats() | st.sampled_from([0.0, -0.0, -1.0, math.nan, math.inf, -math.inf])
+hostile_float = (
+    finite | st.floats() | st.sampled_from([0.0, -0.0, -1.0, math.nan, math.inf, -math.inf])
+)
 levels = st.lists(st.tuples(finite, finite), max_size=6)
 symbols = st.sampled_from(["BTC-USDT", "BTC-USD", "ETH-USD"]) | st.text(max_size=20)
-exchange_values = st.integers(min_value=-(2**31), max_value=2**31 - 1)
+exchange_values = st.integers(1, 3) | st.integers(min_value=-(2**31), max_value=2**31 - 1)
 
 
 def _valid_messages() -> st.SearchStrategy[bytes]:
@@ -116,6 +119,7 @@ def test_decode_mutated_valid_messages(data: bytes, draw: st.DataObject) -> None
     is_snapshot=st.booleans(),
     checksum=st.integers(0, 2**32 - 1),
 )
+@example(1, "BTC-USD\n", 1.0, 1.0, 1, False, 0)  # `$` in a regex also matches before a "\n"
 def test_decode_book_with_hostile_fields(
     exchange: int,
     symbol: str,
@@ -137,11 +141,32 @@ def test_decode_book_with_hostile_fields(
     m.asks.add(price=abs(price) + 1 if math.isfinite(price) else price, quantity=quantity)
     data = pb.MarketDataMessage(order_book_update=m).SerializeToString()
     out = _decode(data)
-    if isinstance(out, BookUpdate):
-        assert out.exchange in (Exchange.BINANCE, Exchange.COINBASE, Exchange.KRAKEN)
-        assert out.symbol == symbol and symbol
-        for p, q in out.bids + out.asks:
-            assert math.isfinite(p) and p > 0 and math.isfinite(q) and q >= 0
+    ask = m.asks[0].price
+    # the expected outcome, from docs/protocol.md: accepted exactly when every field is valid
+    valid = (
+        exchange in (1, 2, 3)
+        and _canonical(symbol)
+        and all(_level_ok(px, quantity) for px in (price, ask))
+    )
+    assert (out is not None) == valid, (exchange, symbol, price, quantity)
+    if out is not None:
+        assert isinstance(out, BookUpdate)
+        assert (out.exchange, out.symbol, out.sequence) == (Exchange(exchange), symbol, sequence)
+        assert out.bids == [(price, quantity)] and out.asks == [(ask, quantity)]
+        assert (out.is_snapshot, out.checksum) == (is_snapshot, checksum)
+
+
+def _canonical(symbol: str) -> bool:
+    """BASE-QUOTE, upper-case letters and digits, nothing before or after."""
+    base, dash, quote = symbol.partition("-")
+    return bool(dash) and all(
+        0 < len(part) <= 16 and all(c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" for c in part)
+        for part in (base, quote)
+    )
+
+
+def _level_ok(price: float, quantity: float) -> bool:
+    return 0 < price < math.inf and 0 <= quantity < math.inf
 
 
 @FUZZ
@@ -150,17 +175,31 @@ def test_decode_book_with_hostile_fields(
     symbol=symbols,
     price=hostile_float,
     quantity=hostile_float,
-    side=st.integers(-(2**31), 2**31 - 1),
+    side=st.integers(0, 2) | st.integers(-(2**31), 2**31 - 1),
 )
+@example("KRAKEN", "BTC-USD\n", 1.0, 1.0, 1)
 def test_decode_trade_with_hostile_fields(
     exchange: str, symbol: str, price: float, quantity: float, side: int
 ) -> None:
     m = pb.Trade(exchange=exchange, symbol=symbol, price=price, quantity=quantity, side=side)
     out = _decode(pb.MarketDataMessage(trade=m).SerializeToString())
-    if isinstance(out, Trade):
-        assert math.isfinite(out.price) and out.price > 0
-        assert math.isfinite(out.quantity) and out.quantity > 0
-        assert out.side in ("buy", "sell", "")
+    valid = (
+        exchange in ("BINANCE", "COINBASE", "KRAKEN")
+        and _canonical(symbol)
+        and 0 < price < math.inf
+        and 0 < quantity < math.inf
+        and side in (0, 1, 2)
+    )
+    assert (out is not None) == valid, (exchange, symbol, price, quantity, side)
+    if out is not None:
+        assert isinstance(out, Trade)
+        assert (out.exchange.name, out.symbol, out.price, out.quantity) == (
+            exchange,
+            symbol,
+            price,
+            quantity,
+        )
+        assert out.side == {0: "", 1: "buy", 2: "sell"}[side]
 
 
 @FUZZ
@@ -416,26 +455,104 @@ def _agg_state(market: Market, symbol: str) -> tuple[Any, ...] | None:
     return None if agg is None else (agg.bids(0), agg.asks(0), sorted(agg.venues))
 
 
+class Expected:
+    """What one stream's book must do with a record, spelled out from the sequencing and
+    validation rules of docs/protocol.md (dicts, sorted on read; checksum by zlib)."""
+
+    def __init__(self) -> None:
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.sequence = 0
+        self.stale = True
+
+    def crc(self, bids: dict[float, float], asks: dict[float, float]) -> int:
+        top = sorted(asks.items())[:10] + sorted(bids.items(), reverse=True)[:10]
+        return zlib.crc32(b"".join(struct.pack("<dd", p, q) for p, q in top))
+
+    def apply(self, u: BookUpdate) -> ApplyResult | None:
+        """The result, or None when the record must be refused (and nothing change)."""
+        if u.is_snapshot:
+            if not self.stale and u.sequence <= self.sequence:
+                return ApplyResult.DUPLICATE
+            bids, asks = _side(u.bids, snapshot=True), _side(u.asks, snapshot=True)
+            if bids is None or asks is None:
+                return None
+            if bids and asks and max(bids) >= min(asks):
+                return None  # crossed
+            if u.checksum and u.checksum != self.crc(bids, asks):
+                return None
+            self.bids, self.asks, self.sequence, self.stale = bids, asks, u.sequence, False
+            return ApplyResult.SNAPSHOT
+        if self.stale:
+            return ApplyResult.STALE_IGNORED
+        if u.sequence <= self.sequence:
+            return ApplyResult.DUPLICATE
+        if u.sequence != self.sequence + 1:
+            self.stale = True
+            return ApplyResult.GAP
+        if _side(u.bids, snapshot=False) is None or _side(u.asks, snapshot=False) is None:
+            return None
+        bids, asks = dict(self.bids), dict(self.asks)
+        for side, levels in ((bids, u.bids), (asks, u.asks)):
+            for p, q in levels:
+                if q:
+                    side[p] = q
+                else:
+                    side.pop(p, None)
+        if u.checksum and u.checksum != self.crc(bids, asks):
+            self.stale = True  # diverged from the producer: undone, wait for a snapshot
+            return ApplyResult.GAP
+        self.bids, self.asks, self.sequence = bids, asks, u.sequence
+        return ApplyResult.APPLIED
+
+
+def _side(levels: list[Any], snapshot: bool) -> dict[float, float] | None:
+    """Levels as a dict, or None when one is not (positive finite price, quantity >= 0;
+    > 0 in a snapshot) or a snapshot repeats a price."""
+    out: dict[float, float] = {}
+    for level in levels:
+        if len(level) != 2 or not all(isinstance(x, float) for x in level):
+            return None
+        p, q = level
+        if not (0 < p < math.inf and (q > 0 if snapshot else q >= 0) and q < math.inf):
+            return None
+        if snapshot and p in out:
+            return None
+        out[p] = q
+    return out
+
+
 @FUZZ
 @given(operations())
 def test_market_apply_book_random_operations(ops: list[BookUpdate]) -> None:
+    """Every record's result is the one the rules predict, and every book equals the
+    expected one after each record; a refused record changes nothing."""
     market = Market()
+    expected: dict[str, Expected] = {}
     for update in ops:
         streams = market.streams()
         before = {s: _state(market, s) for s in streams}
         aggs = {sym: _agg_state(market, sym) for sym in market.symbols()}
+        known = update.exchange in (Exchange.BINANCE, Exchange.COINBASE, Exchange.KRAKEN)
+        model = expected.get(update.stream, Expected())
+        want = model.apply(update) if known and update.symbol else None
         try:
             event = market.apply_book(update, 1)
         except CoreError:
+            assert want is None, f"refused, but the rules say {want}: {update}"
             assert market.streams() == streams, "a refused record created a stream"
             for s in streams:
                 assert _state(market, s) == before[s], f"refused record changed {s}"
             for sym, state in aggs.items():
                 assert _agg_state(market, sym) == state
             continue
+        expected[update.stream] = model
         book = event.book
-        assert event.result in ApplyResult
+        assert event.result is want, (event.result, want, update)
+        assert (book.sequence, book.stale) == (model.sequence, model.stale)
         if not book.stale:
+            assert book.bids() == sorted(model.bids.items(), reverse=True)
+            assert book.asks() == sorted(model.asks.items())
             # a live book is always valid: positive finite levels, not crossed
             for p, q in book.bids() + book.asks():
                 assert 0 < p < math.inf and 0 < q < math.inf, (p, q)

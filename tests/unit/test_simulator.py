@@ -19,11 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import producers.simulator as simulator
+from core.book import OrderBook
 from core.types import BookUpdate, Exchange, Trade
 from mdgw.config import KafkaConfig, SimulatorConfig
 from mdgw.kafka.sink import DeliveryStats, MemorySink
 from producers.publisher import Publisher
-from producers.simulate_run import SimStats, run_simulator, sequence_base
+from producers.simulate_run import BATCH, TICK_NS, Clock, SimStats, run_simulator, sequence_base
 from producers.simulator import (
     PoissonArrivals,
     SimulatedMarket,
@@ -396,13 +397,42 @@ def decoded(sink: MemorySink) -> list[tuple[str, Record]]:
     return out
 
 
+class FakeClock(Clock):
+    """Simulated time: it moves only when the run sleeps (by exactly the sleep) and, with
+    ``step_ns``, by that much on every read, standing in for the cost of generating."""
+
+    def __init__(self, wall0: int = 1_764_000_000_000_000_000, step_ns: int = 0) -> None:
+        self.mono = 10**12
+        self.offset = wall0 - self.mono
+        self.step_ns = step_ns
+        self.slept_ns = 0
+
+    def monotonic_ns(self) -> int:
+        self.mono += self.step_ns
+        return self.mono
+
+    def time_ns(self) -> int:
+        return self.mono + self.offset
+
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        ns = round(seconds * 1e9)
+        self.mono += ns
+        self.slept_ns += ns
+
+
 class TestRunner:
+    """The runner in simulated time (``FakeClock``): pacing and deadlines are exact and
+    nothing depends on how fast this machine is."""
+
     def test_paced_rate_and_duration(self) -> None:
         sink = MemorySink()
         cfg = SimulatorConfig(rate=2_000, duration=1.0, levels=50)
-        stats = run_simulator(cfg, Publisher(sink, KafkaConfig()))
-        assert 1_000 <= stats.events <= 3_000
-        assert 1.0 <= stats.elapsed_s < 1.6
+        clock = FakeClock()
+        stats = run_simulator(cfg, Publisher(sink, KafkaConfig()), clock=clock)
+        # Poisson arrivals at 2,000/s over exactly one simulated second (+ at most a tick)
+        assert 1_800 <= stats.events <= 2_200
+        assert 1.0 <= stats.elapsed_s <= 1.0 + TICK_NS / 1e9
+        assert clock.slept_ns == round(stats.elapsed_s * 1e9)  # it slept, never spun
         records = decoded(sink)
         books = [m for _, m in records if isinstance(m, BookUpdate)]
         assert len(books) == stats.book_records and stats.book_records >= stats.events
@@ -414,23 +444,27 @@ class TestRunner:
         assert all(t == "marketdata.book" for t, m in records if isinstance(m, BookUpdate))
         assert 0.03 < stats.trade_records / stats.events < 0.2
 
-    def test_every_stream_starts_with_a_snapshot_and_timestamps_are_now(self) -> None:
+    def test_every_stream_starts_with_a_snapshot_and_timestamps_are_the_clocks(self) -> None:
         sink = MemorySink()
         cfg = SimulatorConfig(rate=500, duration=0.2, levels=20)
-        run_simulator(cfg, Publisher(sink, KafkaConfig()))
+        clock = FakeClock()
+        wall0 = clock.time_ns()
+        run_simulator(cfg, Publisher(sink, KafkaConfig()), clock=clock)
         first: dict[str, BookUpdate] = {}
         for _, m in decoded(sink):
             if isinstance(m, BookUpdate):
                 first.setdefault(m.stream, m)
-                assert 0 <= m.ingest_ns - m.timestamp_ns < 500_000_000
+                assert wall0 <= m.timestamp_ns <= wall0 + 200_000_000 + TICK_NS
         assert len(first) == 9 and all(u.is_snapshot for u in first.values())
 
     def test_restart_continues_with_higher_sequences(self) -> None:
         runs = []
-        for _ in range(2):
+        for start in (FakeClock(), FakeClock(wall0=FakeClock().time_ns() + 10**9)):
             sink = MemorySink()
             run_simulator(
-                SimulatorConfig(rate=1_000, duration=0.1, levels=20), Publisher(sink, KafkaConfig())
+                SimulatorConfig(rate=1_000, duration=0.1, levels=20),
+                Publisher(sink, KafkaConfig()),
+                clock=start,
             )
             runs.append([m for _, m in decoded(sink) if isinstance(m, BookUpdate)])
         last = {u.stream: u.sequence for u in runs[0]}
@@ -440,21 +474,35 @@ class TestRunner:
         assert all(u.is_snapshot and u.sequence > last[k] for k, u in first.items())
 
     def test_rate_beyond_capacity_still_stops_on_time_and_counts_the_drops(self) -> None:
+        # every clock read costs 25 ms: the loop gets 2,048 events done per 125,000 due
         cfg = SimulatorConfig(rate=5_000_000, duration=0.5, levels=10)
-        stats = run_simulator(cfg, Publisher(MemorySink(), KafkaConfig()))
-        assert stats.elapsed_s < 1.0
+        clock = FakeClock(step_ns=25_000_000)
+        stats = run_simulator(cfg, Publisher(MemorySink(), KafkaConfig()), clock=clock)
+        assert 0.5 <= stats.elapsed_s <= 0.5 + 2 * 0.025  # the deadline, give or take a read
         assert stats.skipped_events > 1_000_000 and "skipped" in stats.summary()
+        # every arrival up to the deadline was either generated or counted as dropped
+        arrivals = stats.events + stats.skipped_events
+        assert abs(arrivals - 2_500_000) < 8_000, arrivals  # Poisson: 5 sigma
 
     def test_max_rate_until_stopped(self) -> None:
         stop = threading.Event()
-        threading.Timer(0.3, stop.set).start()
-        sink = MemorySink()
+
+        class StopAt(MemorySink):
+            def send(self, *args: object, **kwargs: object) -> None:
+                super().send(*args, **kwargs)  # type: ignore[arg-type]
+                if len(self.records) == 5_000:
+                    stop.set()
+
+        sink = StopAt()
         stats = run_simulator(
             SimulatorConfig(rate=0, duration=0, levels=20),
             Publisher(sink, KafkaConfig()),
             stop=stop,
+            clock=FakeClock(step_ns=1_000),
         )
-        assert stats.events > 2_000 and stats.elapsed_s < 2.0
+        # it stops at the end of the batch during which stop was set
+        assert stats.events % BATCH == 0
+        assert 5_000 <= len(sink.records) < 5_000 + 2 * BATCH
         assert len(sink.records) == stats.book_records + stats.trade_records
 
     def test_reports_undelivered_and_failed(self) -> None:
@@ -500,8 +548,7 @@ class TestRunner:
 
 class TestAgainstTheGatewayBook:
     def test_core_book_applies_every_record_and_agrees_on_checksums(self) -> None:
-        book_mod = pytest.importorskip("core.book")
-        books: dict[str, object] = {}
+        books: dict[str, OrderBook] = {}
         results: Counter[str] = Counter()
         t0 = 1_764_000_000_000_000_000
         for seed, start in ((1, t0), (2, t0 + 10**9)):  # a run, then a restart
@@ -513,7 +560,7 @@ class TestAgainstTheGatewayBook:
                 sequence_base=sequence_base(start),
             )
             for u in books_of(run(m, 5_000, start)):
-                book = books.setdefault(u.stream, book_mod.OrderBook(u.exchange, u.symbol))
-                results[book.apply(u).name] += 1  # type: ignore[attr-defined]
-                assert book.checksum() == u.checksum  # type: ignore[attr-defined]
+                book = books.setdefault(u.stream, OrderBook(u.exchange, u.symbol))
+                results[book.apply(u).name] += 1
+                assert book.checksum() == u.checksum
         assert set(results) == {"SNAPSHOT", "APPLIED"}

@@ -214,7 +214,7 @@ class TestValidation:
 BAD = st.sampled_from([math.nan, math.inf, -1.0, 0.0, -math.inf])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(
     ops=book_ops(10),
     bad_price=BAD,
@@ -244,7 +244,7 @@ def test_rejected_update_leaves_the_book_unchanged(
     assert book.same_state(before)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(ops=book_ops(10))
 def test_book_equals_the_naive_model(ops: list[tuple]) -> None:
     book = OrderBook(EX, SYMBOL)
@@ -317,7 +317,7 @@ class TestChecksums:
         assert book.apply(with_checksum(upd(6, [(98.0, 1.0)]), 1)) is ApplyResult.APPLIED
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(ops=book_ops(10), marks=st.lists(st.sampled_from(["none", "right", "wrong"]), max_size=70))
 def test_checksummed_records_against_the_model(ops: list[tuple], marks: list[str]) -> None:
     """Right checksums never disturb; a wrong one on a delta that would apply is a GAP."""

@@ -104,7 +104,7 @@ def test_memory_is_bounded_by_the_window() -> None:
     assert rs.bucket_count == 62
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(
     trades=st.lists(
         st.tuples(

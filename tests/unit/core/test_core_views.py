@@ -270,7 +270,7 @@ def run_view_ops(depth: int, conflated: bool, ops: list[tuple], shape: int) -> N
 
 
 @pytest.mark.parametrize("depth", VALID_DEPTHS)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data_ops=book_ops(10, extra=("join", "reset")))
 def test_raw_view_keeps_clients_exact(depth: int, data_ops: list[tuple]) -> None:
     """Shape of ops is drawn for depth 10; see the per-depth test for large books."""
@@ -278,7 +278,7 @@ def test_raw_view_keeps_clients_exact(depth: int, data_ops: list[tuple]) -> None
 
 
 @pytest.mark.parametrize("depth", VALID_DEPTHS)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data_ops=book_ops(10, extra=("join", "reset", "flush", "flush", "flush")))
 def test_conflated_view_keeps_clients_exact(depth: int, data_ops: list[tuple]) -> None:
     run_view_ops(depth, True, data_ops, 10)
@@ -287,7 +287,7 @@ def test_conflated_view_keeps_clients_exact(depth: int, data_ops: list[tuple]) -
 def _scaled(depth: int, conflated: bool) -> None:
     extra = ("join", "reset", "flush", "flush") if conflated else ("join", "reset")
 
-    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(ops=book_ops(depth, extra=extra))
     def inner(ops: list[tuple]) -> None:
         run_view_ops(depth, conflated, ops, depth)
