@@ -192,8 +192,9 @@ async def test_never_reading_clients_are_closed_1013(
 ) -> None:
     """Clients that subscribe to every stream at full depth and never read a byte are
     closed with 1013 (slow consumer) within the hold time, however much of their data
-    the kernel's buffers absorbed (they never answer a probe, docs/protocol.md §4.6): each counted once in
-    ``slow_consumer_disconnects_total`` (the client cannot read its close frame)."""
+    the kernel's buffers absorbed (they never answer a probe, docs/protocol.md §4.6):
+    each counted once in ``slow_consumer_disconnects_total`` (the client cannot read
+    its close frame)."""
     never_read = 20
     with stack(kafka_cfg, tmp_path, MDGW_GATEWAY_SLOW_TIMEOUT="2") as st:
         sim = st.simulate(rate=200)
