@@ -416,8 +416,11 @@ class Hub:
             out = s.out
             if s.behind_since is not None:
                 continue
-            if out.marks and not s.probe_ns and now - out.marks[0][1] > half:
-                out.confirm(s.unsent())
+            if out.marks:
+                if s.probe_ns:
+                    s.send_probe()  # due when the oldest unconfirmed write is an interval old
+                elif now - out.marks[0][1] > half:
+                    out.confirm(s.unsent())
             if not out.marks and not out.pending:
                 done.append(s)
                 continue

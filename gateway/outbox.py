@@ -91,7 +91,10 @@ class Outbox:
     # ---- probes: a ping after the data; its pong says the client has read all before it --
 
     def probe_due(self, now: int, interval: int) -> bool:
-        return self.probe_at < 0 and now - self.probe_sent >= interval
+        """No probe outstanding and the oldest unconfirmed write is ``interval`` old: a
+        client receiving a message every few hundred ms is not probed after each one."""
+        marks = self.marks
+        return self.probe_at < 0 and bool(marks) and now - marks[0][1] >= interval
 
     def next_probe(self, now: int) -> bytes:
         """The payload of a new probe ping; call ``probe_written`` once it is written."""

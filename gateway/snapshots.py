@@ -73,6 +73,8 @@ class SnapshotGate:
         self.alive = alive
         """Ids of open connections: buckets of others are freed when the table grows."""
         self._buckets: dict[int, TokenBucket] = {}
+        self._kept = 0
+        """Buckets left after the last pruning."""
 
     def charge(
         self, connection: int, snapshots: int, buffered: int, now: float, req_id: object
@@ -86,10 +88,12 @@ class SnapshotGate:
             )
         bucket = self._buckets.get(connection)
         if bucket is None:
-            if len(self._buckets) >= 64:
+            # amortised: the open connections are listed only when the table has doubled
+            # since the last pruning (listing them per new connection was O(n^2) at 10k)
+            if len(self._buckets) >= 2 * self._kept + 64:
                 alive = self.alive()
-                if len(self._buckets) >= 2 * len(alive) + 64:
-                    self._buckets = {k: b for k, b in self._buckets.items() if k in alive}
+                self._buckets = {k: b for k, b in self._buckets.items() if k in alive}
+                self._kept = len(self._buckets)
             bucket = self._buckets[connection] = TokenBucket(self.rate, self.burst)
         if snapshots > self.burst or not bucket.allow(now, snapshots):
             raise ProtocolError(

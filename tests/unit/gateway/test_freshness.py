@@ -195,23 +195,34 @@ def pings(s: Session) -> list[bytes]:
     return [payload for opcode, payload in frames_of(s.conn) if opcode == 0x9]
 
 
-def test_a_probe_ping_follows_data_at_most_once_per_interval(kernel: dict[int, int]) -> None:
+def test_a_probe_follows_data_once_the_oldest_unconfirmed_write_is_an_interval_old(
+    kernel: dict[int, int],
+) -> None:
     market, hub, s, clock = probed(kernel)
     feed(market, hub, 2)
+    assert pings(s) == []  # all that is unconfirmed is younger than the interval
+    clock.t += 100 * MS
     feed(market, hub, 3)
+    assert len(pings(s)) == 1 and frames_of(s.conn)[-1][0] == 0x9  # after the data
+    clock.t += 100 * MS
+    feed(market, hub, 4)
     assert len(pings(s)) == 1  # one outstanding at a time
     s.on_pong(pings(s)[-1])
-    feed(market, hub, 4)
-    assert len(pings(s)) == 1  # answered, but the interval has not passed
-    clock.t += 100 * MS
     feed(market, hub, 5)
-    assert len(pings(s)) == 2 and frames_of(s.conn)[-1][0] == 0x9  # after the data
+    assert len(pings(s)) == 1  # update 4 is unconfirmed but only just written
+    clock.t += 100 * MS
+    feed(market, hub, 6)
+    assert len(pings(s)) == 2
 
 
-def test_pongs_confirm_delivery_and_a_silent_client_falls_behind(kernel: dict[int, int]) -> None:
+def test_quiet_data_is_probed_on_its_own_and_a_silent_client_falls_behind(
+    kernel: dict[int, int],
+) -> None:
     market, hub, s, clock = probed(kernel)
     feed(market, hub, 2)
     clock.t += 200 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert len(pings(s)) == 1  # nothing more to write: the check asked on its own
     s.on_pong(pings(s)[-1])  # the client read everything so far
     feed(market, hub, 3)
     clock.t += 200 * MS
