@@ -447,9 +447,9 @@ class Hub:
         return out.age(now) <= self.max_lag_ns // 2
 
     def check_slow(self, close: Callable[[Session, int, str], None]) -> None:
-        """Resync drained clients; close (1013) those that stayed behind too long, or
-        fell behind again within ``slow_timeout`` of their last resync: resyncing a
-        client that cannot keep up would only repeat full snapshots at everyone's cost."""
+        """Resync clients that have caught up, at most once per ``slow_timeout`` each
+        (a client that keeps falling behind would otherwise cost a full snapshot every
+        few hundred ms); close (1013) those that stay behind for ``slow_timeout``."""
         self.check_fresh()
         mono = self.mono()
         now = mono / 1e9
@@ -457,14 +457,10 @@ class Hub:
             if s.behind_since is None or s.closing or s not in self.sessions:
                 self._behind.discard(s)
                 continue
-            drained = self.drained(s, mono)
-            again = s.last_resync is not None and now - s.last_resync < self.slow_timeout
-            if drained and again:
-                metrics.SLOW_DISCONNECTS.inc()
-                self.remove_session(s)
-                close(s, 1013, "slow consumer: behind again after a resync")
-            elif drained:
-                self.resync_behind(s, now)
+            if self.drained(s, mono):
+                if s.last_resync is None or now - s.last_resync >= self.slow_timeout:
+                    self.resync_behind(s, now)
+                # else: caught up, but resynced lately; its next resync comes when due
             elif now - s.behind_since > self.slow_timeout:
                 metrics.SLOW_DISCONNECTS.inc()
                 self.remove_session(s)

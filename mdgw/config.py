@@ -128,7 +128,8 @@ class GatewayConfig:
     high_water_bytes: int = 1_048_576
     """Unsent bytes past which a client's deltas are dropped and it is resynced."""
     slow_timeout: float = 5.0
-    """Seconds a client may stay behind (or fall behind again after a resync) before 1013."""
+    """Seconds a client may stay behind before 1013; also the least time between two
+    resyncs of one client."""
     max_lag_ms: int = 500
     """Age of the oldest book message still queued for a client (in the process or the
     kernel's send queue) past which it is resynced (docs/protocol.md §4.6)."""

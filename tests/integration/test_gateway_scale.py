@@ -28,6 +28,10 @@ async def test_thousand_concurrent_connections_stay_exact(config) -> None:
         connects_per_minute_per_ip=0,
         max_connections_per_ip=0,
         handshake_timeout=60,
+        # 1,000 fully verifying Python clients share the 2 cores with the gateway and
+        # trail by seconds: this test is about exactness at scale; freshness (resync,
+        # 1013) has its own tests (tests/unit/gateway/test_freshness.py, faults)
+        max_lag_ms=10_000,
     )
     config = dataclasses.replace(config, gateway=gw)
     # a modest feed: two client processes must verify every message of 1,000 clients

@@ -147,6 +147,7 @@ def secured(port: int, pki: dict[str, Path], mechanism: str, **over: object) -> 
         snapshots_topic=f"{prefix}.snapshots",
         checkpoints_topic=f"{prefix}.checkpoints",
         dlq_topic=f"{prefix}.dlq",
+        stats_topic=f"{prefix}.stats",
         partitions=1,
     )
     return dataclasses.replace(KafkaConfig(), **{**fields, **over})

@@ -103,23 +103,31 @@ def test_old_data_in_the_kernel_queue_means_behind_then_resync(kernel: dict[int,
     assert messages_of(s.conn)[-1]["sequence"] == 3 and s.resyncs == 1
 
 
-def test_behind_again_soon_after_a_resync_is_closed_1013(kernel: dict[int, int]) -> None:
+def test_behind_again_soon_after_a_resync_waits_for_its_next_resync(
+    kernel: dict[int, int],
+) -> None:
     market, hub, s, clock = make(kernel)
     feed(market, hub, 2)
     kernel[7] = s.out.written
     clock.t += 600 * MS
-    hub.check_slow(lambda *a: None)
+    hub.check_slow(lambda *a: pytest.fail("closed"))
     kernel[7] = 0
-    hub.check_slow(lambda *a: None)  # resync
+    hub.check_slow(lambda *a: pytest.fail("closed"))  # resync 1
+    assert s.resyncs == 1
     feed(market, hub, 3)
     kernel[7] = 10_000
     clock.t += 600 * MS
-    closed: list[int] = []
-    hub.check_slow(lambda sess, code, reason: closed.append(code))
-    assert s.behind_since is not None and not closed
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is not None
     kernel[7] = 0
-    hub.check_slow(lambda sess, code, reason: closed.append(code))
-    assert closed == [1013] and s not in hub.sessions
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.resyncs == 1 and s.behind_since is not None  # caught up, but too soon
+    feed(market, hub, 4)
+    assert types(s)[-1] != "order_book_update" or s.dropped >= 1  # still no deltas
+    clock.t += 5_000 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.resyncs == 2 and s.behind_since is None
+    assert types(s)[-2:] == ["status:resync", "order_book_snapshot"]
 
 
 def test_behind_too_long_is_closed_1013(kernel: dict[int, int]) -> None:
