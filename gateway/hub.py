@@ -414,7 +414,10 @@ class Hub:
         done: list[Session] = []
         for s in self._watch:
             out = s.out
-            if s.behind_since is not None:
+            if s.behind_since is not None or s.replays:
+                # a running replay streams history as fast as the client reads it, paced
+                # by the replay itself: its age is not live data's (the high-water mark
+                # still applies)
                 continue
             if out.marks:
                 if s.probe_ns:

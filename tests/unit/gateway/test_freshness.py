@@ -289,3 +289,16 @@ def test_a_flush_budget_leaves_the_rest_queued_and_rotates_who_goes_first(
     hub.flush(budget_ns=15_000)
     second = {x for x in every if types(x).count("order_book_update") == 2}
     assert second and second != first  # someone else went first this time
+
+
+def test_a_running_replay_is_paced_by_itself_not_judged_by_age(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = make(kernel)
+    s.replays[1] = object()  # a replay at speed 0 streams history as fast as it is read
+    feed(market, hub, 2)
+    kernel[7] = s.out.written
+    clock.t += 600 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is None
+    s.replays.clear()
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is not None and s.behind_reason == "lag"
