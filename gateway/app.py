@@ -191,21 +191,23 @@ def _drained_handler(hub: Hub, mat: Materializer) -> Callable[[list[Batch]], Non
     (a client gets one write however many batches touched it), then the hop metrics.
     A flush that runs out of its slice goes on in the next loop turn."""
     loop = asyncio.get_running_loop()
-    more = [False]
+    scheduled = False
 
-    def flush_more() -> None:
-        more[0] = False
+    def flush_slice() -> None:
+        nonlocal scheduled
         hub.flush(FLUSH_SLICE_NS)
-        if hub.backlog and not more[0]:
-            more[0] = True
-            loop.call_soon(flush_more)
+        if hub.backlog and not scheduled:
+            scheduled = True
+            loop.call_soon(continued)
+
+    def continued() -> None:
+        nonlocal scheduled
+        scheduled = False
+        flush_slice()
 
     def on_drained(batches: list[Batch]) -> None:
         applied = time.perf_counter_ns()
-        hub.flush(FLUSH_SLICE_NS)
-        if hub.backlog and not more[0]:
-            more[0] = True
-            loop.call_soon(flush_more)
+        flush_slice()
         done = time.perf_counter_ns()
         fanout = (done - applied) / 1e9
         for b in batches:

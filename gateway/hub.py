@@ -326,16 +326,17 @@ class Hub:
                 self._touched = touched[i:] + self._touched
                 break
             n = s.flush()
+            buffered = s.buffered()
             if n > 0:
                 frames += n
                 watch.add(s)
-                if s.behind_since is None and s.buffered() > hw + s.burst:
-                    self.fall_behind(s, "buffer")
+                unsent = buffered
             elif n < 0:  # held: its transport still holds earlier bytes
                 waiting.add(s)
-                if s.behind_since is None and s.buffered() + s.out.size() > hw + s.burst:
-                    self.fall_behind(s, "buffer")
-            if s.burst and s.buffered() <= hw >> 2:
+                unsent = buffered + s.out.size()
+            if n and s.behind_since is None and unsent > hw + s.burst:
+                self.fall_behind(s, "buffer")
+            if s.burst and buffered <= hw >> 2:
                 s.burst = 0
         self.frames_out += frames
         if tracing.ENABLED:  # tracing hook: close the broadcast spans of what was written
@@ -369,11 +370,6 @@ class Hub:
         self.queue_all((s for s in part if s in self.sessions), json_frame, pb_frame)
         self.flush()
 
-    def broadcast_all(self, json_frame: bytes, pb_frame: bytes) -> None:
-        """One frame per format to every session, now."""
-        self.queue_all(self.sessions, json_frame, pb_frame)
-        self.flush()
-
     def send_stats(self, now_ns: int) -> None:
         now = self.mono()
         touched = self._touched
@@ -404,10 +400,12 @@ class Hub:
             metrics.DELTAS_DROPPED.inc(dropped)
 
     def check_fresh(self) -> None:
-        """Find clients whose oldest undelivered message is older than ``max_lag``.
+        """Find clients whose oldest unread message is older than ``max_lag``.
 
-        Cheap for clients that keep up: the kernel is asked (one ioctl) only about a
-        client whose oldest unconfirmed write is older than half of ``max_lag``."""
+        With probes, a client whose data went quiet gets a probe of its own once its
+        oldest unconfirmed write is a probe interval old; without, the kernel is asked
+        (one ioctl) only about a client whose oldest unconfirmed write is older than
+        half of ``max_lag``."""
         now = self.mono()
         max_lag = self.max_lag_ns
         half = max_lag // 2
@@ -438,8 +436,8 @@ class Hub:
     def drained(self, s: Session, now: int) -> bool:
         """A client behind has received what was old: its transport is below a quarter of
         the high-water mark and the oldest data it has not confirmed is younger than half
-        of ``max_lag`` (with probes,
-        that is one probe interval plus the check's own period and timer jitter)."""
+        of ``max_lag`` (with probes: one probe interval, the check's own period and timer
+        jitter)."""
         if s.buffered() > self.high_water // 4:
             return False
         out = s.out

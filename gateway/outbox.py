@@ -39,8 +39,6 @@ class Outbox:
     probe_seq: int = 0
     probe_at: int = -1
     """Offset the outstanding probe confirms when answered (-1: none outstanding)."""
-    probe_sent: int = 0
-    """When the last probe was sent (ns)."""
 
     def add(self, payload: bytes, kind: int, now: int) -> bool:
         """Queue one message; True when it is the first of this tick (caller schedules)."""
@@ -96,10 +94,12 @@ class Outbox:
         marks = self.marks
         return self.probe_at < 0 and bool(marks) and now - marks[0][1] >= interval
 
-    def next_probe(self, now: int) -> bytes:
+    def next_probe(self) -> bytes:
         """The payload of a new probe ping; call ``probe_written`` once it is written."""
         self.probe_seq += 1
-        self.probe_sent = now
+        return self._probe_payload()
+
+    def _probe_payload(self) -> bytes:
         return PROBE_MAGIC + self.probe_seq.to_bytes(8, "big")
 
     def probe_written(self) -> None:
@@ -107,7 +107,7 @@ class Outbox:
 
     def answered(self, payload: bytes) -> bool:
         """A pong: True if it answers the outstanding probe (everything before it read)."""
-        if self.probe_at < 0 or payload != PROBE_MAGIC + self.probe_seq.to_bytes(8, "big"):
+        if self.probe_at < 0 or payload != self._probe_payload():
             return False
         self.delivered(self.probe_at)
         self.probe_at = -1

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from websockets.protocol import State
 
 from gateway import framing
-from gateway.outbox import DELTA, KEEP, Outbox
+from gateway.outbox import Outbox
 from schemas import wire
 
 _ids = itertools.count(1)
@@ -147,15 +147,6 @@ class Session:
         """Written bytes the peer has not received: transport buffer + kernel send queue."""
         return self.buffered() + (kernel_unsent(self.fd) if self.fd >= 0 else 0)
 
-    # ---- queueing ------------------------------------------------------------------
-
-    def queue(self, frame: bytes, now: int, kind: int = KEEP) -> bool:
-        """Add a data message to this tick's output; True if it is the tick's first."""
-        return self.out.add(frame, kind, now)
-
-    def queue_delta(self, frame: bytes, now: int) -> bool:
-        return self.out.add(frame, DELTA, now)
-
     # ---- writing -------------------------------------------------------------------
 
     def send_control(self, kind: str, **fields: Any) -> None:
@@ -169,7 +160,7 @@ class Session:
         self.flush(force=True)
         if self.batch and self.binary:
             frame = wire.batch_pb((frame,))
-        self._write([frame], not self.binary, now or time.monotonic_ns())
+        self._write([frame], not self.binary, now or self.clock())
 
     def flush(self, force: bool = False) -> int:
         """Write queued data: one frame each, or one batch frame if the client opted in.
@@ -213,7 +204,7 @@ class Session:
         if queued_at and self.probe_ns:
             now = self.clock()
             if out.probe_due(now, self.probe_ns):
-                data += framing.ping(out.next_probe(now))
+                data += framing.ping(out.next_probe())
                 probe = True
         transport.write(data)
         out.wrote(len(data), queued_at)
@@ -230,7 +221,7 @@ class Session:
             return
         if transport.is_closing() or not out.probe_due(self.clock(), self.probe_ns):
             return
-        data = framing.ping(out.next_probe(self.clock()))
+        data = framing.ping(out.next_probe())
         transport.write(data)
         out.wrote(len(data), 0)
         out.probe_written()
@@ -238,13 +229,3 @@ class Session:
     def on_pong(self, payload: bytes) -> None:
         """A pong to a probe: the client has read everything written before it."""
         self.out.answered(payload)
-
-    # ---- freshness -----------------------------------------------------------------
-
-    def age_ns(self, now: int) -> int:
-        """Age of the oldest message the client has not read (with probes) or that has not
-        left the kernel's send queue (without)."""
-        out = self.out
-        if out.marks and not self.probe_ns:
-            out.confirm(self.unsent())
-        return out.age(now)
