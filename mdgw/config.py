@@ -415,6 +415,7 @@ def validate(config: Config) -> None:
         raise ConfigError("api.tls_cert and api.tls_key go together")
     if config.kafka.partitions < 1:
         raise ConfigError("kafka.partitions must be >= 1")
+    _validate_latency(config)
     from mdgw.kafka.security import validate_security  # the Kafka package imports config
 
     validate_security(config.kafka)
@@ -437,6 +438,29 @@ def validate(config: Config) -> None:
         )
     if a.jwt_max_lifetime < 0:
         raise ConfigError("auth.jwt_max_lifetime must be >= 0")
+
+
+def _validate_latency(config: Config) -> None:
+    """The hot path's settings (docs/protocol.md §4.6, bench/README.md)."""
+    g, k = config.gateway, config.kafka
+    if g.max_lag_ms <= 0:
+        raise ConfigError(f"gateway.max_lag_ms must be > 0, got {g.max_lag_ms}")
+    if g.probe_interval_ms < 0 or 2 * g.probe_interval_ms >= g.max_lag_ms:
+        # a client that keeps up is up to one probe interval unconfirmed: it would be
+        # judged behind if the interval were half of max_lag_ms or more
+        raise ConfigError(
+            f"gateway.probe_interval_ms must be 0 (off) or below half of max_lag_ms "
+            f"({g.max_lag_ms}), got {g.probe_interval_ms}"
+        )
+    for where, value in (
+        ("gateway.send_buffer_bytes", g.send_buffer_bytes),
+        ("kafka.producer_linger_ms", k.producer_linger_ms),
+        ("kafka.fetch_wait_max_ms", k.fetch_wait_max_ms),
+    ):
+        if value < 0:
+            raise ConfigError(f"{where} must be >= 0, got {value}")
+    if k.fetch_min_bytes < 1:
+        raise ConfigError(f"kafka.fetch_min_bytes must be >= 1, got {k.fetch_min_bytes}")
 
 
 MIN_SECRET_BYTES = 32

@@ -41,6 +41,13 @@ def test_layers_file_then_env_then_flags(tmp_path: Path) -> None:
             "none",
         ),
         ({"MDGW_GATEWAY_TLS_CERT": "/x.pem"}, "tls_key"),
+        ({"MDGW_GATEWAY_MAX_LAG_MS": "0"}, r"gateway\.max_lag_ms"),
+        ({"MDGW_GATEWAY_PROBE_INTERVAL_MS": "-1"}, r"gateway\.probe_interval_ms"),
+        ({"MDGW_GATEWAY_PROBE_INTERVAL_MS": "250"}, r"below half of max_lag_ms \(500\)"),
+        ({"MDGW_GATEWAY_SEND_BUFFER_BYTES": "-5"}, r"gateway\.send_buffer_bytes"),
+        ({"MDGW_KAFKA_PRODUCER_LINGER_MS": "-1"}, r"kafka\.producer_linger_ms"),
+        ({"MDGW_KAFKA_FETCH_WAIT_MAX_MS": "-1"}, r"kafka\.fetch_wait_max_ms"),
+        ({"MDGW_KAFKA_FETCH_MIN_BYTES": "0"}, r"kafka\.fetch_min_bytes"),
     ],
 )
 def test_bad_values_name_the_key(env: dict[str, str], needle: str) -> None:
@@ -80,3 +87,8 @@ def test_logging_settings_come_from_the_environment_alone() -> None:
     assert logging_settings({}) == TelemetryConfig()
     with pytest.raises(ConfigError, match="MDGW_TELEMETRY_LOG_JSON"):
         logging_settings({"MDGW_TELEMETRY_LOG_JSON": "maybe"})
+
+
+def test_probes_off_and_the_latency_defaults_are_valid() -> None:
+    cfg = load_config(env={"MDGW_GATEWAY_PROBE_INTERVAL_MS": "0"})
+    assert cfg.gateway.probe_interval_ms == 0 and load_config(env={}).gateway.max_lag_ms == 500
