@@ -12,7 +12,12 @@ previous message of that subscription and the §5 checksum must match the local
 book after applying it. On any mismatch the client asks for a ``resync`` and
 ignores updates of that book until the fresh snapshot arrives. A dropped
 connection is reconnected with exponential backoff and jitter, and every
-subscription is sent again.
+subscription is sent again; a book that was whole when the connection dropped
+asks to resume (``since``: its last sequence, docs/protocol.md §4.9), so the server
+sends only what it missed, or a snapshot when it no longer holds that.
+
+``bbo`` messages (docs/protocol.md §4.8) are whole tops: ``client.bbo(name)`` is the
+latest; a broken ``prev_sequence`` chain is counted in ``sequence_breaks``.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ class LocalBook:
     messages: int = 0
     breaks: int = 0
     resyncs: int = 0
+    resume_from: int | None = None
+    """Sequence a reconnect asked to resume from, until the server answers."""
 
     def top_bids(self, n: int = 0) -> list[tuple[float, float]]:
         keys = self.bids.keys()
@@ -114,11 +121,42 @@ def _levels_pb(levels: Any) -> list[list[Any]]:
     return [[lv.price, lv.quantity] for lv in levels]
 
 
+def _bbo_quote(levels: Any, agg: bool) -> list[Any] | None:
+    if not levels:
+        return None
+    lv = levels[0]
+    if agg:
+        venue = _EXCHANGES.get(lv.venues[0].exchange, "UNKNOWN") if lv.venues else ""
+        return [lv.price, lv.quantity, venue]
+    return [lv.price, lv.quantity]
+
+
+def _bbo_dict(u: pb.OrderBookUpdate) -> dict[str, Any]:
+    """A ``bbo`` (docs/protocol.md §4.8): in protobuf a depth-1 ``order_book_update``."""
+    agg = u.exchange == 0
+    d: dict[str, Any] = {"type": "bbo"}
+    if not agg:
+        d["exchange"] = _EXCHANGES.get(u.exchange, "UNKNOWN")
+    d.update(
+        symbol=u.symbol,
+        timestamp=u.timestamp_ns,
+        sequence=u.sequence_number,
+        prev_sequence=u.prev_sequence_number,
+        bid=_bbo_quote(u.bids, agg),
+        ask=_bbo_quote(u.asks, agg),
+        ingest_ts=u.ingest_ns,
+        gateway_ts=u.gateway_ns,
+    )
+    return d
+
+
 def pb_to_dict(msg: pb.MarketDataMessage) -> dict[str, Any]:
     """A protobuf data message in the JSON shape of docs/protocol.md §4.3."""
     kind = msg.WhichOneof("message")
     if kind == "order_book_update":
         u = msg.order_book_update
+        if u.depth == 1:  # no book view has depth 1: this is a bbo
+            return _bbo_dict(u)
         agg = u.exchange == 0
         prefix = "aggregated_book" if agg else "order_book"
         d: dict[str, Any] = {
@@ -193,6 +231,13 @@ class MarketDataClient:
         self.reconnects = 0
         self.checksum_failures = 0
         self.sequence_breaks = 0
+        self.resumed = 0
+        """Book views the server resumed after a reconnect (no snapshot needed)."""
+        self.not_resumed = 0
+        """Book views that asked to resume and got a snapshot instead."""
+        self.bbos: dict[str, dict[str, Any]] = {}
+        """Latest ``bbo`` message per stream or symbol."""
+        self._bbo_seq: dict[str, int | None] = {}
         self._ids = 0
         self._closed = False
         self._replays: dict[str, tuple[str, list[str], int]] = {}
@@ -215,10 +260,24 @@ class MarketDataClient:
             max_size=None,
             **self.connect_kwargs,
         )
-        for book in self.books.values():
+        since: dict[str, int] = {}
+        for key, book in self.books.items():
+            # a whole book resumes from where it stopped; whole again once the server
+            # says "resumed" (the missed messages follow), else its snapshot comes
+            book.resume_from = None
+            if book.valid and not key.startswith("replay:"):
+                since[key] = book.resume_from = book.sequence
             book.valid = False
+        for key in self._bbo_seq:
+            self._bbo_seq[key] = None  # a new chain starts with the first message
         for sub in self.subscriptions:
-            await self._send({**sub, "id": self._next_id()})
+            msg = {**sub, "id": self._next_id()}
+            if sub["channel"] in ("book", "aggregated_book"):
+                keys = {s: self.book_key(sub["channel"], s) for s in sub["symbols"]}
+                resume = {s: since[k] for s, k in keys.items() if k in since}
+                if resume:
+                    msg["since"] = resume
+            await self._send(msg)
 
     async def __aenter__(self) -> MarketDataClient:
         await self.connect()
@@ -248,6 +307,9 @@ class MarketDataClient:
             msg.update(depth=depth, speed=speed)
             for s in symbols:
                 self.books[self.book_key(channel, s)] = LocalBook(s, depth)
+        elif channel == "bbo":
+            for s in symbols:
+                self._bbo_seq[s] = None
         self.subscriptions.append(msg)
         req_id = self._next_id()
         await self._send({**msg, "id": req_id})
@@ -316,6 +378,10 @@ class MarketDataClient:
     def book_key(channel: str, symbol: str) -> str:
         return f"agg:{symbol}" if channel == "aggregated_book" else symbol
 
+    def bbo(self, name: str) -> dict[str, Any] | None:
+        """The latest ``bbo`` of a stream (``EXCHANGE:SYMBOL``) or a symbol across venues."""
+        return self.bbos.get(name)
+
     def book(self, symbol: str) -> LocalBook | None:
         return self.books.get(symbol) or self.books.get(f"agg:{symbol}")
 
@@ -370,7 +436,11 @@ class MarketDataClient:
             if book is None:
                 return Event("unsubscribed_book", key, msg, now)
             return await self._apply(book, msg, kind.endswith("_snapshot"), now)
+        if kind == "bbo":
+            return self._bbo(msg, now)
         key = f"{msg.get('exchange', '')}:{msg.get('symbol', '')}"
+        if kind == "subscribed" and "resumed" in msg:
+            self._resumed(msg)
         if kind == "replay_complete":
             self._replay_complete(msg)
         if kind == "status" and msg.get("status") in ("stale", "resync"):
@@ -378,7 +448,35 @@ class MarketDataClient:
             book = self.books.get(agg_key)
             if book is not None:
                 book.valid = False
+            bbo_key = key if "exchange" in msg else msg.get("symbol", "")
+            if bbo_key in self._bbo_seq:
+                self._bbo_seq[bbo_key] = None
         return Event({"statistics": "stats"}.get(kind, kind), key, msg, now)
+
+    def _bbo(self, msg: dict[str, Any], now: int) -> Event:
+        exchange = msg.get("exchange")
+        key = f"{exchange}:{msg['symbol']}" if exchange else msg["symbol"]
+        last = self._bbo_seq.get(key)
+        if last is not None and (msg["prev_sequence"] != last or msg["sequence"] <= last):
+            self.sequence_breaks += 1
+        self._bbo_seq[key] = msg["sequence"]
+        self.bbos[key] = msg
+        return Event("bbo", key, msg, now)
+
+    def _resumed(self, msg: dict[str, Any]) -> None:
+        resumed = msg["resumed"]
+        symbols = msg.get("symbols") or [""]
+        by_symbol = resumed if isinstance(resumed, dict) else {symbols[0]: resumed}
+        for s, ok in by_symbol.items():
+            if ok:
+                self.resumed += 1
+            else:
+                self.not_resumed += 1
+            book = self.books.get(self.book_key(msg.get("channel", ""), s))
+            if book is not None and ok and book.resume_from is not None:
+                book.valid = True
+            if book is not None:
+                book.resume_from = None
 
     async def _apply(
         self, book: LocalBook, msg: dict[str, Any], snapshot: bool, now: int
