@@ -91,6 +91,7 @@ class LocalBook:
         self.asks = SortedDict((lv[0], lv[1]) for lv in asks)
         self.sequence = sequence
         self.valid = True
+        self.resume_from = None
 
     def apply(self, bids: list[Any], asks: list[Any], sequence: int) -> None:
         for side, levels in ((self.bids, bids), (self.asks, asks)):
@@ -264,9 +265,10 @@ class MarketDataClient:
         for key, book in self.books.items():
             # a whole book resumes from where it stopped; whole again once the server
             # says "resumed" (the missed messages follow), else its snapshot comes
-            book.resume_from = None
             if book.valid and not key.startswith("replay:"):
-                since[key] = book.resume_from = book.sequence
+                book.resume_from = book.sequence
+            if book.resume_from is not None:  # else: still the one asked for last time
+                since[key] = book.resume_from
             book.valid = False
         for key in self._bbo_seq:
             self._bbo_seq[key] = None  # a new chain starts with the first message
@@ -448,6 +450,7 @@ class MarketDataClient:
             book = self.books.get(agg_key)
             if book is not None:
                 book.valid = False
+                book.resume_from = None
             bbo_key = key if "exchange" in msg else msg.get("symbol", "")
             if bbo_key in self._bbo_seq:
                 self._bbo_seq[bbo_key] = None
@@ -502,6 +505,7 @@ class MarketDataClient:
 
     async def _break(self, book: LocalBook) -> None:
         book.valid = False
+        book.resume_from = None
         book.resyncs += 1
         if book.key.startswith("replay:"):
             return  # a replay cannot be resynced; the break is counted

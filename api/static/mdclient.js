@@ -316,7 +316,7 @@ export class MarketDataClient {
       this._resetOutbox(0);
       for (const book of this.books.values()) {
         // a whole book can be resumed on the next connection from where it stopped
-        book.resumeFrom = book.valid ? book.sequence : null;
+        if (book.valid) book.resumeFrom = book.sequence; // else: still the last one, or null
         book.valid = false;
       }
       this._emit({ kind: "close", key: "", data: { code: e.code, reason: e.reason }, receivedNs: 0 });
@@ -501,6 +501,7 @@ export class MarketDataClient {
       const book = this.books.get(aggKey);
       if (book) {
         book.valid = false;
+        book.resumeFrom = null;
         book.stale = msg.status === "stale";
       }
       const bboKey = "exchange" in msg ? key : msg.symbol ?? "";
@@ -567,6 +568,7 @@ export class MarketDataClient {
 
   _break(book) {
     book.valid = false;
+    book.resumeFrom = null;
     book.resyncs += 1;
     if (this.ws) this.resync(book.key.replace(/^agg:/, ""));
   }
