@@ -127,6 +127,13 @@ class BboBoard:
         self.market = market
         self.topics: dict[str, BboTopic] = {}
 
+    def exists(self, name: str) -> bool:
+        """A stream or symbol the market knows (a topic can be opened for it)."""
+        exchange, symbol = _split(name)
+        if exchange is Exchange.UNKNOWN:
+            return bool(self.market.venue_books(symbol))
+        return self.market.book(name) is not None
+
     def open(self, name: str) -> BboTopic | None:
         """The topic of ``name``, created (with the current top) on first use; None for
         an unknown stream or symbol."""

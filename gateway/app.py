@@ -84,6 +84,8 @@ class Gateway:
             high_water=g.high_water_bytes,
             slow_timeout=g.slow_timeout,
             max_lag_ms=g.max_lag_ms,
+            resume_messages=g.resume_messages,
+            resume_ms=g.resume_ms,
         )
         self.sink: RecordSink = sink if sink is not None else KafkaSink(k, linger_ms=5)
         writer = worker_index == 0 or self.sharded  # sharded: each owner writes its own streams

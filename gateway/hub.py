@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.book import ApplyResult
+from core.history import ViewHistory
 from core.market import Market
 from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthSource, DepthView
+from gateway.bbo import CHANNEL as BBO
+from gateway.bbo import BboFanout
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.outbox import DELTA, KEEP
 from gateway.session import Session
@@ -45,8 +48,33 @@ class ViewSlot:
     key: ViewKey
     view: DepthView
     source: ViewSource
+    history: ViewHistory[HistoryEntry]
+    """Recent messages, for resumes (docs/protocol.md §4.9)."""
     stale: bool = False
     dirty: bool = False
+    idle_since: int = 0
+    """Monotonic ns since the view has had no subscriber (0: it has some); kept for
+    ``resume_ms`` so a lone client that lost its connection can resume."""
+
+
+class HistoryEntry:
+    """A delivered view message and its frames, encoded when first needed."""
+
+    __slots__ = ("json", "msg", "pb")
+
+    def __init__(self, msg: BookUpdate, json: bytes | None, pb: bytes | None) -> None:
+        self.msg = msg
+        self.json = json
+        self.pb = pb
+
+    def frame(self, binary: bool, aggregated: bool) -> bytes:
+        if binary:
+            if self.pb is None:
+                self.pb = wire.book_pb(self.msg, aggregated=aggregated)
+            return self.pb
+        if self.json is None:
+            self.json = wire.book_json(self.msg, aggregated=aggregated)
+        return self.json
 
 
 def status_fields(key: ViewKey) -> dict[str, str]:
@@ -75,6 +103,8 @@ class Hub:
         high_water: int = 1 << 20,
         slow_timeout: float = 5.0,
         max_lag_ms: int = 500,
+        resume_messages: int = 4096,
+        resume_ms: int = 10_000,
     ) -> None:
         self.market = market
         self.time = clock
@@ -86,6 +116,8 @@ class Hub:
         self.high_water = high_water
         self.slow_timeout = slow_timeout
         self.max_lag_ns = max_lag_ms * 1_000_000
+        self.resume_messages = resume_messages
+        self.resume_ns = resume_ms * 1_000_000
         self.sessions: set[Session] = set()
         self.subs: Subscriptions[Session] = Subscriptions()
         """Who subscribes to what (the only place subscriptions are kept)."""
@@ -103,6 +135,10 @@ class Hub:
         self._hb_round: list[Session] = []
         self._hb_step = 1
         self.frames_out = 0
+        self._idle: set[ViewKey] = set()
+        """Views kept without subscribers, for resumes (``drop_idle``)."""
+        self.bbo = BboFanout(self)
+        """The bbo channel (docs/protocol.md §4.8)."""
 
     # ---- subscriptions -------------------------------------------------------------
 
@@ -117,7 +153,11 @@ class Hub:
             src = self.source(key)
             if src is None:
                 return None
-            slot = ViewSlot(key, DepthView(src, key.depth), src, stale=src.stale)
+            view = DepthView(src, key.depth)
+            history: ViewHistory[HistoryEntry] = ViewHistory(
+                self.resume_messages, self.resume_ns, view.last_sequence
+            )
+            slot = ViewSlot(key, view, src, history, stale=src.stale)
             self.views[key] = slot
             self.by_name.setdefault(key.name, []).append(slot)
         return slot
@@ -134,6 +174,7 @@ class Hub:
         if slot is None:
             return False
         self.subs.add(session, key)
+        slot.idle_since = 0
         if slot.stale:
             session.send_control(
                 "status", **status_fields(key), status="stale", reason="waiting for snapshot"
@@ -147,10 +188,31 @@ class Hub:
             self._drop_slot(key)
 
     def _drop_slot(self, key: ViewKey) -> None:
-        """The view's last subscriber left: its state goes."""
-        slot = self.views.pop(key, None)
+        """The view's last subscriber left: its state goes, after ``resume_ms`` when it
+        keeps a history (``drop_idle``)."""
+        slot = self.views.get(key)
         if slot is None:
             return
+        if self.resume_ns and self.resume_messages and not slot.stale:
+            slot.idle_since = self.mono() or 1
+            self._idle.add(key)
+            return
+        self._forget_slot(slot)
+
+    def drop_idle(self) -> None:
+        """Forget views that have had no subscriber for ``resume_ms``."""
+        cutoff = self.mono() - self.resume_ns
+        for key in list(self._idle):
+            slot = self.views.get(key)
+            if slot is None or not slot.idle_since:
+                self._idle.discard(key)
+            elif slot.idle_since < cutoff:
+                self._forget_slot(slot)
+
+    def _forget_slot(self, slot: ViewSlot) -> None:
+        key = slot.key
+        del self.views[key]
+        self._idle.discard(key)
         self.snapshot_frames.drop(key)
         slots = self.by_name.get(key.name, [])
         if slot in slots:
@@ -173,6 +235,8 @@ class Hub:
         for key in self.subs.drop(session):
             if isinstance(key, ViewKey):
                 self._drop_slot(key)
+            elif key.channel == BBO:
+                self.bbo.board.close(key.name)
         self.sessions.discard(session)
         self._waiting.discard(session)
         self._watch.discard(session)
@@ -185,6 +249,26 @@ class Hub:
         )
         session.send_data(frame, self.mono())
         session.burst += len(frame)  # snapshots in flight do not count against high water
+
+    def resume(self, key: ViewKey, since: int, binary: bool) -> list[bytes] | None:
+        """The view's messages after ``since`` in this format (docs/protocol.md §4.9),
+        or None when they are not all held (the caller sends a snapshot)."""
+        slot = self.views.get(key)
+        if slot is None or slot.stale:
+            return None
+        entries = slot.history.since(since, self.mono())
+        if entries is None:
+            return None
+        return [e.frame(binary, key.aggregated) for e in entries]
+
+    def send_resumed(self, session: Session, frames: list[bytes]) -> None:
+        """A resumed view's missed messages, written now in one write (in order, after
+        anything queued), allowed above high water like a snapshot."""
+        now = self.mono()
+        for frame in frames:
+            session.out.add(frame, DELTA, now)
+        session.flush(force=True)
+        session.burst += sum(map(len, frames))
 
     def resync(self, session: Session, names: tuple[str, ...]) -> int:
         """Fresh snapshots of the session's book views on these streams/symbols."""
@@ -201,6 +285,8 @@ class Hub:
 
     def on_book(self, stream: str, result: ApplyResult, agg_symbol: str | None) -> None:
         """After the market applied a book record: update views of the stream (and agg)."""
+        if self.bbo.topics:  # the fast path first: the smallest message goes out first
+            self.bbo.on_book(stream, result)
         slots = self.by_name.get(stream)
         if slots:
             self._update_slots(slots, result)
@@ -237,6 +323,7 @@ class Hub:
         slot.stale = False
         slot.dirty = False
         slot.view.reset()
+        slot.history.reset(slot.view.last_sequence)
         for s in self.subscribers(slot.key):
             if s.behind_since is None:
                 self.send_snapshot(s, slot)  # behind: check_slow sends one when drained
@@ -256,6 +343,7 @@ class Hub:
         """The stream's book was dropped (partition revoked): subscribers go stale."""
         for slot in self.by_name.get(stream, []):
             self.mark_stale(slot, reason)
+        self.bbo.stream_lost(stream, reason)
 
     def deliver(self, slot: ViewSlot, msg: BookUpdate) -> None:
         msg.gateway_ns = self.clock()
@@ -265,19 +353,26 @@ class Hub:
         # tracing hook: encode/broadcast spans when a sampled record caused this message
         span = tracing.encode_started(slot.key.name, slot.key.depth) if tracing.ENABLED else None
         subscribers = self.subscribers(slot.key)
-        for subs, encode in (
-            (subscribers.json, wire.book_json),
-            (subscribers.pb, wire.book_pb),
+        frames: list[bytes | None] = [None, None]
+        for i, subs, encode in (
+            (0, subscribers.json, wire.book_json),
+            (1, subscribers.pb, wire.book_pb),
         ):
             if not subs:
                 continue
-            frame = encode(msg, aggregated=agg)
+            frames[i] = frame = encode(msg, aggregated=agg)
             for s in subs:
                 if s.behind_since is None:
                     if s.out.add(frame, DELTA, now):
                         touched.append(s)
                 else:
                     s.dropped += 1
+        if msg.is_snapshot:  # the view restarted its chain
+            slot.history.reset(msg.sequence)
+        else:
+            slot.history.append(
+                msg.sequence, msg.prev_sequence, HistoryEntry(msg, frames[0], frames[1]), now
+            )
         if span is not None:  # tracing hook: encode ends, broadcast runs until flush()
             tracing.encode_finished(span, len(subscribers))
 
@@ -305,6 +400,8 @@ class Hub:
                 if msg is not None:
                     self.deliver(slot, msg)
         self.flush()
+        if self._idle:
+            self.drop_idle()
 
     def flush(self, budget_ns: int = 0) -> int:
         """Write every queued frame (one write per client); a client whose transport
@@ -477,7 +574,11 @@ class Hub:
         s.resyncs += 1
         self._behind.discard(s)
         metrics.SLOW_RESYNCS.inc()
-        for key in self.views_of(s):
+        for key in self.subs.of(s):
+            if not isinstance(key, ViewKey):
+                if key.channel == BBO:
+                    self.bbo.resync(s, key.name)
+                continue
             slot = self.views.get(key)
             if slot is None or slot.stale:
                 continue
