@@ -215,6 +215,7 @@ class MarketDataClient:
         token: str | None = None,
         reconnect: bool = True,
         max_backoff: float = 5.0,
+        reconnect_delay: float = 0.1,
         ssl: Any = None,
         **connect_kwargs: Any,
     ) -> None:
@@ -224,6 +225,8 @@ class MarketDataClient:
         self.token = token
         self.reconnect = reconnect
         self.max_backoff = max_backoff
+        self.reconnect_delay = reconnect_delay
+        """First reconnect's delay in seconds (then doubled up to max_backoff, jittered)."""
         self.ssl = ssl
         self.connect_kwargs = connect_kwargs
         self.ws: ClientConnection | None = None
@@ -399,14 +402,14 @@ class MarketDataClient:
         return [pb_to_dict(pb.MarketDataMessage.FromString(frame))]
 
     async def _frames(self) -> AsyncIterator[str | bytes]:
-        backoff = 0.1
+        backoff = self.reconnect_delay
         while not self._closed:
             try:
                 if self.ws is None:
                     await self.connect()
                 assert self.ws is not None
                 async for frame in self.ws:
-                    backoff = 0.1
+                    backoff = self.reconnect_delay
                     yield frame
                 if not self.reconnect:
                     return
