@@ -171,6 +171,7 @@ def start_clients(
     *,
     offset: int = 0,
     pingers: int = 0,
+    extra: tuple[str, ...] = (),
 ) -> Clients:
     cs = Clients(name, port, clients)
     first = offset
@@ -181,6 +182,7 @@ def start_clients(
         argv += [procs.PY, "-m", "bench.latency_client", "--url", f"ws://127.0.0.1:{port}/ws"]
         argv += ["--clients", str(n), "--offset", str(first), "--streams", ",".join(STREAMS)]
         argv += ["--duration", str(duration), "--out", str(out), "--pingers", str(pingers)]
+        argv += extra
         cs.procs.append(procs.spawn(f"{name}{i}", argv, dict(os.environ)))
         cs.outs.append(out)
         cs.sizes.append(n)
