@@ -1,4 +1,4 @@
-"""Recent messages of one book view, for resuming after a reconnect (docs/protocol.md §4.9).
+"""Recent messages of one book view, for resuming after a reconnect (docs/protocol.md §4.10).
 
 A view's messages form a chain: each one's ``prev_sequence`` is the sequence of
 the one before. :class:`ViewHistory` keeps the newest of them, bounded by count

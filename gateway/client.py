@@ -13,7 +13,7 @@ book after applying it. On any mismatch the client asks for a ``resync`` and
 ignores updates of that book until the fresh snapshot arrives. A dropped
 connection is reconnected with exponential backoff and jitter, and every
 subscription is sent again; a book that was whole when the connection dropped
-asks to resume (``since``: its last sequence, docs/protocol.md §4.9), so the server
+asks to resume (``since``: its last sequence, docs/protocol.md §4.10), so the server
 sends only what it missed, or a snapshot when it no longer holds that.
 
 ``bbo`` messages (docs/protocol.md §4.8) are whole tops: ``client.bbo(name)`` is the

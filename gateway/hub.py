@@ -49,7 +49,7 @@ class ViewSlot:
     view: DepthView
     source: ViewSource
     history: ViewHistory[HistoryEntry]
-    """Recent messages, for resumes (docs/protocol.md §4.9)."""
+    """Recent messages, for resumes (docs/protocol.md §4.10)."""
     stale: bool = False
     dirty: bool = False
     idle_since: int = 0
@@ -251,7 +251,7 @@ class Hub:
         session.burst += len(frame)  # snapshots in flight do not count against high water
 
     def resume(self, key: ViewKey, since: int, binary: bool) -> list[bytes] | None:
-        """The view's messages after ``since`` in this format (docs/protocol.md §4.9),
+        """The view's messages after ``since`` in this format (docs/protocol.md §4.10),
         or None when they are not all held (the caller sends a snapshot)."""
         slot = self.views.get(key)
         if slot is None or slot.stale:

@@ -46,7 +46,7 @@ class Request:
     """None means "live" (replay joins the live stream)."""
     replay_speed: float = 1.0
     since: dict[str, int] | None = None
-    """Resume (docs/protocol.md §4.9): symbol -> the last sequence the client applied."""
+    """Resume (docs/protocol.md §4.10): symbol -> the last sequence the client applied."""
 
 
 def parse_time(value: object, field: str, req_id: object) -> int:

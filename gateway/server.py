@@ -286,7 +286,7 @@ class GatewayServer:
             resumed = self.resumable(session, req)
             held = sum(frames is not None for frames in resumed.values())
             self.charge_snapshots(session, len(req.symbols) - held, req.id)
-            if req.since is not None:  # docs/protocol.md §4.9
+            if req.since is not None:  # docs/protocol.md §4.10
                 ok = {s: resumed.get(s) is not None for s in req.since}
                 reply["resumed"] = ok[req.symbols[0]] if len(req.symbols) == 1 else ok
         session.send_control(

@@ -15,7 +15,7 @@
 // book until the fresh snapshot. A dropped connection is reconnected with
 // exponential backoff and jitter, and every subscription is sent again; a book that
 // was whole when the connection dropped asks to resume ("since": its last sequence,
-// docs/protocol.md §4.9), so the server sends only what it missed (or a snapshot).
+// docs/protocol.md §4.10), so the server sends only what it missed (or a snapshot).
 // "bbo" messages (docs/protocol.md §4.8) are whole tops: client.bbo(name) is the latest.
 //
 // The pure part (crc32, checksum, LocalBook, parseFrame, MarketDataClient.handle)

@@ -377,7 +377,7 @@ test("control messages are paced under the server's token bucket", () => {
   assert.equal(timers.timers.length, 1); // only the reconnect
 });
 
-// ---- resume after reconnect (docs/protocol.md §4.9) and bbo (§4.8) -------------------------------
+// ---- resume after reconnect (docs/protocol.md §4.10) and bbo (§4.8) -------------------------------
 
 const BINANCE = FRAMES.filter((f) => JSON.parse(f).exchange === "BINANCE");
 

@@ -1,4 +1,4 @@
-"""BBO (docs/protocol.md §4.8) and resume (§4.9) end to end: simulator -> real Kafka ->
+"""BBO (docs/protocol.md §4.8) and resume (§4.10) end to end: simulator -> real Kafka ->
 gateway -> the Python client, JSON and protobuf.
 
 - bbo: 12 s of a live feed; zero chain breaks; every bbo equals the top of the

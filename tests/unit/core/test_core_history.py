@@ -1,4 +1,4 @@
-"""View history for resume (docs/protocol.md §4.9): exactly the suffix after S, or None."""
+"""View history for resume (docs/protocol.md §4.10): exactly the suffix after S, or None."""
 
 from __future__ import annotations
 

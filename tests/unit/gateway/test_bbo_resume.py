@@ -1,4 +1,4 @@
-"""The bbo channel (docs/protocol.md §4.8) and resume (§4.9) through the hub and the
+"""The bbo channel (docs/protocol.md §4.8) and resume (§4.10) through the hub and the
 server's control path, without sockets (a fake connection records what is written)."""
 
 from __future__ import annotations
