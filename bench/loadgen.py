@@ -28,10 +28,10 @@ import time
 from typing import Any
 
 import orjson
+from mdgw_client import MarketDataClient
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway.client import MarketDataClient
 from schemas import market_data_pb2 as pb
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from mdgw_client import MarketDataClient
 
 from gateway.app import stop_gateway
-from gateway.client import MarketDataClient
 from mdgw import tracing
 from mdgw.config import Config
 from mdgw.kafka.sink import KafkaSink
