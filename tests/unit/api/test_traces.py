@@ -32,7 +32,9 @@ def span(sid: str, op: str, pid: str, start: int, dur: int, parent: str = "", **
         "references": refs,
         "startTime": start,
         "duration": dur,
-        "tags": [{"key": k.replace("_", "."), "type": "string", "value": v} for k, v in tags.items()],
+        "tags": [
+            {"key": k.replace("_", "."), "type": "string", "value": v} for k, v in tags.items()
+        ],
         "processID": pid,
     }
 
@@ -43,12 +45,23 @@ def jaeger_trace(tid: str = TID, t0: int = 1_764_000_000_000_000) -> dict[str, A
         "traceID": tid,
         "spans": [
             span("b", "broadcast", "p2", t0 + 900, 40, "p", mdgw_subscribers=3),
-            span("s", "send marketdata.book", "p1", t0, 30, span_kind="producer",
-                 messaging_kafka_message_key="KRAKEN:BTC-USD", db_password="hunter2"),
+            span(
+                "s",
+                "send marketdata.book",
+                "p1",
+                t0,
+                30,
+                span_kind="producer",
+                messaging_kafka_message_key="KRAKEN:BTC-USD",
+                db_password="hunter2",
+            ),
             span("p", "process marketdata.book", "p2", t0 + 700, 300, "s", span_kind="consumer"),
             span("e", "encode", "p2", t0 + 800, 50, "p"),
         ],
-        "processes": {"p1": {"serviceName": "mdgw-producer"}, "p2": {"serviceName": "mdgw-gateway"}},
+        "processes": {
+            "p1": {"serviceName": "mdgw-producer"},
+            "p2": {"serviceName": "mdgw-gateway"},
+        },
     }
 
 
