@@ -62,13 +62,15 @@ def _status(name: str, url: str, error: str | None) -> Text:
     return t
 
 
-def header(state: TopState) -> Text:
+def header(state: TopState) -> RenderableType:
+    """The clock, then one status line per service (a long error stays on its line)."""
     t = Text("mdgw top", style="bold")
-    t.append(time.strftime("  %H:%M:%S UTC  ", time.gmtime(state.now)))
-    t.append_text(_status("gateway", state.gateway_url, state.gateway_error))
-    t.append("  ")
-    t.append_text(_status("API", state.api_url, state.api_error or state.feeds_error))
-    return t
+    t.append(time.strftime("  %H:%M:%S UTC", time.gmtime(state.now)))
+    return Group(
+        t,
+        _status("gateway", state.gateway_url, state.gateway_error),
+        _status("API    ", state.api_url, state.api_error or state.feeds_error),
+    )
 
 
 def _kv(rows: list[tuple[str, str, str]]) -> Table:

@@ -124,14 +124,16 @@ def test_top_shows_a_running_stack_and_survives_a_gateway_kill(
         readers(f"ws://127.0.0.1:{gw_port}/ws", stop)
 
         gw_url, api_url = f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{api_port}"
-        cmd = f"{sys.executable} -m mdgw top --gateway {gw_url} --api {api_url}"
-        tmux("new-session", "-d", "-s", "top", "-x", "100", "-y", "30", "-c", str(ROOT), cmd)
+        # the pane decides the width, not a COLUMNS the test runner may have set
+        top = f"{sys.executable} -m mdgw top --gateway {gw_url} --api {api_url}"
+        cmd = f"env -u COLUMNS -u LINES {top}"
+        tmux("new-session", "-d", "-s", "top", "-x", "110", "-y", "30", "-c", str(ROOT), cmd)
         tmux("set-option", "-t", "top", "remain-on-exit", "on")
 
         def healthy(text: str) -> bool:
             return (
                 f"gateway {gw_url} ● up" in text
-                and f"API {api_url} ● up" in text
+                and f"API     {api_url} ● up" in text
                 and figure(text, "clients") == str(CLIENTS)
                 and figure(text, "messages/s") not in ("", "—", "0.00/s")
                 and figure(text, "records/s") not in ("", "—", "0.00/s")
@@ -150,7 +152,7 @@ def test_top_shows_a_running_stack_and_survives_a_gateway_kill(
         down = wait_screen(
             tmux, lambda t: f"gateway {gw_url} ● down" in t, "the gateway down while top runs"
         )
-        assert "still trying" in down and f"API {api_url} ● up" in down
+        assert "still trying" in down and f"API     {api_url} ● up" in down
 
         gw.start()
         wait_screen(tmux, lambda t: f"gateway {gw_url} ● up" in t, "the gateway up again")

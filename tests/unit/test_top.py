@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -135,7 +136,7 @@ def test_stream_rates() -> None:
 
 
 def frame(state: TopState, width: int = 120) -> str:
-    console = Console(width=width, record=True, color_system=None, file=open("/dev/null", "w"))
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
     console.print(render(state))
     return console.export_text()
 
@@ -190,6 +191,7 @@ def test_scraper_and_frame_with_a_service_down() -> None:
         scraper.refresh()
         down = frame(state)
         assert "gateway http://gw:8080 ● down: Connection refused" in down
+        assert "API     http://api:8000 ● up" in down
         assert "gateway down (Connection refused); still trying" in down
         assert "KRAKEN:BTC-USD" in down  # the API part still shows
 
