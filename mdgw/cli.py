@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="topics + simulator + gateway + API in one command")
     _common(p)
     p.add_argument("--rate", type=float, default=200.0)
+    p.add_argument(
+        "--observe",
+        action="store_true",
+        help="tracing on and the dashboard's trace view (scripts/demo --observe also starts "
+        "Prometheus and Jaeger)",
+    )
+    p.add_argument("--prometheus-url", help="where the demo's Prometheus is, to print it")
     return parser
 
 
@@ -346,7 +353,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from mdgw.demo import run_demo
 
     cfg = config_from_args(args)
-    return run_demo(cfg, rate=args.rate)
+    return run_demo(cfg, rate=args.rate, observe=args.observe, prometheus=args.prometheus_url)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
