@@ -5,7 +5,7 @@ Jaeger (v2, and the v1 query service) answers ``GET /api/traces?service=..`` and
 ``{"traceID", "spans": [...], "processes": {pid: {"serviceName"}}}`` and a span
 ``{"spanID", "operationName", "references", "startTime" (us), "duration" (us),
 "tags", "processID"}``. Nothing of it is passed on as is: :func:`summary` and
-:func:`waterfall` build our own small shapes (docs/protocol.md §6.2) from the fields
+:func:`waterfall` build our own small shapes (docs/protocol.md §6.3) from the fields
 they check, so a broken or hostile answer yields fewer spans, never a crash, and
 Jaeger's error texts (hosts, storage errors) stay in our log.
 

@@ -197,7 +197,7 @@ _US = Meta(description="Microseconds since the epoch", examples=[176400000000000
 
 
 class TraceSummary(msgspec.Struct):
-    """One recent trace (docs/protocol.md §6.2)."""
+    """One recent trace (docs/protocol.md §6.3)."""
 
     trace_id: Annotated[str, Meta(examples=["4bf92f3577b34da6a3ce929d0e0e4736"])]
     start_us: Annotated[int, _US]
@@ -227,7 +227,7 @@ class TraceSpan(msgspec.Struct):
 
 
 class TraceWaterfallBody(msgspec.Struct):
-    """One trace, spans sorted by start (docs/protocol.md §6.2)."""
+    """One trace, spans sorted by start (docs/protocol.md §6.3)."""
 
     trace_id: str
     start_us: Annotated[int, _US]

@@ -34,7 +34,7 @@ def observe_banner(config: Config, prometheus: str | None) -> str:
         )
     lines += [
         f"  Traces     http://127.0.0.1:{config.api.port}/#traces  (dashboard trace view, "
-        f"{config.telemetry.trace_ratio:g} of the records sampled)",
+        f"{config.telemetry.trace_ratio * 100:g} % of the records traced)",
         f"             {jaeger}/api/traces?service={tracing.GATEWAY_SERVICE}&limit=5  "
         "(Jaeger's query API)",
         f"  Terminal   .venv/bin/mdgw top  (live view of gateway :{config.gateway.port} "

@@ -2,7 +2,7 @@
 
 ``GET /api/v1/traces`` lists the newest traces of one of the project's services
 and ``GET /api/v1/traces/{trace_id}`` gives one trace as a waterfall
-(docs/protocol.md §6.2). Both read the Jaeger query service named by
+(docs/protocol.md §6.3). Both read the Jaeger query service named by
 ``api.jaeger_url``; without it they answer 404 and the dashboard hides its panel.
 Every query is counted in ``trace_queries_total{result}``; Jaeger's failures
 answer a generic 503 (details in the log).

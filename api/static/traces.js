@@ -1,6 +1,6 @@
 // The dashboard's trace view: recent sampled messages and one trace's waterfall
 // (producer -> Kafka -> gateway process/encode/broadcast), read from Jaeger through
-// the REST service (GET /api/v1/traces, /api/v1/traces/{id}: docs/protocol.md §6.2).
+// the REST service (GET /api/v1/traces, /api/v1/traces/{id}: docs/protocol.md §6.3).
 //
 // Shown only when the API has a Jaeger URL (dashboard.json "traces": true); otherwise
 // the panel stays hidden and nothing is requested. ?key= is sent as X-API-Key.

@@ -1,6 +1,6 @@
 // Pure layout of one trace's waterfall (no DOM): what traces.js draws.
 //
-// Input: GET /api/v1/traces/{id} (docs/protocol.md §6.2): spans sorted by start, each
+// Input: GET /api/v1/traces/{id} (docs/protocol.md §6.3): spans sorted by start, each
 // with span_id, parent_id, service, operation, kind, start_us, duration_us.
 // Output: rows in tree order (a parent, then its children by start), each with its
 // nesting depth and its bar as percentages of the trace's time span. Between a
