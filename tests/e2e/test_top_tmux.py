@@ -142,10 +142,10 @@ def test_top_shows_a_running_stack_and_survives_a_gateway_kill(
 
         shown = wait_screen(tmux, healthy, "both services up, 3 clients, 9 live streams")
         assert figure(shown, "checksum fails") == "0", shown
-        for path in [tmp_path / "top.txt", *([screenshot_dir()] if screenshot_dir() else [])]:
-            dest = path if path.suffix else path / "top.txt"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(shown.rstrip() + "\n")
+        out = screenshot_dir()
+        for folder in [tmp_path, *([out] if out is not None else [])]:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "top.txt").write_text(shown.rstrip() + "\n")
         print(f"screen: {tmp_path / 'top.txt'}")
 
         gw.kill()

@@ -157,11 +157,13 @@ def test_trace_view_draws_a_sampled_message_from_jaeger(
     if (out := screenshot_dir()) is not None:
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy(png, out / "traces.png")
-    # another trace of the list is drawn when clicked
-    buttons = page.locator("#trace-list button")
-    assert buttons.count() >= 2, "one sampled trace only"
-    other = buttons.nth(1).get_attribute("data-trace")
-    buttons.nth(1).click()
+    # another trace of the list is drawn when clicked (clicked in one step in the page:
+    # the list is redrawn every 5 s with the newest traces)
+    assert page.locator("#trace-list button").count() >= 2, "one sampled trace only"
+    other = page.evaluate(
+        "() => { const b = document.querySelectorAll('#trace-list button')[1]; "
+        "b.click(); return b.dataset.trace; }"
+    )
     page.wait_for_function(
         f"document.querySelector('#waterfall').dataset.trace === '{other}'", timeout=10_000
     )
