@@ -90,6 +90,7 @@ def create_app(
         ),
         openapi_config=_openapi(keys.enabled),
         before_send=[count_request],
+        plugins=tracing.api_tracing_plugins(config.telemetry),  # [] unless tracing is on
         logging_config=None,  # mdgw.logs configures logging for every process
         debug=False,
     )
