@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from core.bbo import Bbo, BboBoard, BboTopic
 from core.book import ApplyResult
 from core.types import Exchange
+from gateway import framing
 from gateway.outbox import DELTA
 from gateway.session import Session
 from gateway.subscriptions import StreamKey
@@ -93,13 +94,17 @@ class BboFanout:
         msg.gateway_ns = hub.clock()
         now = hub.mono()
         touched = hub._touched
-        for group, encode in ((subs.json, wire.bbo_json), (subs.pb, wire.bbo_pb)):
+        for group, encode, opcode in (
+            (subs.json, wire.bbo_json, framing.TEXT),
+            (subs.pb, wire.bbo_pb, framing.BINARY),
+        ):
             if not group:
                 continue
-            frame = encode(msg)
+            payload = encode(msg)
+            framed = framing.frame(opcode, payload)  # once for every plain client
             for s in group:
                 if s.behind_since is None:
-                    if s.out.add(frame, DELTA, now):
+                    if s.out.add(framed if s.framed else payload, DELTA, now):
                         touched.append(s)
                 else:
                     s.dropped += 1

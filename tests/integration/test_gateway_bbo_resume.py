@@ -17,10 +17,11 @@ import time
 from typing import Any
 
 import pytest
+from mdgw_client import MarketDataClient
+from mdgw_client import client as client_module
+from mdgw_client.client import Event
 
 from core.bbo import best_of
-from gateway import client as client_module
-from gateway.client import Event, MarketDataClient
 from schemas import wire
 from tests.integration.helpers import collect, gateway_with_feed
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 import pytest
+from mdgw_client.book import LocalBook
 
 from core.market import Market
 from core.types import BookUpdate, Exchange
-from gateway.client import LocalBook
 from gateway.clock import Clock
 from gateway.hub import Hub
 from gateway.protocol import ProtocolError

@@ -1,11 +1,4 @@
-"""Python client of the gateway: local books kept exact, verified, resynced, reconnected.
-
-    async with MarketDataClient("ws://127.0.0.1:8080/ws") as client:
-        await client.subscribe("book", ["BINANCE:BTC-USDT"], depth=20)
-        async for event in client.events():
-            if event.kind == "book":
-                book = client.book("BINANCE:BTC-USDT")
-                print(book.sequence, book.best_bid(), book.best_ask())
+"""A verifying, reconnecting client of the gateway's WebSocket protocol (docs/protocol.md §4).
 
 Every book message is checked: ``prev_sequence`` must equal the sequence of the
 previous message of that subscription and the §5 checksum must match the local
@@ -24,193 +17,49 @@ from __future__ import annotations
 
 import asyncio
 import random
-import struct
 import time
-import zlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import orjson
-from sortedcontainers import SortedDict
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
-from schemas import market_data_pb2 as pb
+from mdgw_client.book import LocalBook
+from mdgw_client.decode import Message, decode_frame
 
-_PAIR = struct.Struct("<dd")
-_EXCHANGES = {1: "BINANCE", 2: "COINBASE", 3: "KRAKEN"}
-_SIDES = {1: "buy", 2: "sell", 0: ""}
-
-
-def checksum(asks: list[tuple[float, float]], bids: list[tuple[float, float]]) -> int:
-    """docs/protocol.md §5: CRC-32 over the top 10 asks then the top 10 bids as <dd pairs."""
-    return zlib.crc32(b"".join(_PAIR.pack(p, q) for p, q in asks[:10] + bids[:10]))
-
-
-@dataclass
-class LocalBook:
-    """One subscription's book as the client holds it."""
-
-    key: str
-    depth: int
-    bids: SortedDict = field(default_factory=SortedDict)
-    asks: SortedDict = field(default_factory=SortedDict)
-    sequence: int = -1
-    valid: bool = False
-    """False until a snapshot arrives, and again after a break until the next one."""
-    checksum: int = 0
-    messages: int = 0
-    breaks: int = 0
-    resyncs: int = 0
-    resume_from: int | None = None
-    """Sequence a reconnect asked to resume from, until the server answers."""
-
-    def top_bids(self, n: int = 0) -> list[tuple[float, float]]:
-        keys = self.bids.keys()
-        stop = len(keys) if not n else min(n, len(keys))
-        return [(keys[-1 - i], self.bids[keys[-1 - i]]) for i in range(stop)]
-
-    def top_asks(self, n: int = 0) -> list[tuple[float, float]]:
-        keys = self.asks.keys()
-        stop = len(keys) if not n else min(n, len(keys))
-        return [(keys[i], self.asks[keys[i]]) for i in range(stop)]
-
-    def best_bid(self) -> tuple[float, float] | None:
-        return self.bids.peekitem(-1) if self.bids else None
-
-    def best_ask(self) -> tuple[float, float] | None:
-        return self.asks.peekitem(0) if self.asks else None
-
-    def local_checksum(self) -> int:
-        return checksum(self.top_asks(10), self.top_bids(10))
-
-    def load(self, bids: list[Any], asks: list[Any], sequence: int) -> None:
-        self.bids = SortedDict((lv[0], lv[1]) for lv in bids)
-        self.asks = SortedDict((lv[0], lv[1]) for lv in asks)
-        self.sequence = sequence
-        self.valid = True
-        self.resume_from = None
-
-    def apply(self, bids: list[Any], asks: list[Any], sequence: int) -> None:
-        for side, levels in ((self.bids, bids), (self.asks, asks)):
-            for lv in levels:
-                if lv[1]:
-                    side[lv[0]] = lv[1]
-                else:
-                    side.pop(lv[0], None)
-        if self.depth:
-            while len(self.bids) > self.depth:
-                self.bids.popitem(0)
-            while len(self.asks) > self.depth:
-                self.asks.popitem(-1)
-        self.sequence = sequence
+Format = Literal["json", "protobuf"]
 
 
 @dataclass
 class Event:
-    """What the client yields: kind is book, trade, stats, status, heartbeat, error, ..."""
+    """What the client yields. ``kind`` is the message's ``type`` (``stats`` for
+    ``statistics``), or ``book`` for a verified book message, ``break`` for a
+    sequence break, ``checksum_failure``, ``unsubscribed_book``."""
 
     kind: str
     key: str
-    data: dict[str, Any]
+    """The stream (``EXCHANGE:SYMBOL``), ``agg:SYMBOL`` for aggregated books,
+    ``replay:<id>:<stream>`` for replayed ones."""
+    data: Message
     received_ns: int
 
 
-def _levels_pb(levels: Any) -> list[list[Any]]:
-    return [[lv.price, lv.quantity] for lv in levels]
-
-
-def _bbo_quote(levels: Any, agg: bool) -> list[Any] | None:
-    if not levels:
-        return None
-    lv = levels[0]
-    if agg:
-        venue = _EXCHANGES.get(lv.venues[0].exchange, "UNKNOWN") if lv.venues else ""
-        return [lv.price, lv.quantity, venue]
-    return [lv.price, lv.quantity]
-
-
-def _bbo_dict(u: pb.OrderBookUpdate) -> dict[str, Any]:
-    """A ``bbo`` (docs/protocol.md §4.8): in protobuf a depth-1 ``order_book_update``."""
-    agg = u.exchange == 0
-    d: dict[str, Any] = {"type": "bbo"}
-    if not agg:
-        d["exchange"] = _EXCHANGES.get(u.exchange, "UNKNOWN")
-    d.update(
-        symbol=u.symbol,
-        timestamp=u.timestamp_ns,
-        sequence=u.sequence_number,
-        prev_sequence=u.prev_sequence_number,
-        bid=_bbo_quote(u.bids, agg),
-        ask=_bbo_quote(u.asks, agg),
-        ingest_ts=u.ingest_ns,
-        gateway_ts=u.gateway_ns,
-    )
-    return d
-
-
-def pb_to_dict(msg: pb.MarketDataMessage) -> dict[str, Any]:
-    """A protobuf data message in the JSON shape of docs/protocol.md §4.3."""
-    kind = msg.WhichOneof("message")
-    if kind == "order_book_update":
-        u = msg.order_book_update
-        if u.depth == 1:  # no book view has depth 1: this is a bbo
-            return _bbo_dict(u)
-        agg = u.exchange == 0
-        prefix = "aggregated_book" if agg else "order_book"
-        d: dict[str, Any] = {
-            "type": f"{prefix}_{'snapshot' if u.is_snapshot else 'update'}",
-            "symbol": u.symbol,
-            "timestamp": u.timestamp_ns,
-            "sequence": u.sequence_number,
-            "prev_sequence": u.prev_sequence_number,
-            "depth": u.depth,
-            "bids": _levels_pb(u.bids),
-            "asks": _levels_pb(u.asks),
-            "checksum": u.checksum,
-            "ingest_ts": u.ingest_ns,
-            "gateway_ts": u.gateway_ns,
-        }
-        if not agg:
-            d["exchange"] = _EXCHANGES.get(u.exchange, "UNKNOWN")
-        if u.is_replay:
-            d["replay"] = True
-            d["replay_id"] = u.replay_id
-        return d
-    if kind == "trade":
-        t = msg.trade
-        return {
-            "type": "trade",
-            "exchange": t.exchange,
-            "symbol": t.symbol,
-            "timestamp": t.timestamp_ns,
-            "trade_id": t.trade_id,
-            "price": t.price,
-            "quantity": t.quantity,
-            "side": _SIDES.get(t.side, ""),
-            "sequence": t.sequence_number,
-            "ingest_ts": t.ingest_ns,
-            "gateway_ts": t.gateway_ns,
-            **({"replay": True, "replay_id": t.replay_id} if t.is_replay else {}),
-        }
-    if kind == "statistics":
-        s = msg.statistics
-        return {"type": "statistics", **{f.name: getattr(s, f.name) for f in s.DESCRIPTOR.fields}}
-    if kind == "heartbeat":
-        return {"type": "heartbeat", "timestamp": msg.heartbeat.timestamp_ns}
-    return {"type": "unknown"}
-
-
 class MarketDataClient:
-    """A verifying, reconnecting client of the gateway's WebSocket protocol."""
+    """A verifying, reconnecting client of the gateway's WebSocket protocol.
+
+    Use it as an async context manager, subscribe, then iterate ``events()``.
+    ``sequence_breaks``, ``checksum_failures`` and ``reconnects`` count what it had
+    to repair.
+    """
 
     def __init__(
         self,
         url: str,
         *,
-        fmt: str = "json",
+        fmt: Format | str = "json",
         batch: bool = False,
         token: str | None = None,
         reconnect: bool = True,
@@ -239,7 +88,7 @@ class MarketDataClient:
         """Book views the server resumed after a reconnect (no snapshot needed)."""
         self.not_resumed = 0
         """Book views that asked to resume and got a snapshot instead."""
-        self.bbos: dict[str, dict[str, Any]] = {}
+        self.bbos: dict[str, Message] = {}
         """Latest ``bbo`` message per stream or symbol."""
         self._bbo_seq: dict[str, int | None] = {}
         self._ids = 0
@@ -254,6 +103,7 @@ class MarketDataClient:
         return url
 
     async def connect(self) -> None:
+        """Open the connection and send every subscription again (whole books resume)."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         proto = "marketdata.v1.protobuf" if self.fmt == "protobuf" else "marketdata.v1.json"
         self.ws = await connect(
@@ -301,12 +151,14 @@ class MarketDataClient:
         return self._ids
 
     async def _send(self, msg: dict[str, Any]) -> None:
-        assert self.ws is not None
+        if self.ws is None:
+            raise ConnectionError("not connected: use `async with` or connect() first")
         await self.ws.send(orjson.dumps(msg).decode())
 
     async def subscribe(
         self, channel: str, symbols: list[str], depth: int = 20, speed: str = "raw"
     ) -> int:
+        """Subscribe (kept for reconnects); returns the request id echoed in the reply."""
         msg: dict[str, Any] = {"op": "subscribe", "channel": channel, "symbols": symbols}
         if channel in ("book", "aggregated_book"):
             msg.update(depth=depth, speed=speed)
@@ -356,7 +208,7 @@ class MarketDataClient:
         )
         return req_id
 
-    def _replay_complete(self, msg: dict[str, Any]) -> None:
+    def _replay_complete(self, msg: Message) -> None:
         rid = str(msg.get("id"))
         channel, symbols, depth = self._replays.pop(rid, ("", [], 0))
         if not msg.get("live"):
@@ -383,23 +235,17 @@ class MarketDataClient:
     def book_key(channel: str, symbol: str) -> str:
         return f"agg:{symbol}" if channel == "aggregated_book" else symbol
 
-    def bbo(self, name: str) -> dict[str, Any] | None:
+    def bbo(self, name: str) -> Message | None:
         """The latest ``bbo`` of a stream (``EXCHANGE:SYMBOL``) or a symbol across venues."""
         return self.bbos.get(name)
 
     def book(self, symbol: str) -> LocalBook | None:
+        """The local book of a stream (``EXCHANGE:SYMBOL``) or aggregated symbol."""
         return self.books.get(symbol) or self.books.get(f"agg:{symbol}")
 
     async def resync(self, symbol: str) -> None:
+        """Ask for a fresh snapshot of a book subscription."""
         await self._send({"op": "resync", "id": self._next_id(), "symbols": [symbol]})
-
-    def _decode(self, frame: str | bytes) -> list[dict[str, Any]]:
-        if isinstance(frame, str) or self.fmt == "json":
-            data = orjson.loads(frame)
-            return data if isinstance(data, list) else [data]
-        if self.batch:
-            return [pb_to_dict(m) for m in pb.MarketDataBatch.FromString(frame).messages]
-        return [pb_to_dict(pb.MarketDataMessage.FromString(frame))]
 
     async def _frames(self) -> AsyncIterator[str | bytes]:
         backoff = self.reconnect_delay
@@ -423,15 +269,16 @@ class MarketDataClient:
 
     async def events(self) -> AsyncIterator[Event]:
         """Verified events; book events are yielded after the local book is updated."""
+        protobuf = self.fmt == "protobuf"
         async for frame in self._frames():
             now = time.time_ns()
-            for msg in self._decode(frame):
+            for msg in decode_frame(frame, protobuf=protobuf, batch=self.batch):
                 event = await self._handle(msg, now)
                 if event is not None:
                     yield event
 
-    async def _handle(self, msg: dict[str, Any], now: int) -> Event | None:
-        kind = msg.get("type", "")
+    async def _handle(self, msg: Message, now: int) -> Event | None:
+        kind: str = msg.get("type", "")
         if kind.endswith("_snapshot") or kind.endswith("book_update"):
             agg = kind.startswith("aggregated")
             key = f"agg:{msg['symbol']}" if agg else f"{msg['exchange']}:{msg['symbol']}"
@@ -457,9 +304,9 @@ class MarketDataClient:
             bbo_key = key if "exchange" in msg else msg.get("symbol", "")
             if bbo_key in self._bbo_seq:
                 self._bbo_seq[bbo_key] = None
-        return Event({"statistics": "stats"}.get(kind, kind), key, msg, now)
+        return Event("stats" if kind == "statistics" else kind, key, msg, now)
 
-    def _bbo(self, msg: dict[str, Any], now: int) -> Event:
+    def _bbo(self, msg: Message, now: int) -> Event:
         exchange = msg.get("exchange")
         key = f"{exchange}:{msg['symbol']}" if exchange else msg["symbol"]
         last = self._bbo_seq.get(key)
@@ -469,7 +316,7 @@ class MarketDataClient:
         self.bbos[key] = msg
         return Event("bbo", key, msg, now)
 
-    def _resumed(self, msg: dict[str, Any]) -> None:
+    def _resumed(self, msg: Message) -> None:
         resumed = msg["resumed"]
         symbols = msg.get("symbols") or [""]
         by_symbol = resumed if isinstance(resumed, dict) else {symbols[0]: resumed}
@@ -479,14 +326,12 @@ class MarketDataClient:
             else:
                 self.not_resumed += 1
             book = self.books.get(self.book_key(msg.get("channel", ""), s))
-            if book is not None and ok and book.resume_from is not None:
-                book.valid = True
             if book is not None:
+                if ok and book.resume_from is not None:
+                    book.valid = True
                 book.resume_from = None
 
-    async def _apply(
-        self, book: LocalBook, msg: dict[str, Any], snapshot: bool, now: int
-    ) -> Event | None:
+    async def _apply(self, book: LocalBook, msg: Message, snapshot: bool, now: int) -> Event | None:
         if snapshot:
             book.load(msg["bids"], msg["asks"], msg["sequence"])
         elif not book.valid:
