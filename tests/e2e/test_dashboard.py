@@ -286,6 +286,15 @@ def test_dashboard_verifies_live_books_and_survives_a_gateway_kill(
     wait_page(page, "document.querySelector('#s-last').textContent !== '—'", 10, "24h stats")
     wait_page(page, "document.querySelector('#agg-bids .arow span').textContent !== ''", 5, "agg")
     assert page.inner_text("#agg-name") == "BTC-USD"
+    # the best bid/offer panel (api/static/bbo.js): the stream's top and all venues'
+    wait_page(
+        page,
+        "window.mdgwBbo.messages > 5 && "
+        "document.querySelectorAll('#bbo .bbo-row[data-sequence]').length === 2",
+        10,
+        "bbo",
+    )
+    assert page.inner_text("#bbo .bbo-name").strip() == STREAM
 
     desktop_png = tmp_path / "dashboard.png"
     page.screenshot(path=str(desktop_png))
