@@ -75,7 +75,11 @@ function follow() {
 }
 
 function start() {
-  if (!panel || !window.mdgw) return;
+  if (!panel) return;
+  if (!window.mdgw) {
+    setTimeout(start, 50); // app.js awaits its settings before it creates the client
+    return;
+  }
   panel.hidden = false;
   window.mdgw.client.on("bbo", () => {
     state.messages += 1;
