@@ -53,6 +53,18 @@ CHROMIUM_ARGS = [
 ]
 STREAM = "KRAKEN:BTC-USD"
 WATCH_SECONDS = 10.0
+BBO_VS_BOOK_JS = """(stream) => {
+  const { client } = window.mdgw;
+  const bbo = client.bbo(stream);
+  const book = client.book(stream);
+  if (!bbo || !book || !book.valid) return { same_record: false };
+  const top = (q) => (q ? [q[0], q[1]] : null);
+  return {
+    same_record: bbo.timestamp <= book.timestamp, // else the book's message is still coming
+    bbo: [bbo.bid, bbo.ask],
+    book: [top(book.bestBid()), top(book.bestAsk())],
+  };
+}"""
 WS_FAILURE = re.compile(r"WebSocket connection to '[^']*' failed")
 
 
@@ -295,6 +307,15 @@ def test_dashboard_verifies_live_books_and_survives_a_gateway_kill(
         "bbo",
     )
     assert page.inner_text("#bbo .bbo-name").strip() == STREAM
+    # the stream's bbo is the top of the page's own book once that record's book message came
+    same = 0
+    for _ in range(40):
+        b = page.evaluate(BBO_VS_BOOK_JS, STREAM)
+        if b["same_record"]:
+            same += 1
+            assert b["bbo"] == b["book"], b
+        time.sleep(0.05)
+    assert same >= 5, same
 
     desktop_png = tmp_path / "dashboard.png"
     page.screenshot(path=str(desktop_png))
