@@ -255,3 +255,26 @@ def test_conflated_views_resume_their_own_messages_and_protobuf_is_encoded_on_de
     assert orjson.loads(frames[0][1])["resumed"] is True
     (u,) = [pb.MarketDataMessage.FromString(f).order_book_update for _, f in frames[1:]]
     assert (u.prev_sequence_number, u.sequence_number, u.depth) == (first, 4, 10)
+
+
+def test_resume_after_a_slow_consumer_resync_is_exact() -> None:
+    market, hub, _ = setup()
+    server = GatewayServer(GatewayConfig(), hub)
+    a = session(hub)
+    subscribe(server, a)
+    feed(market, hub, book(Exchange.KRAKEN, 2, [(100.2, 1.0)], []))
+    hub.fall_behind(a, "lag")
+    feed(market, hub, book(Exchange.KRAKEN, 3, [(100.3, 1.0)], []))  # dropped for a
+    hub.resync_behind(a, 1.0)  # status resync + a snapshot at 3
+    feed(market, hub, book(Exchange.KRAKEN, 4, [(100.4, 1.0)], []))
+    mine = local(data(a))
+    assert mine.sequence == 4
+    hub.remove_session(a)
+    feed(market, hub, book(Exchange.KRAKEN, 5, [], [(100.9, 1.0)]))
+    b = session(hub)
+    subscribe(server, b, since=mine.sequence)
+    msgs = data(b)
+    assert msgs[0]["resumed"] is True
+    local(msgs, mine)
+    live = market.book(STREAM)
+    assert (mine.sequence, mine.top_bids(), mine.top_asks()) == (5, live.bids(), live.asks())
