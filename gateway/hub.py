@@ -4,6 +4,11 @@ A *view* is one (stream or aggregated symbol, depth, speed). Each view message i
 encoded once per format in use and the same bytes are queued to every subscriber;
 queues are written at the end of the consumer batch (one frame per message, or one
 batch frame for clients that opted in), so there is no per-client await on the path.
+
+Each view keeps its recent messages (``core.history``) so a client that reconnects
+with ``since`` gets exactly what it missed (docs/protocol.md §4.10); a view whose last
+subscriber left is kept ``resume_ms`` for that. The ``bbo`` channel has its own fast
+path (``gateway.bbo``), run first for every record.
 """
 
 from __future__ import annotations
