@@ -25,7 +25,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import Message, Scope
 
 from api.errors import EXCEPTION_HANDLERS
-from api.routes import market, system
+from api.routes import candles, market, system
 from api.routes.deps import dependencies
 from api.security import (
     API_KEY_HEADER,
@@ -63,7 +63,7 @@ def create_app(
     guards = [api_key_guard(keys, api.open_paths, trusted)] if keys.enabled else []
     api_router = Router(
         API_PREFIX,
-        route_handlers=[*market.ROUTES, *system.API_ROUTES],
+        route_handlers=[*market.ROUTES, *candles.ROUTES, *system.API_ROUTES],
         guards=guards,
         cache_control=CacheControlHeader(no_cache=True),
         security=[{"ApiKey": []}] if keys.enabled else None,
