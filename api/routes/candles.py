@@ -19,6 +19,7 @@ from litestar.params import Parameter, QueryParameter
 from api import candles as source
 from api.errors import BadParameter, SymbolNotFound, Unavailable
 from api.models import CandlesBody
+from api.present import streams_of
 from api.routes.market import COMMON as COMMON_ERRORS
 from api.routes.market import NOT_MODIFIED, Exchange, IfNoneMatch, Symbol, _error
 from api.state import StateStore
@@ -85,7 +86,13 @@ async def candles(
 ) -> Response[CandlesBody]:
     t = target(symbol, exchange)
     if not t.exchange:
-        raise BadParameter(detail="candles are per venue: name EXCHANGE:SYMBOL")
+        listed_by = [s.partition(":")[0] for s in streams_of(market, t.symbol)]
+        if not listed_by:
+            raise SymbolNotFound()
+        raise BadParameter(
+            f"candles are per venue; {t.symbol} is listed by {', '.join(sorted(listed_by))}: "
+            "name the venue (EXCHANGE:SYMBOL or ?exchange=)"
+        )
     state = market.state(t.stream)
     if state is None:
         raise SymbolNotFound()
