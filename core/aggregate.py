@@ -31,6 +31,9 @@ class AggregatedBook:
     """Sum of the live books of one symbol, level by level, with per-venue shares."""
 
     exchange = Exchange.UNKNOWN
+    stale = False
+    """Never: a venue whose book goes stale is taken out (``remove``) instead."""
+    stale_reason = ""
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol

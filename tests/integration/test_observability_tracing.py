@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import stop_gateway
 from gateway.client import MarketDataClient
 from mdgw import tracing
 from mdgw.config import Config
@@ -134,7 +133,7 @@ async def test_one_trace_from_producer_through_gateway_to_broadcast(
         stop.set()
         feed.join(timeout=30)
         sink.flush(30)
-        await stop_gateway(rt)  # flushes the gateway's spans
+        await rt.stop()  # flushes the gateway's spans
     tracing.force_flush()  # and the producer's
 
     trace = await find_trace(jaeger, config.kafka.book_topic)
