@@ -19,7 +19,15 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.candles import INTERVALS, Candle, base_ns, candle, candles_of_parts, fold_parts
+from core.candles import (
+    CLOSE_GRACE_NS,
+    INTERVALS,
+    Candle,
+    base_ns,
+    candle,
+    candles_of_parts,
+    fold_parts,
+)
 from core.stats import Bucket, RollingStats
 from core.types import Trade
 from mdgw.config import KafkaConfig
@@ -31,8 +39,6 @@ BUCKET_MARGIN = 2
 that read the trades from ``now - 24 h`` at start may hold the oldest minute partly."""
 SKEW_NS = 5_000_000_000
 """How far a trade's timestamp may precede its ingest time (the topic's time index)."""
-CLOSE_GRACE_NS = 2_000_000_000
-"""A candle is closed this long after its end on the stream's clock (the channel's too)."""
 
 
 class CandleRequestError(ValueError):

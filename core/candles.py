@@ -35,6 +35,11 @@ INTERVALS: dict[str, int] = {
 """Interval name -> width in ns; every interval starts at a multiple of its width."""
 
 
+CLOSE_GRACE_NS = 2_000_000_000
+"""An interval is closed this long after its end on the stream's clock (its newest trade's
+timestamp plus the wall time since): trades a little late still make it in."""
+
+
 def base_ns(interval_ns: int, bucket_ns: int = MINUTE_NS) -> int:
     """Width of the parts of a candle of ``interval_ns``."""
     return bucket_ns if interval_ns % bucket_ns == 0 else interval_ns

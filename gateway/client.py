@@ -101,6 +101,25 @@ class LocalBook:
 
 
 @dataclass
+class CandleSeries:
+    """The candles of one (stream, interval) subscription: the closed ones, oldest first
+    (the last ``keep``), and the open one (docs/protocol.md §4.9)."""
+
+    keep: int = 1000
+    closed: list[dict[str, Any]] = field(default_factory=list)
+    open: dict[str, Any] | None = None
+
+    def update(self, msg: dict[str, Any]) -> None:
+        if msg.get("closed"):
+            self.closed.append(msg)
+            del self.closed[: -self.keep]
+            if self.open is not None and self.open["open_time"] <= msg["open_time"]:
+                self.open = None
+        else:
+            self.open = msg
+
+
+@dataclass
 class Event:
     """What the client yields: kind is book, trade, stats, status, heartbeat, error, ..."""
 
@@ -161,6 +180,25 @@ def pb_to_dict(msg: pb.MarketDataMessage) -> dict[str, Any]:
         return {"type": "statistics", **{f.name: getattr(s, f.name) for f in s.DESCRIPTOR.fields}}
     if kind == "heartbeat":
         return {"type": "heartbeat", "timestamp": msg.heartbeat.timestamp_ns}
+    if kind == "candle":
+        c = msg.candle
+        return {
+            "type": "candle",
+            "exchange": c.exchange,
+            "symbol": c.symbol,
+            "interval": c.interval,
+            "open_time": c.open_time_ns,
+            "close_time": c.close_time_ns,
+            "open": c.open,
+            "high": c.high,
+            "low": c.low,
+            "close": c.close,
+            "volume": c.volume,
+            "quote_volume": c.quote_volume,
+            "trades": c.trade_count,
+            "vwap": c.vwap,
+            "closed": c.closed,
+        }
     return {"type": "unknown"}
 
 
@@ -189,6 +227,8 @@ class MarketDataClient:
         self.connect_kwargs = connect_kwargs
         self.ws: ClientConnection | None = None
         self.books: dict[str, LocalBook] = {}
+        self.candles: dict[tuple[str, str], CandleSeries] = {}
+        """(stream, interval) -> its candles, for ``subscribe("candles", ..., interval=)``."""
         self.subscriptions: list[dict[str, Any]] = []
         self.reconnects = 0
         self.checksum_failures = 0
@@ -241,9 +281,18 @@ class MarketDataClient:
         await self.ws.send(orjson.dumps(msg).decode())
 
     async def subscribe(
-        self, channel: str, symbols: list[str], depth: int = 20, speed: str = "raw"
+        self,
+        channel: str,
+        symbols: list[str],
+        depth: int = 20,
+        speed: str = "raw",
+        interval: str = "1m",
     ) -> int:
         msg: dict[str, Any] = {"op": "subscribe", "channel": channel, "symbols": symbols}
+        if channel == "candles":
+            msg["interval"] = interval
+            for s in symbols:
+                self.candles.setdefault((s, interval), CandleSeries())
         if channel in ("book", "aggregated_book"):
             msg.update(depth=depth, speed=speed)
             for s in symbols:
@@ -373,6 +422,10 @@ class MarketDataClient:
         key = f"{msg.get('exchange', '')}:{msg.get('symbol', '')}"
         if kind == "replay_complete":
             self._replay_complete(msg)
+        if kind == "candle":
+            series = self.candles.get((key, msg.get("interval", "")))
+            if series is not None:
+                series.update(msg)
         if kind == "status" and msg.get("status") in ("stale", "resync"):
             agg_key = f"agg:{msg.get('symbol', '')}" if "exchange" not in msg else key
             book = self.books.get(agg_key)

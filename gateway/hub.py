@@ -17,6 +17,7 @@ from core.book import ApplyResult
 from core.market import Market
 from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthSource, DepthView
+from gateway.candles import CandleChannel, CandleKey
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.outbox import DELTA, KEEP
 from gateway.session import Session
@@ -103,6 +104,8 @@ class Hub:
         self._hb_round: list[Session] = []
         self._hb_step = 1
         self.frames_out = 0
+        self.candles = CandleChannel(self)
+        """The candles channel: its builders ride on the registry and the outboxes here."""
 
     # ---- subscriptions -------------------------------------------------------------
 
@@ -173,6 +176,8 @@ class Hub:
         for key in self.subs.drop(session):
             if isinstance(key, ViewKey):
                 self._drop_slot(key)
+            elif isinstance(key, CandleKey):
+                self.candles.forget(key)
         self.sessions.discard(session)
         self._waiting.discard(session)
         self._watch.discard(session)
@@ -282,6 +287,7 @@ class Hub:
             tracing.encode_finished(span, len(subscribers))
 
     def on_trade(self, trade: Trade) -> None:
+        self.candles.on_trade(trade)
         subs = self.subs.get(StreamKey("trades", trade.stream))
         if subs is None:
             return
@@ -294,6 +300,16 @@ class Hub:
             frame = encode(trade, wall)
             for s in group:
                 if s.out.add(frame, KEEP, now):  # trades are never dropped (guarantee 5)
+                    touched.append(s)
+
+    def queue_keep(self, subs: Subscribers[Session], json_frame: bytes, pb_frame: bytes) -> None:
+        """A topic's message, encoded once per format, to each subscriber, never dropped
+        (like trades); written with the next flush."""
+        now = self.mono()
+        touched = self._touched
+        for group, frame in ((subs.json, json_frame), (subs.pb, pb_frame)):
+            for s in group:
+                if s.out.add(frame, KEEP, now):
                     touched.append(s)
 
     def tick_conflated(self) -> None:
