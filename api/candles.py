@@ -110,13 +110,15 @@ def from_trades(trades: Iterable[Trade], w: Window, bucket_ns: int) -> list[tupl
 
 
 def present(
-    stream: str, w: Window, found: list[tuple[int, Bucket]], stream_now_ns: int
+    stream: str, w: Window, found: list[tuple[int, Bucket]], newest_ns: int, stream_now_ns: int
 ) -> list[Candle]:
-    """Candles of ``found``; the ones past their end on the stream's clock are closed."""
+    """Candles of ``found``, closed as the channel closes them: a later trade came
+    (``newest_ns``, the stream's newest trade), or the stream's clock is past the end."""
     exchange, _, symbol = stream.partition(":")
     out = []
     for i, b in found:
-        closed = stream_now_ns > (i + 1) * w.width - 1 + CLOSE_GRACE_NS
+        end = (i + 1) * w.width - 1
+        closed = newest_ns > end or stream_now_ns > end + CLOSE_GRACE_NS
         out.append(candle(exchange, symbol, w.interval, i, b, closed))
     return out
 

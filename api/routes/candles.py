@@ -105,12 +105,13 @@ async def candles(
     if found is None:
         found = await _from_trades(store, t.stream, w, state.stats.bucket_ns)
     tape = state.trades
-    clock = tape[0].timestamp_ns + max(0, now - state.counters.last_trade_ns) if tape else now
+    newest = tape[0].timestamp_ns if tape else 0
+    clock = newest + max(0, now - state.counters.last_trade_ns) if tape else now
     body = {
         "exchange": t.exchange,
         "symbol": t.symbol,
         "interval": interval,
-        "candles": [candle_dict(c) for c in source.present(t.stream, w, found, clock)],
+        "candles": [candle_dict(c) for c in source.present(t.stream, w, found, newest, clock)],
     }
     data = orjson.dumps(body)
     etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'

@@ -11,7 +11,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from api.candles import CLOSE_GRACE_NS, Window, from_trades, window
+from api.candles import Window, from_trades, window
 from api.state import KafkaStateStore
 from core.candles import INTERVALS, candle, candles_of_parts, fold_parts
 from core.market import Market
@@ -175,8 +175,8 @@ def test_candles_read_from_the_topic_equal_the_trades(kafka_client: Any, interva
         got = r.json()["candles"]
         w = window(interval, start, None, 1000, 0)
         inside = [t for t in old + new if w.from_ns <= t.timestamp_ns <= w.to_ns]
-        # closed: over on the stream's clock (its newest trade, received just now) + grace
-        end = new[-1].timestamp_ns - CLOSE_GRACE_NS
+        # closed: a later trade came (all were received just now: the clock says no more)
+        end = new[-1].timestamp_ns
         want = expected(inside, interval, lambda i, e=end, n=w.width: e > (i + 1) * n - 1)
         assert got and got == want
 
