@@ -77,7 +77,7 @@ async def run(cfg: Config) -> dict[str, Any]:
         out["api_trades_read_at_start"] = result.trades_to_read
         state = store.market.state(STREAM)
         assert state is not None
-        now = state.trades[0].timestamp_ns
+        now = (state.stats.newest + 1) * MINUTE_NS - 1  # the end of the newest minute
         day = [window("1m", now - 1440 * MINUTE_NS + 1, None, 1000, now)]
         day.append(window("1m", (day[0].last + 1) * MINUTE_NS, now, 1000, now))
         # with the checkpoints: the statistics held (what the route does for the last 24 h)
