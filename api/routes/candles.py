@@ -21,7 +21,15 @@ from api.errors import BadParameter, SymbolNotFound, Unavailable
 from api.models import CandlesBody
 from api.present import streams_of
 from api.routes.market import COMMON as COMMON_ERRORS
-from api.routes.market import NOT_MODIFIED, Exchange, IfNoneMatch, Symbol, _error
+from api.routes.market import (
+    NOT_MODIFIED,
+    Exchange,
+    IfNoneMatch,
+    Symbol,
+    _error,
+    _matches,
+    _not_modified,
+)
 from api.state import StateStore
 from api.symbols import target
 from core.candles import INTERVALS
@@ -115,9 +123,9 @@ async def candles(
     }
     data = orjson.dumps(body)
     etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
-    if if_none_match and etag in {x.strip().removeprefix("W/") for x in if_none_match.split(",")}:
-        return Response(content=b"", status_code=304, headers={"ETag": etag})
-    content: Any = data
+    if _matches(if_none_match, etag):
+        return _not_modified(etag)
+    content: Any = data  # bytes; the annotation gives OpenAPI the body's shape
     return Response(content=content, headers={"ETag": etag}, media_type=MediaType.JSON)
 
 
