@@ -89,10 +89,13 @@ def window(
     return Window(interval, first, last)
 
 
-def from_statistics(stats: RollingStats, w: Window) -> list[tuple[int, Bucket]] | None:
+def from_statistics(
+    stats: RollingStats, w: Window, complete_from_ns: int = 0
+) -> list[tuple[int, Bucket]] | None:
     """The window's candles from the statistics' buckets; None when they do not cover it
-    (an interval that is not a whole number of buckets, or older than the buckets held)."""
-    if w.width % stats.bucket_ns:
+    (an interval that is not a whole number of buckets, older than the buckets held, or
+    starting before ``complete_from_ns``, where this process's trade history begins)."""
+    if w.width % stats.bucket_ns or w.from_ns < complete_from_ns:
         return None
     per = w.width // stats.bucket_ns
     lo, hi = w.first * per, (w.last + 1) * per

@@ -21,13 +21,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from api.candles import read_trades
+from api.candles import SKEW_NS, read_trades
 from api.history_reads import HistoryReads
 from core.book import OrderBook
 from core.market import Market
 from core.types import Trade
 from mdgw import metrics
-from mdgw.bootstrap import BootstrapResult
+from mdgw.bootstrap import TRADES_WINDOW_MS, BootstrapResult
 from mdgw.catchup import CatchUp, bootstrap_with_retry
 from mdgw.config import Config
 from mdgw.history import HistoryError, book_at
@@ -60,6 +60,9 @@ class StateStore:
         self.lag: dict[tuple[str, int], int] = {}
         """Records behind the high watermark per (topic, partition), refreshed in the background."""
         self.kafka_errors = 0
+        self.trades_complete_from_ns = 0
+        """Trades with a timestamp from here on are all in the Market's statistics (candles
+        older than that are read from the trades topic: api/candles.py)."""
 
     async def book_at(self, stream: str, at_ns: int) -> OrderBook:
         """The book of ``stream`` at a past instant (time travel); raises HistoryError."""
@@ -185,6 +188,10 @@ class KafkaStateStore(StateStore):
             self.consumer = None
 
     async def _run(self, consumer: ThreadedConsumer) -> None:
+        # The trades read at start begin at ingest time now - window (mdgw.bootstrap), and a
+        # restored checkpoint was written before now by a process whose own history began at
+        # most a window before it: every trade from here on is in the statistics.
+        self.trades_complete_from_ns = time.time_ns() - TRADES_WINDOW_MS * 1_000_000 + SKEW_NS
         result = await bootstrap_with_retry(
             self.config.kafka,
             self._materializer,

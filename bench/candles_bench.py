@@ -77,12 +77,16 @@ async def run(cfg: Config) -> dict[str, Any]:
         out["api_trades_read_at_start"] = result.trades_to_read
         state = store.market.state(STREAM)
         assert state is not None
-        now = (state.stats.newest + 1) * MINUTE_NS - 1  # the end of the newest minute
-        day = [window("1m", now - 1440 * MINUTE_NS + 1, None, 1000, now)]
-        day.append(window("1m", (day[0].last + 1) * MINUTE_NS, now, 1000, now))
+        # the day that starts where the API's statistics surely hold every trade
+        first = store.trades_complete_from_ns // MINUTE_NS + 1
+        day = [window("1m", first * MINUTE_NS, None, 1000, 0)]
+        day.append(
+            window("1m", (first + 1000) * MINUTE_NS, (first + 1440) * MINUTE_NS - 1, 1000, 0)
+        )
         # with the checkpoints: the statistics held (what the route does for the last 24 h)
+        complete = store.trades_complete_from_ns
         t0 = time.perf_counter()
-        held = [from_statistics(state.stats, w) for w in day]
+        held = [from_statistics(state.stats, w, complete) for w in day]
         with_s = time.perf_counter() - t0
         assert all(h is not None for h in held)
         # without: each request reads its window of the stream's trades from Kafka

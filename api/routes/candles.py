@@ -109,7 +109,7 @@ async def candles(
         w = source.window(interval, _time(from_, "from"), _time(to, "to"), limit, now)
     except source.CandleRequestError as e:
         raise BadParameter(detail=str(e)) from e
-    found = source.from_statistics(state.stats, w)
+    found = source.from_statistics(state.stats, w, store.trades_complete_from_ns)
     if found is None:
         found = await _from_trades(store, t.stream, w, state.stats.bucket_ns)
     tape = state.trades

@@ -11,7 +11,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from api.candles import Window, from_trades, window
+from api.candles import Window, from_statistics, from_trades, window
 from api.state import KafkaStateStore
 from core.candles import INTERVALS, candle, candles_of_parts, fold_parts
 from core.market import Market
@@ -161,6 +161,18 @@ def kafka_client(make_client: Callable[..., Client]) -> tuple[Client, list[Trade
         assert time.monotonic() < deadline, (store.not_ready_reason(), store.market.streams())
         time.sleep(0.01)
     return client, old, new
+
+
+def test_old_bursts_come_from_the_topic_and_recent_ones_from_memory(kafka_client: Any) -> None:
+    client, old, new = kafka_client
+    app_store = client.app.dependencies["store"].dependency()
+    complete = app_store.trades_complete_from_ns
+    assert old[-1].timestamp_ns < complete < new[0].timestamp_ns
+    state = app_store.market.state("KRAKEN:BTC-USD")
+    recent = window("1m", new[0].timestamp_ns, None, 100, 0)
+    assert from_statistics(state.stats, recent, complete) is not None
+    past = window("1m", old[0].timestamp_ns, None, 100, 0)
+    assert from_statistics(state.stats, past, complete) is None
 
 
 @pytest.mark.parametrize("interval", ["1s", "1m", "5m", "1h"])
