@@ -31,6 +31,7 @@ from gateway.ops import OpsEndpoints
 from gateway.protocol import ProtocolError, parse_request
 from gateway.protocol import Request as ControlRequest
 from gateway.ratelimit import AttemptLimiter, TokenBucket
+from gateway.sent_meter import SentMeter
 from gateway.session import Session, socket_fd
 from gateway.snapshots import SnapshotGate
 from gateway.subscriptions import StreamKey, ViewKey
@@ -84,6 +85,7 @@ class GatewayServer:
         self.verifier = verifier
         self.health = health or (lambda: {"status": "healthy"})
         self.ops = OpsEndpoints(cfg.ops_requests_per_second, self.health)
+        self.sent = SentMeter()
         self.attempts = AttemptLimiter(cfg.connects_per_minute_per_ip, 60.0)
         self.connections = ConnectionCounter(cfg.max_connections, cfg.max_connections_per_ip)
         self.snapshot_gate = SnapshotGate(
@@ -219,8 +221,7 @@ class GatewayServer:
             if not self.per_subject[session.subject]:
                 del self.per_subject[session.subject]
             metrics.WS_CONNECTIONS_ACTIVE.dec()
-            metrics.MESSAGES_SENT.inc(session.messages_sent)
-            metrics.BYTES_SENT.inc(session.bytes_sent)
+            self.sent.fold(session, closed=True)
 
     def refuse(self, session: Session, e: ProtocolError) -> None:
         metrics.CLIENT_ERRORS.labels(e.code).inc()

@@ -14,11 +14,11 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from mdgw_client import MarketDataClient
 
 from api.candles import from_statistics, from_trades, read_trades, window
 from core.candles import INTERVALS
 from core.stats import MINUTE_NS, SECOND_NS
-from gateway.client import MarketDataClient
 from tests.integration.helpers import gateway_with_feed
 
 pytestmark = [pytest.mark.kafka]

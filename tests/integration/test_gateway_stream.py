@@ -11,9 +11,9 @@ import itertools
 import logging
 
 import pytest
+from mdgw_client import MarketDataClient
 
 from core.types import VALID_DEPTHS
-from gateway.client import MarketDataClient
 from tests.integration.helpers import collect, gateway_with_feed, wait_for
 
 pytestmark = [pytest.mark.kafka]

@@ -8,9 +8,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from mdgw_client import Event, MarketDataClient
+
 from core.types import BookUpdate
 from gateway.app import Gateway, start_gateway
-from gateway.client import Event, MarketDataClient
 from mdgw.config import Config, GatewayConfig, KafkaConfig
 from mdgw.kafka.memory import MemoryBroker
 from tests.unit.kafka.memkafka import Clock, broker_for, feed

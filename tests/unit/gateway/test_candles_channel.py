@@ -7,12 +7,12 @@ import random
 
 import orjson
 import pytest
+from mdgw_client import MarketDataClient
 from websockets.asyncio.client import connect
 
 from core.candles import INTERVALS, base_ns, candles_of_parts, fold_parts
 from core.stats import SECOND_NS
 from core.types import Exchange, Trade
-from gateway.client import MarketDataClient
 from tests.unit.gateway.memgw import KAFKA, STREAM, eventually, memory_gateway, url
 from tests.unit.kafka.memkafka import publisher
 

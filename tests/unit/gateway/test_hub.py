@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from mdgw_client import LocalBook
 
 from core.market import Market
 from core.types import BookUpdate, Exchange
-from gateway.client import LocalBook
 from gateway.hub import Hub, ViewKey
 from gateway.session import Session
 from schemas import wire

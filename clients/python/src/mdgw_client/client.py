@@ -1,11 +1,4 @@
-"""Python client of the gateway: local books kept exact, verified, resynced, reconnected.
-
-    async with MarketDataClient("ws://127.0.0.1:8080/ws") as client:
-        await client.subscribe("book", ["BINANCE:BTC-USDT"], depth=20)
-        async for event in client.events():
-            if event.kind == "book":
-                book = client.book("BINANCE:BTC-USDT")
-                print(book.sequence, book.best_bid(), book.best_ask())
+"""A verifying, reconnecting client of the gateway's WebSocket protocol (docs/protocol.md §4).
 
 Every book message is checked: ``prev_sequence`` must equal the sequence of the
 previous message of that subscription and the §5 checksum must match the local
@@ -19,85 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-import struct
 import time
-import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
-from sortedcontainers import SortedDict
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
-from schemas import market_data_pb2 as pb
+from mdgw_client.book import LocalBook
+from mdgw_client.decode import Message, decode_frame
 
-_PAIR = struct.Struct("<dd")
-_EXCHANGES = {1: "BINANCE", 2: "COINBASE", 3: "KRAKEN"}
-_SIDES = {1: "buy", 2: "sell", 0: ""}
-
-
-def checksum(asks: list[tuple[float, float]], bids: list[tuple[float, float]]) -> int:
-    """docs/protocol.md §5: CRC-32 over the top 10 asks then the top 10 bids as <dd pairs."""
-    return zlib.crc32(b"".join(_PAIR.pack(p, q) for p, q in asks[:10] + bids[:10]))
-
-
-@dataclass
-class LocalBook:
-    """One subscription's book as the client holds it."""
-
-    key: str
-    depth: int
-    bids: SortedDict = field(default_factory=SortedDict)
-    asks: SortedDict = field(default_factory=SortedDict)
-    sequence: int = -1
-    valid: bool = False
-    """False until a snapshot arrives, and again after a break until the next one."""
-    checksum: int = 0
-    messages: int = 0
-    breaks: int = 0
-    resyncs: int = 0
-
-    def top_bids(self, n: int = 0) -> list[tuple[float, float]]:
-        keys = self.bids.keys()
-        stop = len(keys) if not n else min(n, len(keys))
-        return [(keys[-1 - i], self.bids[keys[-1 - i]]) for i in range(stop)]
-
-    def top_asks(self, n: int = 0) -> list[tuple[float, float]]:
-        keys = self.asks.keys()
-        stop = len(keys) if not n else min(n, len(keys))
-        return [(keys[i], self.asks[keys[i]]) for i in range(stop)]
-
-    def best_bid(self) -> tuple[float, float] | None:
-        return self.bids.peekitem(-1) if self.bids else None
-
-    def best_ask(self) -> tuple[float, float] | None:
-        return self.asks.peekitem(0) if self.asks else None
-
-    def local_checksum(self) -> int:
-        return checksum(self.top_asks(10), self.top_bids(10))
-
-    def load(self, bids: list[Any], asks: list[Any], sequence: int) -> None:
-        self.bids = SortedDict((lv[0], lv[1]) for lv in bids)
-        self.asks = SortedDict((lv[0], lv[1]) for lv in asks)
-        self.sequence = sequence
-        self.valid = True
-
-    def apply(self, bids: list[Any], asks: list[Any], sequence: int) -> None:
-        for side, levels in ((self.bids, bids), (self.asks, asks)):
-            for lv in levels:
-                if lv[1]:
-                    side[lv[0]] = lv[1]
-                else:
-                    side.pop(lv[0], None)
-        if self.depth:
-            while len(self.bids) > self.depth:
-                self.bids.popitem(0)
-            while len(self.asks) > self.depth:
-                self.asks.popitem(-1)
-        self.sequence = sequence
+Format = Literal["json", "protobuf"]
 
 
 @dataclass
@@ -121,95 +49,31 @@ class CandleSeries:
 
 @dataclass
 class Event:
-    """What the client yields: kind is book, trade, stats, status, heartbeat, error, ..."""
+    """What the client yields. ``kind`` is the message's ``type`` (``stats`` for
+    ``statistics``), or ``book`` for a verified book message, ``break`` for a
+    sequence break, ``checksum_failure``, ``unsubscribed_book``."""
 
     kind: str
     key: str
-    data: dict[str, Any]
+    """The stream (``EXCHANGE:SYMBOL``), ``agg:SYMBOL`` for aggregated books,
+    ``replay:<id>:<stream>`` for replayed ones."""
+    data: Message
     received_ns: int
 
 
-def _levels_pb(levels: Any) -> list[list[Any]]:
-    return [[lv.price, lv.quantity] for lv in levels]
-
-
-def pb_to_dict(msg: pb.MarketDataMessage) -> dict[str, Any]:
-    """A protobuf data message in the JSON shape of docs/protocol.md §4.3."""
-    kind = msg.WhichOneof("message")
-    if kind == "order_book_update":
-        u = msg.order_book_update
-        agg = u.exchange == 0
-        prefix = "aggregated_book" if agg else "order_book"
-        d: dict[str, Any] = {
-            "type": f"{prefix}_{'snapshot' if u.is_snapshot else 'update'}",
-            "symbol": u.symbol,
-            "timestamp": u.timestamp_ns,
-            "sequence": u.sequence_number,
-            "prev_sequence": u.prev_sequence_number,
-            "depth": u.depth,
-            "bids": _levels_pb(u.bids),
-            "asks": _levels_pb(u.asks),
-            "checksum": u.checksum,
-            "ingest_ts": u.ingest_ns,
-            "gateway_ts": u.gateway_ns,
-        }
-        if not agg:
-            d["exchange"] = _EXCHANGES.get(u.exchange, "UNKNOWN")
-        if u.is_replay:
-            d["replay"] = True
-            d["replay_id"] = u.replay_id
-        return d
-    if kind == "trade":
-        t = msg.trade
-        return {
-            "type": "trade",
-            "exchange": t.exchange,
-            "symbol": t.symbol,
-            "timestamp": t.timestamp_ns,
-            "trade_id": t.trade_id,
-            "price": t.price,
-            "quantity": t.quantity,
-            "side": _SIDES.get(t.side, ""),
-            "sequence": t.sequence_number,
-            "ingest_ts": t.ingest_ns,
-            "gateway_ts": t.gateway_ns,
-            **({"replay": True, "replay_id": t.replay_id} if t.is_replay else {}),
-        }
-    if kind == "statistics":
-        s = msg.statistics
-        return {"type": "statistics", **{f.name: getattr(s, f.name) for f in s.DESCRIPTOR.fields}}
-    if kind == "heartbeat":
-        return {"type": "heartbeat", "timestamp": msg.heartbeat.timestamp_ns}
-    if kind == "candle":
-        c = msg.candle
-        return {
-            "type": "candle",
-            "exchange": c.exchange,
-            "symbol": c.symbol,
-            "interval": c.interval,
-            "open_time": c.open_time_ns,
-            "close_time": c.close_time_ns,
-            "open": c.open,
-            "high": c.high,
-            "low": c.low,
-            "close": c.close,
-            "volume": c.volume,
-            "quote_volume": c.quote_volume,
-            "trades": c.trade_count,
-            "vwap": c.vwap,
-            "closed": c.closed,
-        }
-    return {"type": "unknown"}
-
-
 class MarketDataClient:
-    """A verifying, reconnecting client of the gateway's WebSocket protocol."""
+    """A verifying, reconnecting client of the gateway's WebSocket protocol.
+
+    Use it as an async context manager, subscribe, then iterate ``events()``.
+    ``sequence_breaks``, ``checksum_failures`` and ``reconnects`` count what it had
+    to repair.
+    """
 
     def __init__(
         self,
         url: str,
         *,
-        fmt: str = "json",
+        fmt: Format | str = "json",
         batch: bool = False,
         token: str | None = None,
         reconnect: bool = True,
@@ -245,6 +109,7 @@ class MarketDataClient:
         return url
 
     async def connect(self) -> None:
+        """Open the connection and send every subscription again."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         proto = "marketdata.v1.protobuf" if self.fmt == "protobuf" else "marketdata.v1.json"
         self.ws = await connect(
@@ -277,7 +142,8 @@ class MarketDataClient:
         return self._ids
 
     async def _send(self, msg: dict[str, Any]) -> None:
-        assert self.ws is not None
+        if self.ws is None:
+            raise ConnectionError("not connected: use `async with` or connect() first")
         await self.ws.send(orjson.dumps(msg).decode())
 
     async def subscribe(
@@ -288,6 +154,7 @@ class MarketDataClient:
         speed: str = "raw",
         interval: str = "1m",
     ) -> int:
+        """Subscribe (kept for reconnects); returns the request id echoed in the reply."""
         msg: dict[str, Any] = {"op": "subscribe", "channel": channel, "symbols": symbols}
         if channel == "candles":
             msg["interval"] = interval
@@ -338,7 +205,7 @@ class MarketDataClient:
         )
         return req_id
 
-    def _replay_complete(self, msg: dict[str, Any]) -> None:
+    def _replay_complete(self, msg: Message) -> None:
         rid = str(msg.get("id"))
         channel, symbols, depth = self._replays.pop(rid, ("", [], 0))
         if not msg.get("live"):
@@ -366,18 +233,12 @@ class MarketDataClient:
         return f"agg:{symbol}" if channel == "aggregated_book" else symbol
 
     def book(self, symbol: str) -> LocalBook | None:
+        """The local book of a stream (``EXCHANGE:SYMBOL``) or aggregated symbol."""
         return self.books.get(symbol) or self.books.get(f"agg:{symbol}")
 
     async def resync(self, symbol: str) -> None:
+        """Ask for a fresh snapshot of a book subscription."""
         await self._send({"op": "resync", "id": self._next_id(), "symbols": [symbol]})
-
-    def _decode(self, frame: str | bytes) -> list[dict[str, Any]]:
-        if isinstance(frame, str) or self.fmt == "json":
-            data = orjson.loads(frame)
-            return data if isinstance(data, list) else [data]
-        if self.batch:
-            return [pb_to_dict(m) for m in pb.MarketDataBatch.FromString(frame).messages]
-        return [pb_to_dict(pb.MarketDataMessage.FromString(frame))]
 
     async def _frames(self) -> AsyncIterator[str | bytes]:
         backoff = 0.1
@@ -401,15 +262,16 @@ class MarketDataClient:
 
     async def events(self) -> AsyncIterator[Event]:
         """Verified events; book events are yielded after the local book is updated."""
+        protobuf = self.fmt == "protobuf"
         async for frame in self._frames():
             now = time.time_ns()
-            for msg in self._decode(frame):
+            for msg in decode_frame(frame, protobuf=protobuf, batch=self.batch):
                 event = await self._handle(msg, now)
                 if event is not None:
                     yield event
 
-    async def _handle(self, msg: dict[str, Any], now: int) -> Event | None:
-        kind = msg.get("type", "")
+    async def _handle(self, msg: Message, now: int) -> Event | None:
+        kind: str = msg.get("type", "")
         if kind.endswith("_snapshot") or kind.endswith("book_update"):
             agg = kind.startswith("aggregated")
             key = f"agg:{msg['symbol']}" if agg else f"{msg['exchange']}:{msg['symbol']}"
@@ -431,11 +293,9 @@ class MarketDataClient:
             book = self.books.get(agg_key)
             if book is not None:
                 book.valid = False
-        return Event({"statistics": "stats"}.get(kind, kind), key, msg, now)
+        return Event("stats" if kind == "statistics" else kind, key, msg, now)
 
-    async def _apply(
-        self, book: LocalBook, msg: dict[str, Any], snapshot: bool, now: int
-    ) -> Event | None:
+    async def _apply(self, book: LocalBook, msg: Message, snapshot: bool, now: int) -> Event | None:
         if snapshot:
             book.load(msg["bids"], msg["asks"], msg["sequence"])
         elif not book.valid:
