@@ -13,8 +13,9 @@ const DOWN = "#f0616d";
  * scaled to [low, high] of what is shown, volume bars in the bottom fifth.
  * Returns {bars: [{x, w, open, close, high, low, vol, up}], low, high} in pixels.
  */
-export function layout(candles, w, h, { max = 90, pad = { l: 8, r: 64, t: 10, b: 20 } } = {}) {
+export function layout(candles, w, h, { max = 90, pad = { l: 8, r: 78, t: 18, b: 4 } } = {}) {
   const shown = candles.slice(-max);
+  const slots = Math.max(30, shown.length); // few candles: wider bodies, still right-aligned
   if (!shown.length) return { bars: [], low: 0, high: 0, pad };
   let low = Infinity;
   let high = -Infinity;
@@ -31,7 +32,7 @@ export function layout(candles, w, h, { max = 90, pad = { l: 8, r: 64, t: 10, b:
   const plotW = Math.max(1, w - pad.l - pad.r);
   const plotH = Math.max(1, h - pad.t - pad.b);
   const priceH = plotH * 0.8;
-  const step = plotW / max;
+  const step = plotW / slots;
   const y = (p) => pad.t + ((high - p) / (high - low)) * priceH;
   const bars = shown.map((c, i) => ({
     x: pad.l + plotW - (shown.length - i) * step + step / 2,
@@ -145,13 +146,14 @@ export class CandlePanel {
     ctx.strokeStyle = "rgba(255,255,255,0.06)";
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";
-    for (let i = 0; i <= 4; i++) {
-      const py = Math.round(pad.t + (i * priceH) / 4) + 0.5;
+    const ticks = priceH < 110 ? 2 : 4; // a short chart: fewer labels, none overlapping
+    for (let i = 0; i <= ticks; i++) {
+      const py = Math.round(pad.t + (i * priceH) / ticks) + 0.5;
       ctx.beginPath();
       ctx.moveTo(pad.l, py);
       ctx.lineTo(w - pad.r, py);
       ctx.stroke();
-      ctx.fillText(this.fmt(high - (i * (high - low)) / 4), w - pad.r + 6, py);
+      ctx.fillText(this.fmt(high - (i * (high - low)) / ticks), w - pad.r + 6, py);
     }
     const base = pad.t + plotH;
     for (const b of bars) {
