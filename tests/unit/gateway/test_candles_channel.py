@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from core.candles import INTERVALS, base_ns, candles_of_parts, fold_parts
 from core.stats import SECOND_NS
 from core.types import Exchange, Trade
+from gateway.candles import CandleKey
 from tests.unit.gateway.memgw import KAFKA, STREAM, eventually, memory_gateway, url
 from tests.unit.kafka.memkafka import publisher
 
@@ -132,3 +133,13 @@ async def test_unsubscribe_drops_the_builder() -> None:
             await ws.send(orjson.dumps(unsub).decode())
             assert orjson.loads(await ws.recv())["type"] == "unsubscribed"
             assert rt.hub.candles.builders == {} and rt.hub.subs.channel("candles") == {}
+
+
+async def test_a_client_leaving_drops_its_builders() -> None:
+    async with memory_gateway() as (rt, _broker, _states, _clock):
+        async with connect(url(rt) + "?format=protobuf") as ws:
+            sub = {"op": "subscribe", "channel": "candles", "symbols": [STREAM], "interval": "1h"}
+            await ws.send(orjson.dumps(sub).decode())
+            await ws.recv()
+            assert list(rt.hub.candles.builders) == [CandleKey(STREAM, "1h")]
+        await eventually(lambda: not rt.hub.candles.builders)
