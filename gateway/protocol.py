@@ -12,9 +12,10 @@ from datetime import datetime
 
 import orjson
 
+from core.candles import INTERVALS
 from core.types import VALID_DEPTHS, parse_stream_key
 
-CHANNELS = ("book", "trades", "stats", "aggregated_book")
+CHANNELS = ("book", "trades", "stats", "aggregated_book", "candles")
 SPEEDS = ("raw", "100ms")
 OPS = ("subscribe", "unsubscribe", "resync", "ping", "auth", "replay", "cancel_replay")
 MAX_SYMBOLS_PER_REQUEST = 1024
@@ -45,6 +46,9 @@ class Request:
     to_ns: int | None = None
     """None means "live" (replay joins the live stream)."""
     replay_speed: float = 1.0
+    interval: str = ""
+    """Candles only: the candle width (one of core.candles.INTERVALS); "" in an
+    ``unsubscribe`` means every interval."""
 
 
 def parse_time(value: object, field: str, req_id: object) -> int:
@@ -76,6 +80,18 @@ def _symbols(raw: object, channel: str, req_id: object) -> tuple[str, ...]:
             except ValueError as e:
                 raise ProtocolError("unknown_symbol", f"unknown symbol {s!r}", req_id) from e
     return tuple(dict.fromkeys(raw))
+
+
+def _interval(msg: dict[str, object], op: str, req_id: object) -> str:
+    """The ``interval`` of a candles request (docs/protocol.md §4.9); "" for the others."""
+    if msg.get("channel") != "candles":
+        return ""
+    interval = msg.get("interval")
+    if interval is None and op == "unsubscribe":
+        return ""
+    if not isinstance(interval, str) or interval not in INTERVALS:
+        raise ProtocolError("bad_request", f"interval must be one of {' '.join(INTERVALS)}", req_id)
+    return interval
 
 
 def parse_request(data: str | bytes) -> Request:
@@ -116,7 +132,9 @@ def parse_request(data: str | bytes) -> Request:
         speed = msg.get("speed", "raw")
         if speed not in SPEEDS:
             raise ProtocolError("bad_request", f"speed must be one of {SPEEDS}", req_id)
-        return Request(op, req_id, channel, symbols, depth, speed)
+        return Request(
+            op, req_id, channel, symbols, depth, speed, interval=_interval(msg, op, req_id)
+        )
     if channel not in ("book", "trades"):
         raise ProtocolError("bad_request", "replay supports channels book and trades", req_id)
     from_ns = parse_time(msg.get("from"), "from", req_id)

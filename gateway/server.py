@@ -23,6 +23,7 @@ from websockets.http11 import Request, Response
 from core.types import parse_stream_key
 from gateway import authz
 from gateway.auth import AuthError, TokenVerifier
+from gateway.candles import CandleKey
 from gateway.connection import GatewayConnection
 from gateway.hub import Hub
 from gateway.limits import ConnectionCounter, address_group
@@ -282,8 +283,9 @@ class GatewayServer:
                 raise ProtocolError("unknown_symbol", f"unknown symbol {s}", req.id)
         if req.channel in ("book", "aggregated_book"):
             self.charge_snapshots(session, len(req.symbols), req.id)
+        extra = {"interval": req.interval} if req.interval else {}
         session.send_control(
-            "subscribed", id=req.id, channel=req.channel, symbols=list(req.symbols)
+            "subscribed", id=req.id, channel=req.channel, symbols=list(req.symbols), **extra
         )
         for s in req.symbols:
             if req.channel in ("book", "aggregated_book"):
@@ -291,6 +293,8 @@ class GatewayServer:
                 self.hub.add_view(session, key)
             elif req.channel == "trades":
                 self.hub.add_stream(session, StreamKey("trades", s))
+            elif req.channel == "candles":
+                self.hub.candles.subscribe(session, CandleKey(s, req.interval))
             else:
                 self.hub.add_stream(session, StreamKey("stats", s))
                 stats = market.stats(s, self.clock.wall_ns())
@@ -305,6 +309,14 @@ class GatewayServer:
                 for key in self.hub.views_of(session):
                     if key.name == s and key.channel == req.channel:
                         self.hub.remove_view(session, key)
+            elif req.channel == "candles":
+                for held in self.hub.subs.of(session):
+                    if (
+                        isinstance(held, CandleKey)
+                        and held.name == s
+                        and (req.interval in ("", held.interval))
+                    ):
+                        self.hub.candles.unsubscribe(session, held)
             else:
                 self.hub.remove_stream(session, StreamKey(req.channel, s))
         session.send_control(
