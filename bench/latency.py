@@ -837,6 +837,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--quick", action="store_true", help="smoke version, ~4 min")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the clients' result files")
+    ap.add_argument(
+        "--name", default="latency", help="results file: bench/results/NAME.json (and .png)"
+    )
     ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(ALL)}")
     ap.add_argument("--clients", type=int, default=1000)
     ap.add_argument("--client-procs", type=int, default=2)
@@ -912,7 +915,7 @@ def main(argv: list[str] | None = None) -> None:
         "load1_end": m1["load1"],
     }
     res["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    path = write_result("latency", res)
+    path = write_result(a.name, res)
     latency_report.print_tables(res)
     latency_report.plot(res, path.with_suffix(".png"))
     log(f"done in {wall:.0f}s: {path}")

@@ -337,6 +337,7 @@ def _timers(
         asyncio.create_task(_every(g.conflation_ms / 1000, hub.tick_conflated)),
         asyncio.create_task(_every(g.heartbeat_interval / slices, heartbeat)),
         asyncio.create_task(_every(1.0, stats)),
+        asyncio.create_task(_every(0.25, hub.candles.tick)),
         asyncio.create_task(_every(max(0.01, g.max_lag_ms / 5000), slow)),
         asyncio.create_task(_every(0.5, housekeeping)),
         asyncio.create_task(_every(1.0, lambda: server.sent.fold_all(hub.sessions))),

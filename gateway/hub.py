@@ -26,6 +26,7 @@ from core.views import DepthSource, DepthView
 from gateway import framing
 from gateway.bbo import CHANNEL as BBO
 from gateway.bbo import BboFanout
+from gateway.candles import CandleChannel, CandleKey
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.outbox import DELTA, KEEP
 from gateway.session import Session
@@ -145,6 +146,8 @@ class Hub:
         """Views kept without subscribers, for resumes (``drop_idle``)."""
         self.bbo = BboFanout(self)
         """The bbo channel (docs/protocol.md §4.8)."""
+        self.candles = CandleChannel(self)
+        """The candles channel: its builders ride on the registry and the outboxes here."""
 
     # ---- subscriptions -------------------------------------------------------------
 
@@ -243,6 +246,8 @@ class Hub:
                 self._drop_slot(key)
             elif key.channel == BBO:
                 self.bbo.board.close(key.name)
+            elif isinstance(key, CandleKey):
+                self.candles.forget(key)
         self.sessions.discard(session)
         self._waiting.discard(session)
         self._watch.discard(session)
@@ -389,22 +394,31 @@ class Hub:
             tracing.encode_finished(span, len(subscribers))
 
     def on_trade(self, trade: Trade) -> None:
+        self.candles.on_trade(trade)
         subs = self.subs.get(StreamKey("trades", trade.stream))
         if subs is None:
             return
         wall = self.clock()
+        # trades are never dropped (guarantee 5)
+        self.queue_keep(
+            subs,
+            wire.trade_json(trade, wall) if subs.json else b"",
+            wire.trade_pb(trade, wall) if subs.pb else b"",
+        )
+
+    def queue_keep(self, subs: Subscribers[Session], json_frame: bytes, pb_frame: bytes) -> None:
+        """A topic's message, encoded once per format, to each subscriber, never dropped
+        (like trades); written with the next flush. Framed once for the plain clients."""
         now = self.mono()
         touched = self._touched
-        for group, encode, opcode in (
-            (subs.json, wire.trade_json, framing.TEXT),
-            (subs.pb, wire.trade_pb, framing.BINARY),
+        for group, payload, opcode in (
+            (subs.json, json_frame, framing.TEXT),
+            (subs.pb, pb_frame, framing.BINARY),
         ):
             if not group:
                 continue
-            payload = encode(trade, wall)
             framed = framing.frame(opcode, payload)
             for s in group:
-                # trades are never dropped (guarantee 5)
                 if s.out.add(framed if s.framed else payload, KEEP, now):
                     touched.append(s)
 
@@ -493,20 +507,10 @@ class Hub:
         self.flush()
 
     def send_stats(self, now_ns: int) -> None:
-        now = self.mono()
-        touched = self._touched
         for key, subs in list(self.subs.channel("stats").items()):
             stats = self.market.stats(key.name, now_ns)
-            if stats is None:
-                continue
-            for group, payload, opcode in (
-                (subs.json, wire.stats_json(stats), framing.TEXT),
-                (subs.pb, wire.stats_pb(stats), framing.BINARY),
-            ):
-                framed = framing.frame(opcode, payload)
-                for s in group:
-                    if s.out.add(framed if s.framed else payload, KEEP, now):
-                        touched.append(s)
+            if stats is not None:
+                self.queue_keep(subs, wire.stats_json(stats), wire.stats_pb(stats))
         self.flush()
 
     # ---- freshness (docs/protocol.md §4.6) -------------------------------------------

@@ -12,9 +12,10 @@ from datetime import datetime
 
 import orjson
 
+from core.candles import INTERVALS
 from core.types import VALID_DEPTHS, parse_stream_key
 
-CHANNELS = ("book", "trades", "stats", "aggregated_book", "bbo")
+CHANNELS = ("book", "trades", "stats", "aggregated_book", "candles", "bbo")
 SPEEDS = ("raw", "100ms")
 OPS = ("subscribe", "unsubscribe", "resync", "ping", "auth", "replay", "cancel_replay")
 MAX_SYMBOLS_PER_REQUEST = 1024
@@ -47,6 +48,9 @@ class Request:
     replay_speed: float = 1.0
     since: dict[str, int] | None = None
     """Resume (docs/protocol.md §4.10): symbol -> the last sequence the client applied."""
+    interval: str = ""
+    """Candles only: the candle width (one of core.candles.INTERVALS); "" in an
+    ``unsubscribe`` means every interval."""
 
 
 def parse_time(value: object, field: str, req_id: object) -> int:
@@ -104,6 +108,18 @@ def _since(
     return since
 
 
+def _interval(msg: dict[str, object], op: str, req_id: object) -> str:
+    """The ``interval`` of a candles request (docs/protocol.md §4.9); "" for the others."""
+    if msg.get("channel") != "candles":
+        return ""
+    interval = msg.get("interval")
+    if interval is None and op == "unsubscribe":
+        return ""
+    if not isinstance(interval, str) or interval not in INTERVALS:
+        raise ProtocolError("bad_request", f"interval must be one of {' '.join(INTERVALS)}", req_id)
+    return interval
+
+
 def parse_request(data: str | bytes) -> Request:
     """Parse one client text frame."""
     try:
@@ -143,7 +159,16 @@ def parse_request(data: str | bytes) -> Request:
         if speed not in SPEEDS:
             raise ProtocolError("bad_request", f"speed must be one of {SPEEDS}", req_id)
         since = _since(msg.get("since"), channel, symbols, req_id) if op == "subscribe" else None
-        return Request(op, req_id, channel, symbols, depth, speed, since=since)
+        return Request(
+            op,
+            req_id,
+            channel,
+            symbols,
+            depth,
+            speed,
+            interval=_interval(msg, op, req_id),
+            since=since,
+        )
     if channel not in ("book", "trades"):
         raise ProtocolError("bad_request", "replay supports channels book and trades", req_id)
     from_ns = parse_time(msg.get("from"), "from", req_id)

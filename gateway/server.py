@@ -23,6 +23,7 @@ from websockets.http11 import Request, Response
 from core.types import parse_stream_key
 from gateway import authz
 from gateway.auth import AuthError, TokenVerifier
+from gateway.candles import CandleKey
 from gateway.connection import GatewayConnection
 from gateway.hub import Hub
 from gateway.limits import ConnectionCounter, address_group
@@ -290,6 +291,8 @@ class GatewayServer:
             if req.since is not None:  # docs/protocol.md §4.10
                 ok = {s: resumed.get(s) is not None for s in req.since}
                 reply["resumed"] = ok[req.symbols[0]] if len(req.symbols) == 1 else ok
+        if req.interval:
+            reply["interval"] = req.interval
         session.send_control(
             "subscribed", id=req.id, channel=req.channel, symbols=list(req.symbols), **reply
         )
@@ -303,6 +306,8 @@ class GatewayServer:
                 self.hub.bbo.subscribe(session, s)
             elif req.channel == "trades":
                 self.hub.add_stream(session, StreamKey("trades", s))
+            elif req.channel == "candles":
+                self.hub.candles.subscribe(session, CandleKey(s, req.interval))
             else:
                 self.hub.add_stream(session, StreamKey("stats", s))
                 stats = market.stats(s, self.clock.wall_ns())
@@ -330,6 +335,14 @@ class GatewayServer:
                         self.hub.remove_view(session, key)
             elif req.channel == "bbo":
                 self.hub.bbo.unsubscribe(session, s)
+            elif req.channel == "candles":
+                for held in self.hub.subs.of(session):
+                    if (
+                        isinstance(held, CandleKey)
+                        and held.name == s
+                        and (req.interval in ("", held.interval))
+                    ):
+                        self.hub.candles.unsubscribe(session, held)
             else:
                 self.hub.remove_stream(session, StreamKey(req.channel, s))
         session.send_control(

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from core.bbo import Bbo
+from core.candles import Candle
 from core.types import BookUpdate, Exchange, Level, Statistics, Trade
 from schemas import market_data_pb2 as pb
 from schemas.codec import book_header_pb, book_to_pb, stats_to_pb, trade_to_pb
@@ -180,6 +181,35 @@ def stats_json(s: Statistics) -> bytes:
 
 def stats_pb(s: Statistics) -> bytes:
     return pb.MarketDataMessage(statistics=stats_to_pb(s)).SerializeToString()
+
+
+def candle_dict(c: Candle) -> dict[str, Any]:
+    """A candle's fields, as the REST route and the channel carry them (JSON numbers)."""
+    return {f: getattr(c, f) for f in Candle.__slots__}
+
+
+def candle_json(c: Candle) -> bytes:
+    return orjson.dumps({"type": "candle", **candle_dict(c)})
+
+
+def candle_pb(c: Candle) -> bytes:
+    m = pb.Candle(
+        exchange=c.exchange,
+        symbol=c.symbol,
+        interval=c.interval,
+        open_time_ns=c.open_time,
+        close_time_ns=c.close_time,
+        open=c.open,
+        high=c.high,
+        low=c.low,
+        close=c.close,
+        volume=c.volume,
+        quote_volume=c.quote_volume,
+        trade_count=c.trades,
+        vwap=c.vwap,
+        closed=c.closed,
+    )
+    return pb.MarketDataMessage(candle=m).SerializeToString()
 
 
 def heartbeat_json(now_ns: int) -> bytes:

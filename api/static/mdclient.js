@@ -200,12 +200,56 @@ export function bookKey(channel, symbol) {
   return channel === "aggregated_book" ? `agg:${symbol}` : symbol;
 }
 
+// ---- candles -----------------------------------------------------------------------------
+
+/**
+ * The candles of one (stream, interval) subscription (docs/protocol.md §4.9): the closed
+ * ones, oldest first (the last `keep`), and the open one. `load` merges REST history
+ * (GET /api/v1/candles) under what the channel sent.
+ */
+export class CandleSeries {
+  constructor(keep = 1000) {
+    this.keep = keep;
+    this.closed = [];
+    this.open = null;
+  }
+
+  update(c) {
+    if (c.closed) {
+      const last = this.closed[this.closed.length - 1];
+      if (last && last.open_time === c.open_time) this.closed[this.closed.length - 1] = c;
+      else if (!last || last.open_time < c.open_time) this.closed.push(c);
+      if (this.closed.length > this.keep) this.closed.splice(0, this.closed.length - this.keep);
+      if (this.open && this.open.open_time <= c.open_time) this.open = null;
+    } else if (!this.open || this.open.open_time <= c.open_time) {
+      this.open = c;
+    }
+  }
+
+  load(candles) {
+    const first = this.closed.length ? this.closed[0].open_time : Infinity;
+    const older = candles.filter((c) => c.closed && c.open_time < first);
+    this.closed = older.concat(this.closed).slice(-this.keep);
+    const last = candles[candles.length - 1];
+    if (last && !last.closed) this.update(last);
+  }
+
+  /** Every candle, oldest first, the open one last. */
+  all() {
+    return this.open ? this.closed.concat([this.open]) : this.closed.slice();
+  }
+}
+
+export function candleKey(stream, interval) {
+  return `${stream}|${interval}`;
+}
+
 // ---- the client ------------------------------------------------------------------------
 
 /**
  * A verifying, reconnecting client of the gateway (MarketDataClient of
  * gateway/client.py). Events, by kind: book, break, checksum_failure,
- * unsubscribed_book, trade, stats, status, heartbeat, subscribed, error, pong,
+ * unsubscribed_book, trade, stats, candle, status, heartbeat, subscribed, error, pong,
  * open, close; "*" receives every one. An event is {kind, key, data, receivedNs}.
  */
 export class MarketDataClient {
@@ -228,6 +272,7 @@ export class MarketDataClient {
     this.controlBurst = options.controlBurst ?? 16;
     this.ws = null;
     this.books = new Map();
+    this.candles = new Map(); // candleKey(stream, interval) -> CandleSeries
     this.subscriptions = [];
     this.reconnects = 0;
     this.checksumFailures = 0;
@@ -421,8 +466,14 @@ export class MarketDataClient {
   // ---- requests
 
   /** Subscribe (sent now if open, else on the next open); returns the request id. */
-  subscribe(channel, symbols, { depth = 20, speed = "raw" } = {}) {
+  subscribe(channel, symbols, { depth = 20, speed = "raw", interval = "1m" } = {}) {
     const msg = { op: "subscribe", channel, symbols: [...symbols] };
+    if (channel === "candles") {
+      msg.interval = interval;
+      for (const s of symbols) {
+        if (!this.candles.has(candleKey(s, interval))) this.candles.set(candleKey(s, interval), new CandleSeries());
+      }
+    }
     if (BOOK_CHANNELS.includes(channel)) {
       Object.assign(msg, { depth, speed });
       for (const s of symbols) this.books.set(bookKey(channel, s), new LocalBook(s, depth));
@@ -442,6 +493,9 @@ export class MarketDataClient {
       .map((s) => (s.channel === channel ? { ...s, symbols: s.symbols.filter((x) => !drop.has(x)) } : s))
       .filter((s) => s.symbols.length);
     if (BOOK_CHANNELS.includes(channel)) for (const s of symbols) this.books.delete(bookKey(channel, s));
+    if (channel === "candles") {
+      for (const k of [...this.candles.keys()]) if (drop.has(k.slice(0, k.indexOf("|")))) this.candles.delete(k);
+    }
     const id = this._nextId();
     this._send({ op: "unsubscribe", id, channel, symbols: [...symbols] });
     return id;
@@ -463,6 +517,11 @@ export class MarketDataClient {
 
   book(symbol) {
     return this.books.get(symbol) || this.books.get(`agg:${symbol}`) || null;
+  }
+
+  /** The CandleSeries of a candles subscription, or null. */
+  candleSeries(stream, interval) {
+    return this.candles.get(candleKey(stream, interval)) || null;
   }
 
   // ---- incoming data (pure: no I/O except the resync request)
@@ -507,6 +566,7 @@ export class MarketDataClient {
       const bboKey = "exchange" in msg ? key : msg.symbol ?? "";
       if (this._bboSeq.has(bboKey)) this._bboSeq.set(bboKey, null);
     }
+    if (kind === "candle") this.candles.get(candleKey(key, msg.interval))?.update(msg);
     return { kind: kind === "statistics" ? "stats" : kind, key, data: msg, receivedNs: now };
   }
 

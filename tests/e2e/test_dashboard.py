@@ -298,6 +298,11 @@ def test_dashboard_verifies_live_books_and_survives_a_gateway_kill(
     wait_page(page, "document.querySelector('#s-last').textContent !== '—'", 10, "24h stats")
     wait_page(page, "document.querySelector('#agg-bids .arow span').textContent !== ''", 5, "agg")
     assert page.inner_text("#agg-name") == "BTC-USD"
+    # the candlestick chart: REST history, then the live channel closing intervals
+    wait_page(
+        page, "Number(document.querySelector('#candles').dataset.closed || 0) > 3", 10, "candles"
+    )
+    assert page.inner_text("#candles-name") == f"{STREAM} · 1s"
     # the best bid/offer panel (api/static/bbo.js): the stream's top and all venues'
     wait_page(
         page,

@@ -19,7 +19,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -31,6 +31,25 @@ from mdgw_client.book import LocalBook
 from mdgw_client.decode import Message, decode_frame
 
 Format = Literal["json", "protobuf"]
+
+
+@dataclass
+class CandleSeries:
+    """The candles of one (stream, interval) subscription: the closed ones, oldest first
+    (the last ``keep``), and the open one (docs/protocol.md §4.9)."""
+
+    keep: int = 1000
+    closed: list[dict[str, Any]] = field(default_factory=list)
+    open: dict[str, Any] | None = None
+
+    def update(self, msg: dict[str, Any]) -> None:
+        if msg.get("closed"):
+            self.closed.append(msg)
+            del self.closed[: -self.keep]
+            if self.open is not None and self.open["open_time"] <= msg["open_time"]:
+                self.open = None
+        else:
+            self.open = msg
 
 
 @dataclass
@@ -80,6 +99,8 @@ class MarketDataClient:
         self.connect_kwargs = connect_kwargs
         self.ws: ClientConnection | None = None
         self.books: dict[str, LocalBook] = {}
+        self.candles: dict[tuple[str, str], CandleSeries] = {}
+        """(stream, interval) -> its candles, for ``subscribe("candles", ..., interval=)``."""
         self.subscriptions: list[dict[str, Any]] = []
         self.reconnects = 0
         self.checksum_failures = 0
@@ -156,10 +177,19 @@ class MarketDataClient:
         await self.ws.send(orjson.dumps(msg).decode())
 
     async def subscribe(
-        self, channel: str, symbols: list[str], depth: int = 20, speed: str = "raw"
+        self,
+        channel: str,
+        symbols: list[str],
+        depth: int = 20,
+        speed: str = "raw",
+        interval: str = "1m",
     ) -> int:
         """Subscribe (kept for reconnects); returns the request id echoed in the reply."""
         msg: dict[str, Any] = {"op": "subscribe", "channel": channel, "symbols": symbols}
+        if channel == "candles":
+            msg["interval"] = interval
+            for s in symbols:
+                self.candles.setdefault((s, interval), CandleSeries())
         if channel in ("book", "aggregated_book"):
             msg.update(depth=depth, speed=speed)
             for s in symbols:
@@ -295,6 +325,10 @@ class MarketDataClient:
             self._resumed(msg)
         if kind == "replay_complete":
             self._replay_complete(msg)
+        if kind == "candle":
+            series = self.candles.get((key, msg.get("interval", "")))
+            if series is not None:
+                series.update(msg)
         if kind == "status" and msg.get("status") in ("stale", "resync"):
             agg_key = f"agg:{msg.get('symbol', '')}" if "exchange" not in msg else key
             book = self.books.get(agg_key)

@@ -97,6 +97,27 @@ def _trade(t: pb.Trade) -> Message:
     return d
 
 
+def _candle(c: pb.Candle) -> Message:
+    """docs/protocol.md §4.9: the JSON names (``trades``, ``open_time``/``close_time``)."""
+    return {
+        "type": "candle",
+        "exchange": c.exchange,
+        "symbol": c.symbol,
+        "interval": c.interval,
+        "open_time": c.open_time_ns,
+        "close_time": c.close_time_ns,
+        "open": c.open,
+        "high": c.high,
+        "low": c.low,
+        "close": c.close,
+        "volume": c.volume,
+        "quote_volume": c.quote_volume,
+        "trades": c.trade_count,
+        "vwap": c.vwap,
+        "closed": c.closed,
+    }
+
+
 def pb_to_dict(msg: pb.MarketDataMessage) -> Message:
     """A protobuf data message in the JSON shape of docs/protocol.md §4.3."""
     kind = msg.WhichOneof("message")
@@ -110,6 +131,8 @@ def pb_to_dict(msg: pb.MarketDataMessage) -> Message:
         return {"type": "statistics", **{f.name: getattr(s, f.name) for f in s.DESCRIPTOR.fields}}
     if kind == "heartbeat":
         return {"type": "heartbeat", "timestamp": msg.heartbeat.timestamp_ns}
+    if kind == "candle":
+        return _candle(msg.candle)
     return {"type": "unknown"}
 
 
