@@ -191,3 +191,47 @@ class SystemMetricsBody(msgspec.Struct):
     rss_bytes: int
     cpu_seconds: float
     threads: int
+
+
+_US = Meta(description="Microseconds since the epoch", examples=[1764000000000000])
+
+
+class TraceSummary(msgspec.Struct):
+    """One recent trace (docs/protocol.md §6.3)."""
+
+    trace_id: Annotated[str, Meta(examples=["4bf92f3577b34da6a3ce929d0e0e4736"])]
+    start_us: Annotated[int, _US]
+    duration_us: int
+    spans: int
+    services: list[str]
+    root: Annotated[str, Meta(examples=["mdgw-producer: send marketdata.book"])]
+    stream: Annotated[str, Meta(description="Kafka key of the record traced, if any")]
+
+
+class TraceListBody(msgspec.Struct):
+    service: Annotated[str, Meta(examples=["mdgw-gateway"])]
+    traces: list[TraceSummary]
+
+
+class TraceSpan(msgspec.Struct):
+    """One span of a waterfall."""
+
+    span_id: str
+    parent_id: Annotated[str, Meta(description="Parent span in this trace; empty for a root")]
+    service: Annotated[str, Meta(examples=["mdgw-gateway"])]
+    operation: Annotated[str, Meta(examples=["broadcast"])]
+    kind: Annotated[str, Meta(examples=["producer", "consumer", "internal"])]
+    start_us: Annotated[int, _US]
+    duration_us: int
+    attributes: dict[str, str | int | float | bool]
+
+
+class TraceWaterfallBody(msgspec.Struct):
+    """One trace, spans sorted by start (docs/protocol.md §6.3)."""
+
+    trace_id: str
+    start_us: Annotated[int, _US]
+    duration_us: int
+    services: list[str]
+    truncated: Annotated[bool, Meta(description="More spans than shown")]
+    spans: list[TraceSpan]

@@ -17,7 +17,7 @@ from mdgw_client import MarketDataClient
 from bench.common import bench_config, drop_topics, table, write_result
 from core.market import Market
 from core.types import BookUpdate
-from gateway.app import start_gateway, stop_gateway
+from gateway.app import start_gateway
 from mdgw.kafka.sink import KafkaSink
 from mdgw.kafka.source import read_to_end
 from mdgw.materializer import Materializer
@@ -108,7 +108,7 @@ async def measure(cfg, start_ns: int, window_s: float) -> dict[str, float]:
             "exact": ok,
         }
     finally:
-        await stop_gateway(rt)
+        await rt.stop()
 
 
 def main() -> None:

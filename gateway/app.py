@@ -10,7 +10,6 @@ import signal
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.server import Server, serve
@@ -18,6 +17,7 @@ from websockets.typing import Subprotocol
 
 from core.market import Market
 from gateway.auth import TokenVerifier
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.connection import GatewayConnection
 from gateway.hub import Hub
 from gateway.replay import ReplayManager
@@ -33,24 +33,6 @@ from mdgw.materializer import Materializer
 from schemas import wire
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GatewayRuntime:
-    """Everything a running gateway holds, for tests and the CLI."""
-
-    config: Config
-    market: Market
-    hub: Hub
-    server: GatewayServer
-    materializer: Materializer
-    consumer: ThreadedConsumer
-    sink: RecordSink
-    port: int = 0
-    started: float = field(default_factory=time.monotonic)
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    ws: Server | None = None
-    """The websockets server."""
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext | None:
@@ -70,107 +52,174 @@ async def _every(seconds: float, fn: Any) -> None:
             log.exception("timer %s failed", getattr(fn, "__name__", fn))
 
 
-async def start_gateway(
-    config: Config,
-    *,
-    worker_index: int = 0,
-    reuse_port: bool = False,
-    sources: SourceFactory | None = None,
-    sink: RecordSink | None = None,
-) -> GatewayRuntime:
-    """Bootstrap books from the snapshot topic, start consuming and serving.
+class Gateway:
+    """One gateway process, built from its parts in one place; ``start`` and ``stop``
+    are its lifecycle.
 
-    ``sources`` and ``sink`` default to the configured cluster; tests pass a
-    :class:`mdgw.kafka.memory.MemoryBroker` as both."""
-    g, k = config.gateway, config.kafka
-    tracing.setup_gateway(config.telemetry)  # tracing hook: no-op unless telemetry.tracing
-    loop = asyncio.get_running_loop()
-    market = Market(trades_per_stream=g.trades_per_stream)
-    hub = Hub(
-        market,
-        high_water=g.high_water_bytes,
-        slow_timeout=g.slow_timeout,
-        max_lag_ms=g.max_lag_ms,
-    )
-    sink = sink if sink is not None else KafkaSink(k, linger_ms=5)
-    sharded = g.mode == "sharded"
-    writer = worker_index == 0 or sharded  # sharded: each owner writes its own streams
-    mat = Materializer(
-        market,
-        k,
-        dlq=sink,
-        on_book=hub.on_book,
-        on_trade=hub.on_trade,
-        snapshot_sink=sink if writer else None,
-        snapshot_every_updates=g.snapshot_every_updates,
-        snapshot_every_ms=g.snapshot_every_ms,
-        checkpoint_every_ms=g.checkpoint_every_ms,
-    )
-    t0 = time.perf_counter()
-    if sharded:
-        consumer = ThreadedConsumer(k, g.group_id, sources=sources)
-        shards = Shards(k, mat, hub, loop, sources)
-        consumer.subscribe([k.book_topic, k.trades_topic], shards.on_assign, shards.on_revoke)
-        catch_up = CatchUp({})
-        ready = [True]
-    else:
-        consumer, catch_up, ready = await _replica_consumer(config, worker_index, mat, sources, t0)
-    runtime: GatewayRuntime
-    verifier = TokenVerifier(config.auth) if config.auth.jwt_enabled else None
-    server = GatewayServer(g, hub, verifier=verifier, health=lambda: health(runtime))
-    on_batch = _batch_handler(mat, catch_up, ready, g.gc_freeze)
-    consumer.start(loop, on_batch, _drained_handler(hub, mat))
-    ws = await _serve(config, server, reuse_port)
-    server.replay_handler = ReplayManager(config, hub, mat, sources=sources)
-    port = ws.sockets[0].getsockname()[1] if ws.sockets else g.port
-    runtime = GatewayRuntime(config, market, hub, server, mat, consumer, sink, port)
-    runtime.ws = ws
-    runtime.tasks = _timers(g, hub, server, market, sink, consumer)
-    if catch_up.done and not ready[0]:
-        ready[0] = True
-        if g.gc_freeze:
-            tune_gc()
-    server.is_ready = lambda: ready[0]
-    log.info("gateway worker %d (%s) serving ws on %s:%d", worker_index, g.mode, g.host, port)
-    if verifier is None and worker_index == 0:
-        log.warning(
-            "WEBSOCKET AUTHENTICATION IS OFF: anyone who reaches port %d can stream. "
-            "Set MDGW_AUTH_JWT_ENABLED=1 and a key (README: Security).",
-            port,
+    ``sources`` and ``sink`` default to the configured cluster (tests pass a
+    :class:`mdgw.kafka.memory.MemoryBroker` as both); ``clock`` is the one the hub,
+    the server and replay share."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        worker_index: int = 0,
+        reuse_port: bool = False,
+        sources: SourceFactory | None = None,
+        sink: RecordSink | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        g, k = config.gateway, config.kafka
+        self.config = config
+        self.worker_index = worker_index
+        self.reuse_port = reuse_port
+        self.sources = sources
+        self.clock = clock
+        self.sharded = g.mode == "sharded"
+        self.market = Market(trades_per_stream=g.trades_per_stream)
+        self.hub = Hub(
+            self.market,
+            clock=clock,
+            high_water=g.high_water_bytes,
+            slow_timeout=g.slow_timeout,
+            max_lag_ms=g.max_lag_ms,
         )
-    return runtime
+        self.sink: RecordSink = sink if sink is not None else KafkaSink(k, linger_ms=5)
+        writer = worker_index == 0 or self.sharded  # sharded: each owner writes its own streams
+        self.materializer = Materializer(
+            self.market,
+            k,
+            dlq=self.sink,
+            on_book=self.hub.on_book,
+            on_trade=self.hub.on_trade,
+            snapshot_sink=self.sink if writer else None,
+            snapshot_every_updates=g.snapshot_every_updates,
+            snapshot_every_ms=g.snapshot_every_ms,
+            checkpoint_every_ms=g.checkpoint_every_ms,
+        )
+        group = g.group_id if self.sharded else f"{g.group_id}-{worker_index}"
+        self.consumer = ThreadedConsumer(k, group, sources=sources)
+        self.replays = ReplayManager(config, self.hub, self.materializer, sources=sources)
+        self.verifier = TokenVerifier(config.auth) if config.auth.jwt_enabled else None
+        self.server = GatewayServer(
+            g,
+            self.hub,
+            verifier=self.verifier,
+            health=self.health,
+            replays=self.replays,
+            is_ready=self.is_ready,
+        )
+        self.ready = False
+        """Caught up with Kafka: handshakes are accepted from then on."""
+        self.port = 0
+        self.started = clock.mono()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.ws: Server | None = None
+
+    def is_ready(self) -> bool:
+        return self.ready
+
+    async def start(self) -> None:
+        """Bootstrap books from the snapshot topic, start consuming and serving."""
+        config, g, k = self.config, self.config.gateway, self.config.kafka
+        tracing.setup_gateway(config.telemetry)  # tracing hook: no-op unless telemetry.tracing
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        if self.sharded:
+            shards = Shards(k, self.materializer, self.hub, loop, self.sources)
+            self.consumer.subscribe(
+                [k.book_topic, k.trades_topic], shards.on_assign, shards.on_revoke
+            )
+            catch_up = CatchUp({})
+            self.ready = True
+        else:  # replica: read every partition, from the compacted snapshots on
+            result = await bootstrap_with_retry(k, self.materializer, self.consumer)
+            catch_up = CatchUp(result.catch_up, started=t0)
+        self.consumer.start(
+            loop, self._batch_handler(catch_up), _drained_handler(self.hub, self.materializer)
+        )
+        self.ws = ws = await _serve(config, self.server, self.reuse_port)
+        self.port = ws.sockets[0].getsockname()[1] if ws.sockets else g.port
+        self.tasks = _timers(g, self.hub, self.server, self.market, self.sink, self.consumer)
+        if catch_up.done and not self.ready:
+            self._caught_up()
+        log.info(
+            "gateway worker %d (%s) serving ws on %s:%d",
+            self.worker_index,
+            g.mode,
+            g.host,
+            self.port,
+        )
+        if self.verifier is None and self.worker_index == 0:
+            log.warning(
+                "WEBSOCKET AUTHENTICATION IS OFF: anyone who reaches port %d can stream. "
+                "Set MDGW_AUTH_JWT_ENABLED=1 and a key (README: Security).",
+                self.port,
+            )
+
+    def _caught_up(self) -> None:
+        self.ready = True
+        if self.config.gateway.gc_freeze:
+            tune_gc()
+
+    def _batch_handler(self, catch_up: CatchUp) -> Callable[[list[Record]], None]:
+        """What the loop does with each consumed batch: apply it, track catch-up."""
+        handle = self.materializer.handle
+
+        def on_batch(records: list[Record]) -> None:
+            handle(records)
+            if catch_up.observe(records) and not self.ready:
+                self._caught_up()
+
+        return on_batch
+
+    def health(self) -> dict[str, Any]:
+        books = all_books(self.market)
+        counters = self.materializer.counters
+        return {
+            "status": "healthy",
+            "ready": self.ready,
+            "connections": len(self.hub.sessions),
+            "streams": len(books),
+            "stale_streams": sum(1 for b in books if b.stale),
+            "records_consumed": counters.consumed,
+            "dlq": counters.dlq,
+            "uptime_s": round(self.clock.mono() - self.started, 3),
+        }
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Graceful shutdown within ``timeout`` overall: 1001 to clients (a peer that
+        does not read is aborted after a short grace), consumer closed, snapshots
+        flushed with the time left (what cannot be flushed is logged; the next start
+        re-reads deltas)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.server.shutting_down = True
+        for task in self.tasks:
+            task.cancel()
+        ws = self.ws
+        if ws is not None:
+            ws.close(close_connections=False)
+            for s in list(self.hub.sessions):
+                close_later(s, 1001, "server shutting down", grace=min(2.0, timeout / 4))
+            with contextlib.suppress(TimeoutError):
+                left_s = max(0.1, min(3.0, deadline - loop.time()))
+                await asyncio.wait_for(ws.wait_closed(), left_s)
+        await asyncio.to_thread(self.consumer.close)
+        self.replays.pool.shutdown(wait=False, cancel_futures=True)
+        self.materializer.flush_snapshots()
+        left = await asyncio.to_thread(self.sink.flush, max(0.5, deadline - loop.time()))
+        if left:
+            log.warning("shutdown: %d snapshot/DLQ records not acknowledged by Kafka", left)
+        await asyncio.to_thread(tracing.force_flush)  # tracing hook: export the last spans
 
 
-async def _replica_consumer(
-    config: Config,
-    worker_index: int,
-    mat: Materializer,
-    sources: SourceFactory | None,
-    t0: float,
-) -> tuple[ThreadedConsumer, CatchUp, list[bool]]:
-    """Replica mode: read every partition, from the compacted snapshots on."""
-    g, k = config.gateway, config.kafka
-    consumer = ThreadedConsumer(k, f"{g.group_id}-{worker_index}", sources=sources)
-    result = await bootstrap_with_retry(k, mat, consumer)
-    return consumer, CatchUp(result.catch_up, started=t0), [False]
-
-
-def _batch_handler(
-    mat: Materializer,
-    catch_up: CatchUp,
-    ready: list[bool],
-    gc_freeze: bool = False,
-) -> Callable[[list[Record]], None]:
-    """What the loop does with each consumed batch: apply it, track catch-up."""
-
-    def on_batch(records: list[Record]) -> None:
-        mat.handle(records)
-        if catch_up.observe(records):
-            ready[0] = True
-            if gc_freeze:
-                tune_gc()
-
-    return on_batch
+async def start_gateway(config: Config, **parts: Any) -> Gateway:
+    """A started :class:`Gateway` (keyword arguments as its constructor's)."""
+    gateway = Gateway(config, **parts)
+    await gateway.start()
+    return gateway
 
 
 def tune_gc() -> None:
@@ -288,6 +337,7 @@ def _timers(
         asyncio.create_task(_every(1.0, stats)),
         asyncio.create_task(_every(max(0.01, g.max_lag_ms / 5000), slow)),
         asyncio.create_task(_every(0.5, housekeeping)),
+        asyncio.create_task(_every(1.0, lambda: server.sent.fold_all(hub.sessions))),
         asyncio.create_task(_lag_loop(consumer)),
         asyncio.create_task(_loop_lag()),
     ]
@@ -329,54 +379,13 @@ def all_books(market: Market) -> list[Any]:
     return [b for s in market.streams() if (b := market.book(s)) is not None]
 
 
-def health(rt: GatewayRuntime) -> dict[str, Any]:
-    books = all_books(rt.market)
-    return {
-        "status": "healthy",
-        "ready": rt.server.is_ready(),
-        "connections": len(rt.hub.sessions),
-        "streams": len(books),
-        "stale_streams": sum(1 for b in books if b.stale),
-        "records_consumed": rt.materializer.counters.consumed,
-        "dlq": rt.materializer.counters.dlq,
-        "uptime_s": round(time.monotonic() - rt.started, 3),
-    }
-
-
-async def stop_gateway(rt: GatewayRuntime, timeout: float = 10.0) -> None:
-    """Graceful shutdown within ``timeout`` overall: 1001 to clients (a peer that does
-    not read is aborted after a short grace), consumer closed, snapshots flushed with
-    the time left (what cannot be flushed is logged; the next start re-reads deltas)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    rt.server.shutting_down = True
-    for task in rt.tasks:
-        task.cancel()
-    ws = rt.ws
-    assert ws is not None, "stop_gateway on a runtime start_gateway did not finish"
-    ws.close(close_connections=False)
-    for s in list(rt.hub.sessions):
-        close_later(s, 1001, "server shutting down", grace=min(2.0, timeout / 4))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(ws.wait_closed(), max(0.1, min(3.0, deadline - loop.time())))
-    await asyncio.to_thread(rt.consumer.close)
-    replays = rt.server.replay_handler
-    if isinstance(replays, ReplayManager):
-        replays.pool.shutdown(wait=False, cancel_futures=True)
-    rt.materializer.flush_snapshots()
-    left = await asyncio.to_thread(rt.sink.flush, max(0.5, deadline - loop.time()))
-    if left:
-        log.warning("shutdown: %d snapshot/DLQ records not acknowledged by Kafka", left)
-    await asyncio.to_thread(tracing.force_flush)  # tracing hook: export the last spans
-
-
 async def serve_gateway(config: Config, worker_index: int = 0, reuse_port: bool = False) -> None:
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    rt = await start_gateway(config, worker_index=worker_index, reuse_port=reuse_port)
+    gateway = await start_gateway(config, worker_index=worker_index, reuse_port=reuse_port)
     await stop.wait()
     log.info("shutting down gateway worker %d", worker_index)
-    await stop_gateway(rt)
+    await gateway.stop()

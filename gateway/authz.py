@@ -65,8 +65,3 @@ def check_capacity(current: int, adding: int, cap: int, req_id: object) -> None:
     """Raise ``too_many_subscriptions`` when ``current + adding`` passes ``cap``."""
     if current + adding > cap:
         raise ProtocolError("too_many_subscriptions", f"at most {cap} per connection", req_id)
-
-
-def subscription_count(session: Any) -> int:
-    """Live subscriptions of a session (book views, trades, stats)."""
-    return len(session.views) + len(session.trade_streams) + len(session.stats_streams)

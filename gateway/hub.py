@@ -9,44 +9,44 @@ batch frame for clients that opted in), so there is no per-client await on the p
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Protocol
 
 from core.book import ApplyResult
 from core.market import Market
 from core.types import BookUpdate, Trade, parse_stream_key
-from core.views import DepthView
+from core.views import DepthSource, DepthView
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.outbox import DELTA, KEEP
 from gateway.session import Session
 from gateway.snapshots import SnapshotFrames
+from gateway.subscriptions import StreamKey, Subscribers, Subscriptions, ViewKey
 from mdgw import metrics, tracing
 from schemas import wire
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class ViewKey:
-    aggregated: bool
-    name: str
-    """Stream (EXCHANGE:SYMBOL) or, for aggregated views, the canonical symbol."""
-    depth: int
-    conflated: bool
+class ViewSource(DepthSource, Protocol):
+    """A book or aggregated book a view reads, with its staleness."""
+
+    stale: bool
+    stale_reason: str
+
+
+NO_SUBSCRIBERS: Subscribers[Session] = Subscribers()
 
 
 @dataclass(eq=False, slots=True)
 class ViewSlot:
+    """A view's state; its subscribers are in the registry under the same key."""
+
     key: ViewKey
-    view: Any
-    json_subs: set[Session] = field(default_factory=set)
-    pb_subs: set[Session] = field(default_factory=set)
+    view: DepthView
+    source: ViewSource
     stale: bool = False
     dirty: bool = False
-
-    def subscribers(self) -> set[Session]:
-        return self.json_subs | self.pb_subs
 
 
 def status_fields(key: ViewKey) -> dict[str, str]:
@@ -71,26 +71,27 @@ class Hub:
         self,
         market: Market,
         *,
-        clock: Callable[[], int] = time.time_ns,
-        mono: Callable[[], int] = time.monotonic_ns,
+        clock: Clock = SYSTEM_CLOCK,
         high_water: int = 1 << 20,
         slow_timeout: float = 5.0,
         max_lag_ms: int = 500,
     ) -> None:
         self.market = market
-        self.clock = clock
+        self.time = clock
+        """The gateway's clock, shared with the server and replay."""
+        self.clock = clock.wall_ns
         """Wall clock (ns): the ``gateway_ts`` stamped on messages."""
-        self.mono = mono
+        self.mono = clock.mono_ns
         """Monotonic clock (ns): ages and timeouts."""
         self.high_water = high_water
         self.slow_timeout = slow_timeout
         self.max_lag_ns = max_lag_ms * 1_000_000
         self.sessions: set[Session] = set()
+        self.subs: Subscriptions[Session] = Subscriptions()
+        """Who subscribes to what (the only place subscriptions are kept)."""
         self.views: dict[ViewKey, ViewSlot] = {}
         self.by_name: dict[str, list[ViewSlot]] = {}
-        self.trade_subs: dict[str, set[Session]] = {}
-        self.stats_subs: dict[str, set[Session]] = {}
-        self.snapshot_frames = SnapshotFrames(_encode_snapshot, clock)
+        self.snapshot_frames = SnapshotFrames(_encode_snapshot, self.clock)
         """Snapshot frames encoded once per view version, like deltas."""
         self._touched: list[Session] = []
         self._waiting: set[Session] = set()
@@ -105,8 +106,9 @@ class Hub:
 
     # ---- subscriptions -------------------------------------------------------------
 
-    def source(self, key: ViewKey) -> Any:
-        return self.market.aggregated(key.name) if key.aggregated else self.market.book(key.name)
+    def source(self, key: ViewKey) -> ViewSource | None:
+        m = self.market
+        return m.aggregated(key.name) if key.aggregated else m.book(key.name)
 
     def slot(self, key: ViewKey) -> ViewSlot | None:
         """The view slot for key, created on first use; None if the source is unknown."""
@@ -115,19 +117,23 @@ class Hub:
             src = self.source(key)
             if src is None:
                 return None
-            slot = ViewSlot(key, DepthView(src, key.depth))
-            slot.stale = bool(getattr(src, "stale", False))
+            slot = ViewSlot(key, DepthView(src, key.depth), src, stale=src.stale)
             self.views[key] = slot
             self.by_name.setdefault(key.name, []).append(slot)
         return slot
+
+    def subscribers(self, key: ViewKey | StreamKey) -> Subscribers[Session]:
+        return self.subs.get(key) or NO_SUBSCRIBERS
+
+    def views_of(self, session: Session) -> list[ViewKey]:
+        return [k for k in self.subs.of(session) if isinstance(k, ViewKey)]
 
     def add_view(self, session: Session, key: ViewKey, *, snapshot: bool = True) -> bool:
         """Subscribe a session; it gets the view's snapshot unless it already holds it."""
         slot = self.slot(key)
         if slot is None:
             return False
-        (slot.pb_subs if session.binary else slot.json_subs).add(session)
-        session.views.add(key)
+        self.subs.add(session, key)
         if slot.stale:
             session.send_control(
                 "status", **status_fields(key), status="stale", reason="waiting for snapshot"
@@ -137,32 +143,36 @@ class Hub:
         return True
 
     def remove_view(self, session: Session, key: ViewKey) -> None:
-        session.views.discard(key)
-        slot = self.views.get(key)
+        if self.subs.remove(session, key):
+            self._drop_slot(key)
+
+    def _drop_slot(self, key: ViewKey) -> None:
+        """The view's last subscriber left: its state goes."""
+        slot = self.views.pop(key, None)
         if slot is None:
             return
-        slot.json_subs.discard(session)
-        slot.pb_subs.discard(session)
-        if not slot.json_subs and not slot.pb_subs:
-            del self.views[key]
-            self.snapshot_frames.drop(key)
-            slots = self.by_name.get(key.name, [])
-            if slot in slots:
-                slots.remove(slot)
-            if not slots:
-                self.by_name.pop(key.name, None)
+        self.snapshot_frames.drop(key)
+        slots = self.by_name.get(key.name, [])
+        if slot in slots:
+            slots.remove(slot)
+        if not slots:
+            self.by_name.pop(key.name, None)
+
+    def add_stream(self, session: Session, key: StreamKey) -> bool:
+        """Subscribe to trades or stats of a stream; False if already subscribed."""
+        return self.subs.add(session, key)
+
+    def remove_stream(self, session: Session, key: StreamKey) -> None:
+        self.subs.remove(session, key)
 
     def add_session(self, session: Session) -> None:
         session.clock = self.mono
         self.sessions.add(session)
 
     def remove_session(self, session: Session) -> None:
-        for key in list(session.views):
-            self.remove_view(session, key)
-        for stream in session.trade_streams:
-            self.trade_subs.get(stream, set()).discard(session)
-        for stream in session.stats_streams:
-            self.stats_subs.get(stream, set()).discard(session)
+        for key in self.subs.drop(session):
+            if isinstance(key, ViewKey):
+                self._drop_slot(key)
         self.sessions.discard(session)
         self._waiting.discard(session)
         self._watch.discard(session)
@@ -179,7 +189,7 @@ class Hub:
     def resync(self, session: Session, names: tuple[str, ...]) -> int:
         """Fresh snapshots of the session's book views on these streams/symbols."""
         sent = 0
-        for key in list(session.views):
+        for key in self.views_of(session):
             if key.name in names:
                 slot = self.views.get(key)
                 if slot is not None and not slot.stale:
@@ -202,12 +212,9 @@ class Hub:
     def _update_slots(self, slots: list[ViewSlot], result: ApplyResult) -> None:
         for slot in slots:
             if result is ApplyResult.GAP:
-                reason = getattr(self.source(slot.key), "stale_reason", "") or "sequence gap"
-                self.mark_stale(slot, reason)
+                self.mark_stale(slot, slot.source.stale_reason or "sequence gap")
             elif slot.stale:
-                if result is ApplyResult.SNAPSHOT or not getattr(
-                    self.source(slot.key), "stale", False
-                ):
+                if result is ApplyResult.SNAPSHOT or not slot.source.stale:
                     self.recover(slot)
             elif result is ApplyResult.APPLIED or result is ApplyResult.SNAPSHOT:
                 if slot.key.conflated:
@@ -222,7 +229,7 @@ class Hub:
             return
         slot.stale = True
         fields = status_fields(slot.key)
-        for s in slot.subscribers():
+        for s in self.subscribers(slot.key):
             s.send_control("status", **fields, status="stale", reason=reason)
 
     def recover(self, slot: ViewSlot) -> None:
@@ -230,7 +237,7 @@ class Hub:
         slot.stale = False
         slot.dirty = False
         slot.view.reset()
-        for s in slot.subscribers():
+        for s in self.subscribers(slot.key):
             if s.behind_since is None:
                 self.send_snapshot(s, slot)  # behind: check_slow sends one when drained
 
@@ -242,7 +249,7 @@ class Hub:
     def recover_all(self) -> None:
         """Kafka is back: views whose source is whole get fresh snapshots."""
         for slot in list(self.views.values()):
-            if slot.stale and not getattr(self.source(slot.key), "stale", False):
+            if slot.stale and not slot.source.stale:
                 self.recover(slot)
 
     def stream_lost(self, stream: str, reason: str) -> None:
@@ -257,9 +264,10 @@ class Hub:
         touched = self._touched
         # tracing hook: encode/broadcast spans when a sampled record caused this message
         span = tracing.encode_started(slot.key.name, slot.key.depth) if tracing.ENABLED else None
+        subscribers = self.subscribers(slot.key)
         for subs, encode in (
-            (slot.json_subs, wire.book_json),
-            (slot.pb_subs, wire.book_pb),
+            (subscribers.json, wire.book_json),
+            (subscribers.pb, wire.book_pb),
         ):
             if not subs:
                 continue
@@ -271,25 +279,22 @@ class Hub:
                 else:
                     s.dropped += 1
         if span is not None:  # tracing hook: encode ends, broadcast runs until flush()
-            tracing.encode_finished(span, len(slot.json_subs) + len(slot.pb_subs))
+            tracing.encode_finished(span, len(subscribers))
 
     def on_trade(self, trade: Trade) -> None:
-        subs = self.trade_subs.get(trade.stream)
-        if not subs:
+        subs = self.subs.get(StreamKey("trades", trade.stream))
+        if subs is None:
             return
         wall = self.clock()
         now = self.mono()
-        jframe = pframe = None
         touched = self._touched
-        for s in subs:
-            if s.binary:
-                pframe = pframe or wire.trade_pb(trade, wall)
-                frame = pframe
-            else:
-                jframe = jframe or wire.trade_json(trade, wall)
-                frame = jframe
-            if s.out.add(frame, KEEP, now):  # trades are never dropped (guarantee 5)
-                touched.append(s)
+        for group, encode in ((subs.json, wire.trade_json), (subs.pb, wire.trade_pb)):
+            if not group:
+                continue
+            frame = encode(trade, wall)
+            for s in group:
+                if s.out.add(frame, KEEP, now):  # trades are never dropped (guarantee 5)
+                    touched.append(s)
 
     def tick_conflated(self) -> None:
         """Timer (every conflation interval): one message per dirty conflated view."""
@@ -373,10 +378,8 @@ class Hub:
     def send_stats(self, now_ns: int) -> None:
         now = self.mono()
         touched = self._touched
-        for stream, subs in list(self.stats_subs.items()):
-            if not subs:
-                continue
-            stats = self.market.stats(stream, now_ns)
+        for key, subs in list(self.subs.channel("stats").items()):
+            stats = self.market.stats(key.name, now_ns)
             if stats is None:
                 continue
             jframe, pframe = wire.stats_json(stats), wire.stats_pb(stats)
@@ -474,7 +477,7 @@ class Hub:
         s.resyncs += 1
         self._behind.discard(s)
         metrics.SLOW_RESYNCS.inc()
-        for key in list(s.views):
+        for key in self.views_of(s):
             slot = self.views.get(key)
             if slot is None or slot.stale:
                 continue

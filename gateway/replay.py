@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -29,11 +28,12 @@ from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthView
 from gateway import authz
 from gateway.budget import ReplayBudget, ReplayCaps
-from gateway.hub import Hub, ViewKey
+from gateway.hub import Hub
 from gateway.limits import address_group
 from gateway.protocol import ProtocolError, Request
 from gateway.ratelimit import TokenBucket
 from gateway.session import Session
+from gateway.subscriptions import StreamKey, ViewKey
 from mdgw import metrics
 from mdgw.config import Config
 from mdgw.history import (
@@ -69,6 +69,7 @@ class ReplayManager:
         self.sources = sources_for(config.kafka, sources)
         """Where history is read (tests pass a MemoryBroker)."""
         self.hub = hub
+        self.clock = hub.time
         self.materializer = materializer
         g = config.gateway
         self.budget = ReplayBudget(
@@ -96,13 +97,13 @@ class ReplayManager:
         if len(req.symbols) > cap:
             raise ProtocolError("bad_request", f"at most {cap} symbols per replay", req.id)
         bucket = self._bucket(session)
-        if not bucket.allow(time.monotonic()):
+        if not bucket.allow(self.clock.mono()):
             metrics.RATE_LIMITED.labels("replay").inc()
             raise ProtocolError("rate_limited", "too many replay requests", req.id)
         if req.id in session.replays:
             raise ProtocolError("bad_request", f"a replay with id {req.id!r} is running", req.id)
         self._authorize(session, req.channel, req.symbols, req.id)
-        now = time.time_ns()
+        now = self.clock.wall_ns()
         if req.from_ns >= now:
             raise ProtocolError("bad_request", "from must be in the past", req.id)
         if req.to_ns is not None and req.to_ns > now + 1_000_000_000:
@@ -140,7 +141,7 @@ class ReplayManager:
         authz.check_allowed(session.claims, channel, symbols, req_id)
         replaying = sum(self._symbols.get(session.id, {}).values())
         authz.check_capacity(
-            authz.subscription_count(session) + replaying,
+            self.hub.subs.count(session) + replaying,
             len(symbols),
             self.config.gateway.max_subscriptions,
             req_id,
@@ -152,7 +153,7 @@ class ReplayManager:
         """Joining the live stream is a subscription: same checks, with the claims of now."""
         authz.check_allowed(session.claims, channel, (stream,), req.id)
         authz.check_capacity(
-            authz.subscription_count(session),
+            self.hub.subs.count(session),
             int(new),
             self.config.gateway.max_subscriptions,
             req.id,
@@ -249,7 +250,7 @@ class ReplayManager:
     ) -> None:
         if speed > 0:
             due = t0 + (ingest_ns - from_ns) / 1e9 / speed
-            delay = due - time.monotonic()
+            delay = due - self.clock.mono()
             if delay > 0.0005:
                 await asyncio.sleep(delay)
         else:
@@ -288,7 +289,7 @@ class ReplayManager:
         book = OrderBook(exchange, symbol)
         book.apply(cp.book)
         view: DepthView | None = None
-        t0 = time.monotonic()
+        t0 = self.clock.mono()
 
         def reader(stop: threading.Event) -> Iterator[BookUpdate | Trade]:
             return stream_records(
@@ -342,7 +343,7 @@ class ReplayManager:
         return view
 
     def _send(self, session: Session, req: Request, msg: BookUpdate) -> None:
-        msg.gateway_ns = time.time_ns()
+        msg.gateway_ns = self.clock.wall_ns()
         frame = (
             wire.book_pb(msg, replay=req.id)
             if session.binary
@@ -365,7 +366,7 @@ class ReplayManager:
         slot = self.hub.slot(key)
         if slot is None:
             return False
-        self._authorize_join(session, "book", stream, req, new=key not in session.views)
+        self._authorize_join(session, "book", stream, req, new=not self.hub.subs.has(session, key))
         seamless = (
             slot.view.last_sequence == view.last_sequence
             and slot.view.sent_bids == view.sent_bids
@@ -387,7 +388,7 @@ class ReplayManager:
             if req.to_ns is None:
                 self._join_trades(session, stream, req)
             return
-        t0 = time.monotonic()
+        t0 = self.clock.mono()
         last_seq = 0
 
         def reader(stop: threading.Event) -> Iterator[BookUpdate | Trade]:
@@ -399,7 +400,7 @@ class ReplayManager:
             if not isinstance(rec, Trade) or rec.ingest_ns <= req.from_ns:
                 continue
             await self._pace(session, req.replay_speed, t0, req.from_ns, rec.ingest_ns)
-            now = time.time_ns()
+            now = self.clock.wall_ns()
             session.send_data(
                 wire.trade_pb(rec, now, replay=req.id)
                 if session.binary
@@ -419,11 +420,11 @@ class ReplayManager:
         return counters is None or counters.last_trade_sequence <= last_seq
 
     def _join_trades(self, session: Session, stream: str, req: Request) -> None:
+        key = StreamKey("trades", stream)
         self._authorize_join(
-            session, "trades", stream, req, new=stream not in session.trade_streams
+            session, "trades", stream, req, new=not self.hub.subs.has(session, key)
         )
-        session.trade_streams.add(stream)
-        self.hub.trade_subs.setdefault(stream, set()).add(session)
+        self.hub.add_stream(session, key)
 
 
 def _client(session: Session) -> str:

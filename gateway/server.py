@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -25,15 +24,19 @@ from core.types import parse_stream_key
 from gateway import authz
 from gateway.auth import AuthError, TokenVerifier
 from gateway.connection import GatewayConnection
-from gateway.hub import Hub, ViewKey
+from gateway.hub import Hub
 from gateway.limits import ConnectionCounter, address_group
 from gateway.ops import OpsEndpoints
 from gateway.protocol import ProtocolError, parse_request
+from gateway.protocol import Request as ControlRequest
 from gateway.ratelimit import AttemptLimiter, TokenBucket
+from gateway.sent_meter import SentMeter
 from gateway.session import Session, socket_fd
 from gateway.snapshots import SnapshotGate
+from gateway.subscriptions import StreamKey, ViewKey
 from mdgw import metrics
 from mdgw.config import GatewayConfig
+from schemas import wire
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,12 @@ def error_response(status: int, message: str) -> Response:
     return http_response(status, orjson.dumps({"error": message}))
 
 
+class ReplayHandler(Protocol):
+    """Runs ``replay`` and ``cancel_replay`` requests (``gateway.replay.ReplayManager``)."""
+
+    def __call__(self, session: Session, req: ControlRequest) -> None: ...
+
+
 class GatewayServer:
     """Connection policy and the control-message loop; data flows through the Hub."""
 
@@ -66,12 +75,16 @@ class GatewayServer:
         *,
         verifier: TokenVerifier | None = None,
         health: Callable[[], dict[str, Any]] | None = None,
+        replays: ReplayHandler | None = None,
+        is_ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self.cfg = cfg
         self.hub = hub
+        self.clock = hub.time
         self.verifier = verifier
         self.health = health or (lambda: {"status": "healthy"})
-        self.ops = OpsEndpoints(cfg.ops_requests_per_second, lambda: self.health())
+        self.ops = OpsEndpoints(cfg.ops_requests_per_second, self.health)
+        self.sent = SentMeter()
         self.attempts = AttemptLimiter(cfg.connects_per_minute_per_ip, 60.0)
         self.connections = ConnectionCounter(cfg.max_connections, cfg.max_connections_per_ip)
         self.snapshot_gate = SnapshotGate(
@@ -81,16 +94,16 @@ class GatewayServer:
             lambda: {s.id for s in hub.sessions},
         )
         self.per_subject: dict[str, int] = {}
-        self.replay_handler: Any = None
+        self.replays = replays
         self.shutting_down = False
-        self.is_ready: Callable[[], bool] = lambda: True
+        self.is_ready = is_ready
 
     # ---- handshake -----------------------------------------------------------------
 
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
         if path in ("/health", "/metrics"):
-            return self.ops.respond(path, remote_ip(conn), time.monotonic())
+            return self.ops.respond(path, remote_ip(conn), self.clock.mono())
         if path != "/ws":
             return error_response(404, "not found; the WebSocket endpoint is /ws")
         if self.shutting_down:
@@ -99,7 +112,7 @@ class GatewayServer:
             metrics.WS_REFUSED.labels("starting").inc()
             return error_response(503, "starting: catching up with Kafka")
         ip = remote_ip(conn)
-        if not self.attempts.allow(ip, time.monotonic()):
+        if not self.attempts.allow(ip, self.clock.mono()):
             metrics.WS_REFUSED.labels("rate_limited").inc()
             metrics.RATE_LIMITED.labels("ws_connect").inc()
             return error_response(429, "too many connection attempts")
@@ -188,7 +201,7 @@ class GatewayServer:
         bucket = TokenBucket(self.cfg.control_rate, self.cfg.control_burst)
         try:
             async for message in conn:
-                session.last_activity = time.monotonic()
+                session.last_activity = self.clock.mono()
                 if not bucket.allow(session.last_activity):
                     metrics.RATE_LIMITED.labels("ws_control").inc()
                     self.refuse(session, ProtocolError("rate_limited", "too many messages"))
@@ -207,8 +220,7 @@ class GatewayServer:
             if not self.per_subject[session.subject]:
                 del self.per_subject[session.subject]
             metrics.WS_CONNECTIONS_ACTIVE.dec()
-            metrics.MESSAGES_SENT.inc(session.messages_sent)
-            metrics.BYTES_SENT.inc(session.bytes_sent)
+            self.sent.fold(session, closed=True)
 
     def refuse(self, session: Session, e: ProtocolError) -> None:
         metrics.CLIENT_ERRORS.labels(e.code).inc()
@@ -224,21 +236,22 @@ class GatewayServer:
         req = parse_request(message)
         op = req.op
         if op == "ping":
-            session.send_control("pong", id=req.id, timestamp=time.time_ns())
+            session.send_control("pong", id=req.id, timestamp=self.clock.wall_ns())
         elif op == "subscribe":
             self.subscribe(session, req)
         elif op == "unsubscribe":
             self.unsubscribe(session, req)
         elif op == "resync":
             names = tuple(req.symbols)
-            self.charge_snapshots(session, sum(k.name in names for k in session.views), req.id)
+            held = self.hub.views_of(session)
+            self.charge_snapshots(session, sum(k.name in names for k in held), req.id)
             self.hub.resync(session, names)
         elif op == "auth":
             self.reauth(session, req.token, req.id)
         elif op in ("replay", "cancel_replay"):
-            if self.replay_handler is None:
+            if self.replays is None:
                 raise ProtocolError("bad_request", "replay is not enabled here", req.id)
-            self.replay_handler(session, req)
+            self.replays(session, req)
 
     def check_allowed(
         self, session: Session, channel: str, symbols: tuple[str, ...], req_id: object
@@ -247,13 +260,13 @@ class GatewayServer:
 
     def charge_snapshots(self, session: Session, snapshots: int, req_id: object) -> None:
         """One token per snapshot a request would send (gateway/snapshots.py)."""
-        now = time.monotonic()
+        now = self.clock.mono()
         self.snapshot_gate.charge(session.id, snapshots, session.buffered(), now, req_id)
 
     def subscription_count(self, session: Session) -> int:
-        return authz.subscription_count(session)
+        return self.hub.subs.count(session)
 
-    def subscribe(self, session: Session, req: Any) -> None:
+    def subscribe(self, session: Session, req: ControlRequest) -> None:
         self.check_allowed(session, req.channel, req.symbols, req.id)
         authz.check_capacity(
             self.subscription_count(session), len(req.symbols), self.cfg.max_subscriptions, req.id
@@ -277,30 +290,23 @@ class GatewayServer:
                 key = ViewKey(req.channel == "aggregated_book", s, req.depth, req.speed == "100ms")
                 self.hub.add_view(session, key)
             elif req.channel == "trades":
-                session.trade_streams.add(s)
-                self.hub.trade_subs.setdefault(s, set()).add(session)
+                self.hub.add_stream(session, StreamKey("trades", s))
             else:
-                session.stats_streams.add(s)
-                self.hub.stats_subs.setdefault(s, set()).add(session)
-                stats = market.stats(s, time.time_ns())
+                self.hub.add_stream(session, StreamKey("stats", s))
+                stats = market.stats(s, self.clock.wall_ns())
                 if stats is not None:
-                    from schemas import wire
-
                     session.send_data(
                         wire.stats_pb(stats) if session.binary else wire.stats_json(stats)
                     )
 
-    def unsubscribe(self, session: Session, req: Any) -> None:
+    def unsubscribe(self, session: Session, req: ControlRequest) -> None:
         for s in req.symbols:
             if req.channel in ("book", "aggregated_book"):
-                for key in [k for k in session.views if k.name == s]:
-                    self.hub.remove_view(session, key)
-            elif req.channel == "trades":
-                session.trade_streams.discard(s)
-                self.hub.trade_subs.get(s, set()).discard(session)
+                for key in self.hub.views_of(session):
+                    if key.name == s and key.channel == req.channel:
+                        self.hub.remove_view(session, key)
             else:
-                session.stats_streams.discard(s)
-                self.hub.stats_subs.get(s, set()).discard(session)
+                self.hub.remove_stream(session, StreamKey(req.channel, s))
         session.send_control(
             "unsubscribed", id=req.id, channel=req.channel, symbols=list(req.symbols)
         )
@@ -321,7 +327,7 @@ class GatewayServer:
         session.send_control("authenticated", id=req_id, exp=session.token_exp)
 
     def expire_tokens(self) -> None:
-        now = time.time()
+        now = self.clock.wall()
         for s in list(self.hub.sessions):
             if s.token_exp is not None and s.token_exp < now:
                 close_later(s, 1008, "token expired")

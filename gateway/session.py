@@ -44,6 +44,7 @@ class Transport(Protocol):
     def get_write_buffer_size(self) -> int: ...
     def is_closing(self) -> bool: ...
     def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+    def abort(self) -> None: ...
 
 
 class WireProtocol(Protocol):
@@ -59,8 +60,13 @@ class WireProtocol(Protocol):
 class Connection(Protocol):
     """A ``websockets`` ServerConnection as far as a session needs it."""
 
-    protocol: WireProtocol
-    transport: Transport
+    @property
+    def protocol(self) -> WireProtocol: ...
+
+    @property
+    def transport(self) -> Transport | None: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
 
 def kernel_unsent(fd: int) -> int:
@@ -88,10 +94,11 @@ def socket_fd(transport: Transport | None, sndbuf: int) -> int:
 
 @dataclass(eq=False, slots=True)
 class Session:
-    """A connected client: identity, choices, subscriptions, counters."""
+    """A connected client: identity, choices, counters (its subscriptions are in the
+    hub's registry, ``gateway.subscriptions``)."""
 
-    conn: Any
-    """The websockets ServerConnection (see ``Connection``; tests pass a fake)."""
+    conn: Connection
+    """The websockets ServerConnection (tests pass a fake)."""
     binary: bool
     batch: bool
     remote: str = ""
@@ -101,10 +108,6 @@ class Session:
     id: int = field(default_factory=lambda: next(_ids))
     connected_at: float = field(default_factory=time.time)
     last_activity: float = field(default_factory=time.monotonic)
-    views: set[Any] = field(default_factory=set)
-    """Keys of the views this session subscribes to."""
-    trade_streams: set[str] = field(default_factory=set)
-    stats_streams: set[str] = field(default_factory=set)
     out: Outbox = field(default_factory=Outbox)
     fd: int = -1
     """Socket file descriptor for the send-queue query (-1: unknown, counts as 0)."""

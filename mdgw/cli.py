@@ -114,9 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hash-key", help="print the SHA-256 digest of an API key for the config")
     p.add_argument("key", nargs="?", help="the key (default: read from stdin, kept out of ps)")
 
+    p = sub.add_parser("top", help="live terminal view of a running gateway and API")
+    _common(p)
+    p.add_argument("--gateway", help="gateway base URL (default: from gateway.host/port)")
+    p.add_argument("--api", help="API base URL (default: from api.host/port)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    p.add_argument("--window", type=float, default=5.0, help="seconds the rates are taken over")
+    p.add_argument("--api-key-file", help="file holding an X-API-Key for /api/v1/feeds")
+
     p = sub.add_parser("demo", help="topics + simulator + gateway + API in one command")
     _common(p)
     p.add_argument("--rate", type=float, default=200.0)
+    p.add_argument(
+        "--observe",
+        action="store_true",
+        help="tracing on and the dashboard's trace view (scripts/demo --observe also starts "
+        "Prometheus and Jaeger)",
+    )
+    p.add_argument("--prometheus-url", help="where the demo's Prometheus is, to print it")
     return parser
 
 
@@ -307,11 +322,38 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_url(host: str, port: int, tls: bool) -> str:
+    """Where a server bound to ``host`` is reached from this machine."""
+    reach = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else host
+    return f"{'https' if tls else 'http'}://{reach}:{port}"
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mdgw.top.model import TopState
+    from mdgw.top.run import run_top
+
+    cfg = config_from_args(args)
+    if args.interval <= 0 or args.window < args.interval:
+        print("mdgw top: need --interval > 0 and --window >= --interval", file=sys.stderr)
+        return 2
+    g, a = cfg.gateway, cfg.api
+    state = TopState(
+        gateway_url=(args.gateway or _local_url(g.host, g.port, bool(g.tls_cert))).rstrip("/"),
+        api_url=(args.api or _local_url(a.host, a.port, bool(a.tls_cert))).rstrip("/"),
+        interval=args.interval,
+        window=args.window,
+    )
+    key = Path(args.api_key_file).read_text().strip() if args.api_key_file else ""
+    return run_top(state, api_key=key)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mdgw.demo import run_demo
 
     cfg = config_from_args(args)
-    return run_demo(cfg, rate=args.rate)
+    return run_demo(cfg, rate=args.rate, observe=args.observe, prometheus=args.prometheus_url)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -325,6 +367,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "token": cmd_token,
     "hash-key": cmd_hash_key,
     "demo": cmd_demo,
+    "top": cmd_top,
 }
 
 

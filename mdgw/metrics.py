@@ -87,6 +87,12 @@ RATE_LIMITED = Counter(
     "rate_limited_total", "Requests or messages refused by a rate limit", ["where"]
 )
 AUTH_FAILURES = Counter("auth_failures_total", "Refused credentials", ["where", "reason"])
+TRACE_QUERIES = Counter(
+    "trace_queries_total",
+    "Trace view queries to Jaeger (result: ok, not_found, bad_request, off, timeout, "
+    "unavailable, bad_answer, busy)",
+    ["result"],
+)
 REPLAYS_ACTIVE = Gauge("replays_active", "Time-travel replays running", multiprocess_mode="livesum")
 
 

@@ -14,7 +14,7 @@ import orjson
 
 from core.types import BookUpdate, Exchange, Level, Statistics, Trade
 from schemas import market_data_pb2 as pb
-from schemas.codec import book_to_pb, stats_to_pb, trade_to_pb
+from schemas.codec import book_header_pb, book_to_pb, stats_to_pb, trade_to_pb
 
 _VENUE = {e.name: int(e) for e in Exchange}
 
@@ -67,18 +67,8 @@ def _agg_levels(levels: Sequence[Level], venue_maps: Sequence[Any] | None, out: 
 
 def book_pb(u: BookUpdate, *, aggregated: bool = False, replay: object = None) -> bytes:
     if aggregated:
-        m = pb.OrderBookUpdate(
-            exchange=pb.OrderBookUpdate.UNKNOWN,
-            symbol=u.symbol,
-            timestamp_ns=u.timestamp_ns,
-            sequence_number=u.sequence,
-            is_snapshot=u.is_snapshot,
-            prev_sequence_number=u.prev_sequence,
-            checksum=u.checksum,
-            depth=u.depth,
-            ingest_ns=u.ingest_ns,
-            gateway_ns=u.gateway_ns,
-        )
+        m = book_header_pb(u)
+        m.exchange = pb.OrderBookUpdate.UNKNOWN  # over every venue
         _agg_levels(u.bids, u.bid_venues, m.bids)
         _agg_levels(u.asks, u.ask_venues, m.asks)
     else:

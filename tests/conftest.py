@@ -55,6 +55,15 @@ ALLOWED_SKIPS: tuple[str, ...] = (
 """Regexes (searched in the skip reason) of skips that ``--strict-skips`` accepts."""
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs a broker is also ``slow``: ``-m "not slow"`` is the quick
+    run that needs no Kafka at all (the broker is started on demand, by
+    ``kafka_bootstrap``, only when a selected test asks for it)."""
+    for item in items:
+        if item.get_closest_marker("kafka") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--strict-skips",

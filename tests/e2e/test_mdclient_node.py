@@ -19,8 +19,13 @@ JS_PACKAGE = HERE.parents[1] / "clients" / "js"
 
 @pytest.mark.parametrize(
     ("cwd", "suite"),
-    [(HERE, "mdclient.test.mjs"), (HERE, "wsurl.test.mjs"), (JS_PACKAGE, "test/")],
-    ids=["mdclient", "wsurl", "package"],
+    [
+        (HERE, "mdclient.test.mjs"),
+        (HERE, "wsurl.test.mjs"),
+        (HERE, "waterfall.test.mjs"),
+        (JS_PACKAGE, "test/"),
+    ],
+    ids=["mdclient", "wsurl", "waterfall", "package"],
 )
 def test_js_client_unit_tests_pass_under_node(cwd: Path, suite: str) -> None:
     node = shutil.which("node")

@@ -12,7 +12,7 @@ from typing import Any
 
 from mdgw_client import MarketDataClient
 
-from gateway.app import GatewayRuntime, start_gateway, stop_gateway
+from gateway.app import Gateway, start_gateway
 from mdgw.config import Config
 from mdgw.kafka.sink import KafkaSink
 from producers.publisher import Publisher
@@ -52,7 +52,7 @@ async def wait_for(pred: Any, timeout: float = 20.0, interval: float = 0.05) -> 
         await asyncio.sleep(interval)
 
 
-async def started_gateway(config: Config, streams: int = 9) -> GatewayRuntime:
+async def started_gateway(config: Config, streams: int = 9) -> Gateway:
     rt = await start_gateway(config)
     await wait_for(lambda: rt.server.is_ready() and len(rt.market.streams()) >= streams)
     return rt
@@ -61,7 +61,7 @@ async def started_gateway(config: Config, streams: int = 9) -> GatewayRuntime:
 @asynccontextmanager
 async def gateway_with_feed(
     config: Config, rate: float = 400.0
-) -> AsyncIterator[tuple[GatewayRuntime, str, SimThread]]:
+) -> AsyncIterator[tuple[Gateway, str, SimThread]]:
     sim = SimThread(config, rate).start()
     await asyncio.sleep(0.5)
     rt = await started_gateway(config)
@@ -69,7 +69,7 @@ async def gateway_with_feed(
         yield rt, f"ws://127.0.0.1:{rt.port}/ws", sim
     finally:
         sim.stop()
-        await stop_gateway(rt)
+        await rt.stop()
 
 
 async def collect(

@@ -13,7 +13,7 @@ from mdgw_client import MarketDataClient
 
 from core.book import OrderBook
 from core.types import BookUpdate
-from gateway.app import start_gateway, stop_gateway
+from gateway.app import start_gateway
 from mdgw.kafka.source import read_to_end
 from schemas import codec
 from tests.integration.helpers import SimThread, collect, wait_for
@@ -68,6 +68,6 @@ async def test_two_shards_split_the_streams_and_hand_over_on_rebalance(config) -
         await client.close()
     finally:
         sim.stop()
-        await stop_gateway(first)
+        await first.stop()
         if second is not None:
-            await stop_gateway(second)
+            await second.stop()

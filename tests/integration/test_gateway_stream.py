@@ -142,7 +142,7 @@ async def test_gateway_restart_clients_reconnect_and_stay_exact(config, caplog) 
     books equals the new gateway's books (the checksum alone covers only 10 levels)."""
     import dataclasses
 
-    from gateway.app import start_gateway, stop_gateway
+    from gateway.app import start_gateway
 
     caplog.set_level(logging.INFO, logger="mdgw.bootstrap")
     async with gateway_with_feed(config) as (rt, url, sim):
@@ -153,7 +153,7 @@ async def test_gateway_restart_clients_reconnect_and_stay_exact(config, caplog) 
         await c.subscribe("book", BOOKS, depth=20)
         task = asyncio.create_task(collect(c, 14.0))
         await asyncio.sleep(2)
-        await stop_gateway(rt)
+        await rt.stop()
         await asyncio.sleep(1)
         caplog.clear()
         fixed = dataclasses.replace(config, gateway=dataclasses.replace(config.gateway, port=port))
@@ -176,7 +176,7 @@ async def test_gateway_restart_clients_reconnect_and_stay_exact(config, caplog) 
                 assert local.top_asks() == server.asks(20), stream
         finally:
             await c.close()
-            await stop_gateway(rt2)
+            await rt2.stop()
 
 
 async def test_websocket_book_equals_the_rest_book_at_the_same_sequence(config) -> None:

@@ -17,7 +17,6 @@ import httpx
 import pytest
 from mdgw_client import MarketDataClient
 
-from gateway.app import stop_gateway
 from mdgw import tracing
 from mdgw.config import Config
 from mdgw.kafka.sink import KafkaSink
@@ -134,7 +133,7 @@ async def test_one_trace_from_producer_through_gateway_to_broadcast(
         stop.set()
         feed.join(timeout=30)
         sink.flush(30)
-        await stop_gateway(rt)  # flushes the gateway's spans
+        await rt.stop()  # flushes the gateway's spans
     tracing.force_flush()  # and the producer's
 
     trace = await find_trace(jaeger, config.kafka.book_topic)

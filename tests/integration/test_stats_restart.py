@@ -16,7 +16,7 @@ import pytest
 from api.state import KafkaStateStore
 from core.market import Market
 from core.types import Statistics, Trade
-from gateway.app import start_gateway, stop_gateway
+from gateway.app import start_gateway
 from mdgw.config import Config
 from mdgw.kafka.sink import KafkaSink
 from mdgw.kafka.source import read_to_end
@@ -65,7 +65,7 @@ async def test_restart_from_checkpoints_reads_only_the_tail_and_equals_a_recompu
     writer = await start_gateway(config)
     await wait_for(writer.server.is_ready, timeout=60)
     assert writer.materializer.counters.applied >= history.trades
-    await stop_gateway(writer)  # flushes a round of checkpoints
+    await writer.stop()  # flushes a round of checkpoints
     assert writer.materializer.stats_writer is not None
     assert writer.materializer.stats_writer.records_written >= 9
 
@@ -92,7 +92,7 @@ async def test_restart_from_checkpoints_reads_only_the_tail_and_equals_a_recompu
         assert restarted.materializer.counters.applied == tail.trades + 9  # + the books
         assert_same_stats(restarted.market, full)
     finally:
-        await stop_gateway(restarted)
+        await restarted.stop()
 
 
 async def test_without_checkpoints_the_whole_window_is_read(config: Config) -> None:

@@ -28,6 +28,8 @@ def test_openapi_document_is_served(client: TestClient[Litestar]) -> None:
         "/api/v1/symbols",
         "/api/v1/feeds",
         "/api/v1/metrics",
+        "/api/v1/traces",
+        "/api/v1/traces/{trace_id}",
         "/health",
         "/ready",
         "/metrics",

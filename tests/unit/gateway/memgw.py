@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from mdgw_client import Event, MarketDataClient
 
 from core.types import BookUpdate
-from gateway.app import GatewayRuntime, start_gateway, stop_gateway
+from gateway.app import Gateway, start_gateway
 from mdgw.config import Config, GatewayConfig, KafkaConfig
 from mdgw.kafka.memory import MemoryBroker
 from tests.unit.kafka.memkafka import Clock, broker_for, feed
@@ -38,7 +38,7 @@ async def eventually(pred: Callable[[], object], timeout: float = 10.0) -> None:
 @asynccontextmanager
 async def memory_gateway(
     deltas: int = 40, config: Config = CONFIG
-) -> AsyncIterator[tuple[GatewayRuntime, MemoryBroker, History, Clock]]:
+) -> AsyncIterator[tuple[Gateway, MemoryBroker, History, Clock]]:
     """A ready gateway over a broker holding one stream's history (see ``feed``)."""
     clock = Clock()
     broker = broker_for(KAFKA, clock)
@@ -49,10 +49,10 @@ async def memory_gateway(
         yield rt, broker, states, clock
     finally:
         if not rt.server.shutting_down:
-            await stop_gateway(rt, timeout=2)
+            await rt.stop(timeout=2)
 
 
-def url(rt: GatewayRuntime) -> str:
+def url(rt: Gateway) -> str:
     return f"ws://127.0.0.1:{rt.port}/ws"
 
 

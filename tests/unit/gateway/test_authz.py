@@ -10,11 +10,12 @@ import pytest
 from core.book import OrderBook
 from core.market import Market
 from gateway import authz
-from gateway.hub import Hub, ViewKey
+from gateway.hub import Hub
 from gateway.protocol import ProtocolError, Request, parse_request
 from gateway.replay import ReplayManager
 from gateway.replay import _client as replay_client
 from gateway.session import Session
+from gateway.subscriptions import StreamKey, ViewKey
 from mdgw.config import Config
 from mdgw.materializer import Materializer, StreamPosition
 from tests.unit.gateway.fakes import FakeConn, frames_of
@@ -96,7 +97,8 @@ def test_replay_refuses_symbols_and_channels_the_token_does_not_grant() -> None:
 def test_replay_counts_toward_the_subscription_cap() -> None:
     manager, hub, _ = _manager(max_subscriptions=2)
     s = _session(hub)
-    s.trade_streams.update({"BINANCE:BTC-USDT", "COINBASE:BTC-USD"})
+    hub.add_stream(s, StreamKey("trades", "BINANCE:BTC-USDT"))
+    hub.add_stream(s, StreamKey("trades", "COINBASE:BTC-USD"))
     with pytest.raises(ProtocolError) as e:
         manager(s, _replay([STREAM]))
     assert e.value.code == "too_many_subscriptions"
@@ -114,10 +116,10 @@ async def test_joining_live_is_checked_again_with_the_claims_of_now() -> None:
     with pytest.raises(ProtocolError) as e:
         await manager._try_join(s, req, STREAM, replayed, view)
     assert e.value.code == "forbidden"
-    assert ViewKey(False, STREAM, 20, False) not in s.views
+    assert ViewKey(False, STREAM, 20, False) not in hub.subs.of(s)
     s.claims = {"sub": "alice"}
     assert await manager._try_join(s, req, STREAM, replayed, view)
-    assert ViewKey(False, STREAM, 20, False) in s.views
+    assert ViewKey(False, STREAM, 20, False) in hub.subs.of(s)
 
 
 async def test_refused_join_ends_the_replay_with_an_error(monkeypatch) -> None:
@@ -133,6 +135,6 @@ async def test_refused_join_ends_the_replay_with_an_error(monkeypatch) -> None:
     sent = [f for _, f in frames_of(s.conn)]
     assert any(b'"forbidden"' in f for f in sent)
     assert not any(b"replay_complete" in f for f in sent)
-    assert STREAM not in s.trade_streams
+    assert not hub.subs.has(s, StreamKey("trades", STREAM))
     assert s.id not in manager._symbols and manager.active == 0
     assert manager.budget.readers == 0 and not manager.budget.by_connection

@@ -14,8 +14,10 @@ import pytest
 from core.market import Market
 from core.types import BookUpdate, Exchange, Trade
 from gateway import session as session_mod
-from gateway.hub import Hub, ViewKey
+from gateway.clock import Clock as GatewayClock
+from gateway.hub import Hub
 from gateway.session import Session
+from gateway.subscriptions import StreamKey, ViewKey
 from tests.unit.gateway.fakes import FakeConn, frames_of, messages_of
 
 MS = 1_000_000
@@ -44,7 +46,13 @@ def make(kernel: dict[int, int]) -> tuple[Market, Hub, Session, Clock]:
         BookUpdate(Exchange.KRAKEN, "BTC-USD", 1, 1, [(100.0, 1.0)], [(101.0, 1.0)], True), 0
     )
     clock = Clock()
-    hub = Hub(market, mono=clock, high_water=1 << 20, slow_timeout=5.0, max_lag_ms=500)
+    hub = Hub(
+        market,
+        clock=GatewayClock(mono_ns=clock),
+        high_water=1 << 20,
+        slow_timeout=5.0,
+        max_lag_ms=500,
+    )
     s = Session(FakeConn(), binary=False, batch=False, fd=7)
     kernel[7] = 0
     hub.add_session(s)
@@ -166,8 +174,7 @@ def test_held_data_older_than_max_lag_is_dropped(kernel: dict[int, int]) -> None
 
 def test_trades_are_never_dropped_for_a_client_behind(kernel: dict[int, int]) -> None:
     market, hub, s, clock = make(kernel)
-    hub.trade_subs.setdefault("KRAKEN:BTC-USD", set()).add(s)
-    s.trade_streams.add("KRAKEN:BTC-USD")
+    hub.add_stream(s, StreamKey("trades", "KRAKEN:BTC-USD"))
     s.conn.transport.buffered = 10
     feed(market, hub, 2)
     trade(market, hub, 1)

@@ -12,7 +12,7 @@ from mdgw_client import MarketDataClient
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway.app import GatewayRuntime, start_gateway, stop_gateway
+from gateway.app import Gateway, start_gateway
 from mdgw.kafka.headers import BOOK_OFFSET, int_header
 from mdgw.kafka.memory import MemoryBroker
 from schemas import codec
@@ -30,7 +30,7 @@ from tests.unit.kafka.memkafka import Clock, book, broker_for, feed
 
 
 @pytest.fixture
-async def gw() -> AsyncIterator[tuple[GatewayRuntime, MemoryBroker, History]]:
+async def gw() -> AsyncIterator[tuple[Gateway, MemoryBroker, History]]:
     async with memory_gateway() as (rt, broker, states, _clock):
         yield rt, broker, states
 
@@ -91,7 +91,7 @@ async def test_shutdown_closes_clients_and_writes_the_last_snapshots(gw) -> None
     rt, broker, _states = gw
     before = len(broker.records(KAFKA.snapshots_topic))
     async with connect(url(rt)) as ws:
-        await stop_gateway(rt, timeout=2)
+        await rt.stop(timeout=2)
         with pytest.raises(ConnectionClosed) as e:
             while True:
                 await asyncio.wait_for(ws.recv(), 5)
@@ -116,7 +116,7 @@ async def test_sharded_mode_loads_the_partitions_it_is_given() -> None:
         await eventually(lambda: (b := rt.market.book(STREAM)) is not None and b.sequence == 16)
         assert rt.market.book(STREAM).snapshot(0).bids == states[-1][1].bids  # type: ignore[union-attr]
     finally:
-        await stop_gateway(rt, timeout=2)
+        await rt.stop(timeout=2)
 
 
 async def test_broker_loss_marks_views_stale_and_recovery_resends_snapshots(gw) -> None:

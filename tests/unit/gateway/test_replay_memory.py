@@ -83,7 +83,7 @@ async def test_cancel_and_the_limit_of_replays() -> None:
         await send(ws, op="cancel_replay", id="slow")
         assert (await reply(ws, "replay_cancelled"))["id"] == "slow"
         await asyncio.sleep(0.05)
-        assert rt.server.replay_handler.active == 0
+        assert rt.server.replays.active == 0
 
 
 async def test_refused_replays(gw) -> None:
