@@ -17,6 +17,7 @@ from core.book import ApplyResult
 from core.market import Market
 from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthSource, DepthView
+from gateway import framing
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.outbox import DELTA, KEEP
 from gateway.session import Session
@@ -265,17 +266,22 @@ class Hub:
         # tracing hook: encode/broadcast spans when a sampled record caused this message
         span = tracing.encode_started(slot.key.name, slot.key.depth) if tracing.ENABLED else None
         subscribers = self.subscribers(slot.key)
-        for subs, encode in (
-            (subscribers.json, wire.book_json),
-            (subscribers.pb, wire.book_pb),
+        for subs, encode, opcode in (
+            (subscribers.json, wire.book_json, framing.TEXT),
+            (subscribers.pb, wire.book_pb, framing.BINARY),
         ):
             if not subs:
                 continue
-            frame = encode(msg, aggregated=agg)
+            payload = encode(msg, aggregated=agg)
+            framed = framing.frame(opcode, payload)  # framed once for every plain client
             for s in subs:
                 if s.behind_since is None:
-                    if s.out.add(frame, DELTA, now):
+                    # Outbox.add for a DELTA, inlined: this loop runs per client per message
+                    pending = s.out.pending
+                    if not pending:
+                        s.out.pending_since = now
                         touched.append(s)
+                    pending.append(framed if s.framed else payload)
                 else:
                     s.dropped += 1
         if span is not None:  # tracing hook: encode ends, broadcast runs until flush()
@@ -288,12 +294,17 @@ class Hub:
         wall = self.clock()
         now = self.mono()
         touched = self._touched
-        for group, encode in ((subs.json, wire.trade_json), (subs.pb, wire.trade_pb)):
+        for group, encode, opcode in (
+            (subs.json, wire.trade_json, framing.TEXT),
+            (subs.pb, wire.trade_pb, framing.BINARY),
+        ):
             if not group:
                 continue
-            frame = encode(trade, wall)
+            payload = encode(trade, wall)
+            framed = framing.frame(opcode, payload)
             for s in group:
-                if s.out.add(frame, KEEP, now):  # trades are never dropped (guarantee 5)
+                # trades are never dropped (guarantee 5)
+                if s.out.add(framed if s.framed else payload, KEEP, now):
                     touched.append(s)
 
     def tick_conflated(self) -> None:
@@ -358,10 +369,13 @@ class Hub:
         (droppable: a heartbeat that waited behind a slow client's data means nothing)."""
         now = self.mono()
         touched = self._touched
+        # [binary][framed]: frames for plain clients, bare payloads for the others
+        choice = (
+            (json_frame, framing.frame(framing.TEXT, json_frame)),
+            (pb_frame, framing.frame(framing.BINARY, pb_frame)),
+        )
         for s in sessions:
-            if s.behind_since is None and s.out.add(
-                pb_frame if s.binary else json_frame, DELTA, now
-            ):
+            if s.behind_since is None and s.out.add(choice[s.binary][s.framed], DELTA, now):
                 touched.append(s)
 
     def heartbeat_slice(self, json_frame: bytes, pb_frame: bytes, slices: int) -> None:
@@ -382,10 +396,14 @@ class Hub:
             stats = self.market.stats(key.name, now_ns)
             if stats is None:
                 continue
-            jframe, pframe = wire.stats_json(stats), wire.stats_pb(stats)
-            for s in subs:
-                if s.out.add(pframe if s.binary else jframe, KEEP, now):
-                    touched.append(s)
+            for group, payload, opcode in (
+                (subs.json, wire.stats_json(stats), framing.TEXT),
+                (subs.pb, wire.stats_pb(stats), framing.BINARY),
+            ):
+                framed = framing.frame(opcode, payload)
+                for s in group:
+                    if s.out.add(framed if s.framed else payload, KEEP, now):
+                        touched.append(s)
         self.flush()
 
     # ---- freshness (docs/protocol.md §4.6) -------------------------------------------
