@@ -22,6 +22,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from schemas import market_data_pb2 as pb
 from tests.integration.helpers import gateway_with_feed
 from tests.unit.schemas.asyncapi_validator import errors
 
@@ -244,3 +245,39 @@ async def exercise(main: Capture, batched: Capture, flood: Capture) -> None:
     for i in range(30):
         await flood.send({"op": "ping", "id": 100 + i})
     await flood.wait(lambda x: x["type"] == "error" and x["code"] == "rate_limited")
+
+
+async def test_protobuf_connections_get_json_control_and_protobuf_data(config) -> None:
+    """The document's protobufData: binary MarketDataMessage (MarketDataBatch with
+    ?batch=true) frames; control replies stay JSON text and match their schemas."""
+    frames: dict[bool, list[str | bytes]] = {False: [], True: []}
+    async with gateway_with_feed(config, rate=400) as (_rt, url, _sim):
+        for batch in (False, True):
+            query = "?format=protobuf" + ("&batch=true" if batch else "")
+            async with connect(url + query) as ws:
+                for msg in (
+                    {"op": "subscribe", "id": 1, "channel": "book", "symbols": [BOOK]},
+                    {"op": "subscribe", "id": 2, "channel": "trades", "symbols": [TAPE]},
+                    {"op": "ping", "id": 3},
+                ):
+                    await ws.send(orjson.dumps(msg).decode())
+                deadline = time.monotonic() + 3.0
+                while time.monotonic() < deadline:
+                    try:
+                        frames[batch].append(await asyncio.wait_for(ws.recv(), 0.5))
+                    except TimeoutError:
+                        continue
+    for batch, got in frames.items():
+        text = [orjson.loads(f) for f in got if isinstance(f, str)]
+        assert {m["type"] for m in text} >= {"subscribed", "pong"}
+        assert [e for m in text if (e := errors(m))] == []
+        kinds: set[str] = set()
+        for f in got:
+            if isinstance(f, bytes):
+                msgs = (
+                    pb.MarketDataBatch.FromString(f).messages
+                    if batch
+                    else [pb.MarketDataMessage.FromString(f)]
+                )
+                kinds |= {m.WhichOneof("message") for m in msgs}
+        assert kinds >= {"order_book_update", "trade"}, (batch, kinds)
