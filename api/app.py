@@ -26,7 +26,7 @@ from litestar.types import Message, Scope
 
 from api.errors import EXCEPTION_HANDLERS
 from api.jaeger import JaegerQuery
-from api.routes import market, system, traces
+from api.routes import candles, market, system, traces
 from api.routes.deps import dependencies
 from api.security import (
     API_KEY_HEADER,
@@ -64,7 +64,12 @@ def create_app(
     guards = [api_key_guard(keys, api.open_paths, trusted)] if keys.enabled else []
     api_router = Router(
         API_PREFIX,
-        route_handlers=[*market.ROUTES, *system.API_ROUTES, *trace_routes(config)],
+        route_handlers=[
+            *market.ROUTES,
+            *candles.ROUTES,
+            *system.API_ROUTES,
+            *trace_routes(config),
+        ],
         guards=guards,
         cache_control=CacheControlHeader(no_cache=True),
         security=[{"ApiKey": []}] if keys.enabled else None,

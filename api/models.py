@@ -193,6 +193,34 @@ class SystemMetricsBody(msgspec.Struct):
     threads: int
 
 
+class CandleItem(msgspec.Struct):
+    """One OHLCV candle: the trades whose timestamp is in ``[open_time, close_time]``."""
+
+    exchange: Annotated[str, _EXCHANGE]
+    symbol: Annotated[str, _SYMBOL]
+    interval: Annotated[str, Meta(examples=["1m"])]
+    open_time: Annotated[int, Meta(description="First ns of the interval (epoch-aligned)")]
+    close_time: Annotated[int, Meta(description="Last ns of the interval")]
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: Annotated[float, Meta(description="Sum of the trades' quantities")]
+    quote_volume: Annotated[float, Meta(description="Sum of price x quantity")]
+    trades: Annotated[int, Meta(description="Number of trades")]
+    vwap: Annotated[float, Meta(description="quote_volume / volume")]
+    closed: Annotated[bool, Meta(description="False for the interval still open")]
+
+
+class CandlesBody(msgspec.Struct):
+    """Candles of one stream, oldest first; intervals without trades are absent."""
+
+    exchange: Annotated[str, _EXCHANGE]
+    symbol: Annotated[str, _SYMBOL]
+    interval: Annotated[str, Meta(examples=["1m"])]
+    candles: list[CandleItem]
+
+
 _US = Meta(description="Microseconds since the epoch", examples=[1764000000000000])
 
 

@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="input format (detected when absent)",
     )
     p.add_argument("--loop", action="store_true", help="replay again and again (demos)")
+    p.add_argument(
+        "--exchange-info",
+        metavar="FILE",
+        help="Binance GET /api/v3/exchangeInfo answer (JSON): names Binance's symbols",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("record", help="capture the project's Kafka topics into a file")
@@ -91,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=0.0, help="seconds (default: until stopped)")
     p.add_argument("--ws-url", help="override the venue's WebSocket URL (tests, proxies)")
     p.add_argument("--rest-url", help="override the venue's REST base URL (Binance)")
+    p.add_argument(
+        "--exchange-info",
+        metavar="FILE|fetch",
+        help="Binance: check the symbols against an exchangeInfo answer saved in FILE, "
+        "or fetched from the venue at start with 'fetch'",
+    )
 
     p = sub.add_parser("topics", help="create or describe the Kafka topics")
     _common(p)
@@ -238,6 +249,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         fmt=args.format,
         loop=args.loop,
         progress=not args.no_progress,
+        exchange_info=args.exchange_info,
     )
 
 
@@ -252,11 +264,19 @@ def cmd_connect(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from producers.captures.symbols import ExchangeInfoError, read_exchange_info
     from producers.connectors.errors import ConnectorError
     from producers.connectors.run import run_connector
 
     cfg = config_from_args(args)
     symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+    info = None
+    if args.exchange_info not in (None, "fetch"):
+        try:
+            info = read_exchange_info(args.exchange_info)
+        except ExchangeInfoError as e:
+            print(f"mdgw connect: --exchange-info {e}", file=sys.stderr)
+            return 2
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -266,7 +286,14 @@ def cmd_connect(args: argparse.Namespace) -> int:
         if args.duration:
             loop.call_later(args.duration, stop.set)
         stats = await run_connector(
-            cfg, args.venue, symbols, ws_url=args.ws_url, rest_url=args.rest_url, stop=stop
+            cfg,
+            args.venue,
+            symbols,
+            ws_url=args.ws_url,
+            rest_url=args.rest_url,
+            stop=stop,
+            exchange_info=info,
+            fetch_exchange_info=args.exchange_info == "fetch",
         )
         print(stats.format(), file=sys.stderr)
         return 0

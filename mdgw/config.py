@@ -173,6 +173,10 @@ class GatewayConfig:
     """Symbols in one replay request."""
     max_history_readers: int = 64
     """Streams being replayed at once, all clients: Kafka history consumers and their threads."""
+    resume_messages: int = 4096
+    """Recent messages kept per book view for `subscribe` with `since` (0 = never resume)..."""
+    resume_ms: int = 10_000
+    """...none older than this; a view nobody subscribes to is kept this long for them."""
 
 
 @dataclass(frozen=True)
@@ -450,6 +454,11 @@ def validate(config: Config) -> None:
 def _validate_latency(config: Config) -> None:
     """The hot path's settings (docs/protocol.md §4.6, bench/README.md)."""
     g, k = config.gateway, config.kafka
+    if g.resume_messages < 0 or g.resume_ms < 0:
+        raise ConfigError(
+            f"gateway.resume_messages and resume_ms must be >= 0, got "
+            f"{g.resume_messages} and {g.resume_ms}"
+        )
     if g.max_lag_ms <= 0:
         raise ConfigError(f"gateway.max_lag_ms must be > 0, got {g.max_lag_ms}")
     if g.probe_interval_ms < 0 or 2 * g.probe_interval_ms >= g.max_lag_ms:

@@ -46,6 +46,11 @@ END_TO_END_LATENCY = Histogram(
 MESSAGES_SENT = Counter("ws_messages_sent_total", "Data and control messages sent")
 BYTES_SENT = Counter("ws_bytes_sent_total", "Payload bytes sent to WebSocket clients")
 SLOW_RESYNCS = Counter("slow_consumer_resyncs_total", "Clients resynced after falling behind")
+RESUMES = Counter(
+    "ws_resumes_total",
+    "Book subscriptions with since (outcome: resumed from history, or snapshot)",
+    ["outcome"],
+)
 BEHIND = Counter(
     "slow_consumer_behind_total",
     "Clients found behind (reason: lag = older than max_lag_ms, buffer = past high water)",

@@ -137,6 +137,8 @@ def decode(data: bytes) -> Decoded:
         return _stats_from_pb(msg.statistics)
     if kind == "heartbeat":
         return Heartbeat(msg.heartbeat.timestamp_ns)
+    if kind == "candle":  # gateway -> client only, never a Kafka record
+        raise ValidationError("a candle is not a record of the market-data topics")
     raise DecodeError("MarketDataMessage with no message set")
 
 

@@ -23,9 +23,10 @@ JS_PACKAGE = HERE.parents[1] / "clients" / "js"
         (HERE, "mdclient.test.mjs"),
         (HERE, "wsurl.test.mjs"),
         (HERE, "waterfall.test.mjs"),
+        (HERE, "candles.test.mjs"),
         (JS_PACKAGE, "test/"),
     ],
-    ids=["mdclient", "wsurl", "waterfall", "package"],
+    ids=["mdclient", "wsurl", "waterfall", "candles", "package"],
 )
 def test_js_client_unit_tests_pass_under_node(cwd: Path, suite: str) -> None:
     node = shutil.which("node")

@@ -24,6 +24,7 @@ def test_openapi_document_is_served(client: TestClient[Litestar]) -> None:
         "/api/v1/orderbook/{symbol}",
         "/api/v1/orderbook/aggregated/{symbol}",
         "/api/v1/trades/{symbol}",
+        "/api/v1/candles/{symbol}",
         "/api/v1/stats/{symbol}",
         "/api/v1/symbols",
         "/api/v1/feeds",

@@ -80,6 +80,9 @@ class LocalBook:
     messages: int = 0
     breaks: int = 0
     resyncs: int = 0
+    resume_from: int | None = None
+    """Sequence a reconnect asked to resume from (docs/protocol.md §4.10), until the
+    server answers."""
     _bids: _Side = field(default_factory=_Side, repr=False)
     _asks: _Side = field(default_factory=_Side, repr=False)
 
@@ -113,6 +116,7 @@ class LocalBook:
         self._bids, self._asks = _Side(), _Side()
         self.apply(bids, asks, sequence)
         self.valid = True
+        self.resume_from = None
 
     def apply(
         self,

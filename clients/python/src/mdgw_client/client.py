@@ -5,7 +5,12 @@ previous message of that subscription and the §5 checksum must match the local
 book after applying it. On any mismatch the client asks for a ``resync`` and
 ignores updates of that book until the fresh snapshot arrives. A dropped
 connection is reconnected with exponential backoff and jitter, and every
-subscription is sent again.
+subscription is sent again; a book that was whole when the connection dropped
+asks to resume (``since``: its last sequence, docs/protocol.md §4.10), so the server
+sends only what it missed, or a snapshot when it no longer holds that.
+
+``bbo`` messages (docs/protocol.md §4.8) are whole tops: ``client.bbo(name)`` is the
+latest; a broken ``prev_sequence`` chain is counted in ``sequence_breaks``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -26,6 +31,25 @@ from mdgw_client.book import LocalBook
 from mdgw_client.decode import Message, decode_frame
 
 Format = Literal["json", "protobuf"]
+
+
+@dataclass
+class CandleSeries:
+    """The candles of one (stream, interval) subscription: the closed ones, oldest first
+    (the last ``keep``), and the open one (docs/protocol.md §4.9)."""
+
+    keep: int = 1000
+    closed: list[dict[str, Any]] = field(default_factory=list)
+    open: dict[str, Any] | None = None
+
+    def update(self, msg: dict[str, Any]) -> None:
+        if msg.get("closed"):
+            self.closed.append(msg)
+            del self.closed[: -self.keep]
+            if self.open is not None and self.open["open_time"] <= msg["open_time"]:
+                self.open = None
+        else:
+            self.open = msg
 
 
 @dataclass
@@ -59,6 +83,7 @@ class MarketDataClient:
         token: str | None = None,
         reconnect: bool = True,
         max_backoff: float = 5.0,
+        reconnect_delay: float = 0.1,
         ssl: Any = None,
         **connect_kwargs: Any,
     ) -> None:
@@ -68,14 +93,25 @@ class MarketDataClient:
         self.token = token
         self.reconnect = reconnect
         self.max_backoff = max_backoff
+        self.reconnect_delay = reconnect_delay
+        """First reconnect's delay in seconds (then doubled up to max_backoff, jittered)."""
         self.ssl = ssl
         self.connect_kwargs = connect_kwargs
         self.ws: ClientConnection | None = None
         self.books: dict[str, LocalBook] = {}
+        self.candles: dict[tuple[str, str], CandleSeries] = {}
+        """(stream, interval) -> its candles, for ``subscribe("candles", ..., interval=)``."""
         self.subscriptions: list[dict[str, Any]] = []
         self.reconnects = 0
         self.checksum_failures = 0
         self.sequence_breaks = 0
+        self.resumed = 0
+        """Book views the server resumed after a reconnect (no snapshot needed)."""
+        self.not_resumed = 0
+        """Book views that asked to resume and got a snapshot instead."""
+        self.bbos: dict[str, Message] = {}
+        """Latest ``bbo`` message per stream or symbol."""
+        self._bbo_seq: dict[str, int | None] = {}
         self._ids = 0
         self._closed = False
         self._replays: dict[str, tuple[str, list[str], int]] = {}
@@ -88,7 +124,7 @@ class MarketDataClient:
         return url
 
     async def connect(self) -> None:
-        """Open the connection and send every subscription again."""
+        """Open the connection and send every subscription again (whole books resume)."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         proto = "marketdata.v1.protobuf" if self.fmt == "protobuf" else "marketdata.v1.json"
         self.ws = await connect(
@@ -99,10 +135,25 @@ class MarketDataClient:
             max_size=None,
             **self.connect_kwargs,
         )
-        for book in self.books.values():
+        since: dict[str, int] = {}
+        for key, book in self.books.items():
+            # a whole book resumes from where it stopped; whole again once the server
+            # says "resumed" (the missed messages follow), else its snapshot comes
+            if book.valid and not key.startswith("replay:"):
+                book.resume_from = book.sequence
+            if book.resume_from is not None:  # else: still the one asked for last time
+                since[key] = book.resume_from
             book.valid = False
+        for key in self._bbo_seq:
+            self._bbo_seq[key] = None  # a new chain starts with the first message
         for sub in self.subscriptions:
-            await self._send({**sub, "id": self._next_id()})
+            msg = {**sub, "id": self._next_id()}
+            if sub["channel"] in ("book", "aggregated_book"):
+                keys = {s: self.book_key(sub["channel"], s) for s in sub["symbols"]}
+                resume = {s: since[k] for s, k in keys.items() if k in since}
+                if resume:
+                    msg["since"] = resume
+            await self._send(msg)
 
     async def __aenter__(self) -> MarketDataClient:
         await self.connect()
@@ -126,14 +177,26 @@ class MarketDataClient:
         await self.ws.send(orjson.dumps(msg).decode())
 
     async def subscribe(
-        self, channel: str, symbols: list[str], depth: int = 20, speed: str = "raw"
+        self,
+        channel: str,
+        symbols: list[str],
+        depth: int = 20,
+        speed: str = "raw",
+        interval: str = "1m",
     ) -> int:
         """Subscribe (kept for reconnects); returns the request id echoed in the reply."""
         msg: dict[str, Any] = {"op": "subscribe", "channel": channel, "symbols": symbols}
+        if channel == "candles":
+            msg["interval"] = interval
+            for s in symbols:
+                self.candles.setdefault((s, interval), CandleSeries())
         if channel in ("book", "aggregated_book"):
             msg.update(depth=depth, speed=speed)
             for s in symbols:
                 self.books[self.book_key(channel, s)] = LocalBook(s, depth)
+        elif channel == "bbo":
+            for s in symbols:
+                self._bbo_seq[s] = None
         self.subscriptions.append(msg)
         req_id = self._next_id()
         await self._send({**msg, "id": req_id})
@@ -202,6 +265,10 @@ class MarketDataClient:
     def book_key(channel: str, symbol: str) -> str:
         return f"agg:{symbol}" if channel == "aggregated_book" else symbol
 
+    def bbo(self, name: str) -> Message | None:
+        """The latest ``bbo`` of a stream (``EXCHANGE:SYMBOL``) or a symbol across venues."""
+        return self.bbos.get(name)
+
     def book(self, symbol: str) -> LocalBook | None:
         """The local book of a stream (``EXCHANGE:SYMBOL``) or aggregated symbol."""
         return self.books.get(symbol) or self.books.get(f"agg:{symbol}")
@@ -211,14 +278,14 @@ class MarketDataClient:
         await self._send({"op": "resync", "id": self._next_id(), "symbols": [symbol]})
 
     async def _frames(self) -> AsyncIterator[str | bytes]:
-        backoff = 0.1
+        backoff = self.reconnect_delay
         while not self._closed:
             try:
                 if self.ws is None:
                     await self.connect()
                 assert self.ws is not None
                 async for frame in self.ws:
-                    backoff = 0.1
+                    backoff = self.reconnect_delay
                     yield frame
                 if not self.reconnect:
                     return
@@ -251,15 +318,52 @@ class MarketDataClient:
             if book is None:
                 return Event("unsubscribed_book", key, msg, now)
             return await self._apply(book, msg, kind.endswith("_snapshot"), now)
+        if kind == "bbo":
+            return self._bbo(msg, now)
         key = f"{msg.get('exchange', '')}:{msg.get('symbol', '')}"
+        if kind == "subscribed" and "resumed" in msg:
+            self._resumed(msg)
         if kind == "replay_complete":
             self._replay_complete(msg)
+        if kind == "candle":
+            series = self.candles.get((key, msg.get("interval", "")))
+            if series is not None:
+                series.update(msg)
         if kind == "status" and msg.get("status") in ("stale", "resync"):
             agg_key = f"agg:{msg.get('symbol', '')}" if "exchange" not in msg else key
             book = self.books.get(agg_key)
             if book is not None:
                 book.valid = False
+                book.resume_from = None
+            bbo_key = key if "exchange" in msg else msg.get("symbol", "")
+            if bbo_key in self._bbo_seq:
+                self._bbo_seq[bbo_key] = None
         return Event("stats" if kind == "statistics" else kind, key, msg, now)
+
+    def _bbo(self, msg: Message, now: int) -> Event:
+        exchange = msg.get("exchange")
+        key = f"{exchange}:{msg['symbol']}" if exchange else msg["symbol"]
+        last = self._bbo_seq.get(key)
+        if last is not None and (msg["prev_sequence"] != last or msg["sequence"] <= last):
+            self.sequence_breaks += 1
+        self._bbo_seq[key] = msg["sequence"]
+        self.bbos[key] = msg
+        return Event("bbo", key, msg, now)
+
+    def _resumed(self, msg: Message) -> None:
+        resumed = msg["resumed"]
+        symbols = msg.get("symbols") or [""]
+        by_symbol = resumed if isinstance(resumed, dict) else {symbols[0]: resumed}
+        for s, ok in by_symbol.items():
+            if ok:
+                self.resumed += 1
+            else:
+                self.not_resumed += 1
+            book = self.books.get(self.book_key(msg.get("channel", ""), s))
+            if book is not None:
+                if ok and book.resume_from is not None:
+                    book.valid = True
+                book.resume_from = None
 
     async def _apply(self, book: LocalBook, msg: Message, snapshot: bool, now: int) -> Event | None:
         if snapshot:
@@ -283,6 +387,7 @@ class MarketDataClient:
 
     async def _break(self, book: LocalBook) -> None:
         book.valid = False
+        book.resume_from = None
         book.resyncs += 1
         if book.key.startswith("replay:"):
             return  # a replay cannot be resynced; the break is counted

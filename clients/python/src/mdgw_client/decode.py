@@ -48,6 +48,35 @@ def _book(u: pb.OrderBookUpdate) -> Message:
     return d
 
 
+def _quote(levels: Any, agg: bool) -> list[Any] | None:
+    if not levels:
+        return None
+    lv = levels[0]
+    if agg:
+        venue = _EXCHANGES.get(lv.venues[0].exchange, "UNKNOWN") if lv.venues else ""
+        return [lv.price, lv.quantity, venue]
+    return [lv.price, lv.quantity]
+
+
+def _bbo(u: pb.OrderBookUpdate) -> Message:
+    """A ``bbo`` (docs/protocol.md §4.8): in protobuf a depth-1 ``order_book_update``."""
+    agg = u.exchange == 0
+    d: Message = {"type": "bbo"}
+    if not agg:
+        d["exchange"] = _EXCHANGES.get(u.exchange, "UNKNOWN")
+    d.update(
+        symbol=u.symbol,
+        timestamp=u.timestamp_ns,
+        sequence=u.sequence_number,
+        prev_sequence=u.prev_sequence_number,
+        bid=_quote(u.bids, agg),
+        ask=_quote(u.asks, agg),
+        ingest_ts=u.ingest_ns,
+        gateway_ts=u.gateway_ns,
+    )
+    return d
+
+
 def _trade(t: pb.Trade) -> Message:
     d: Message = {
         "type": "trade",
@@ -68,11 +97,33 @@ def _trade(t: pb.Trade) -> Message:
     return d
 
 
+def _candle(c: pb.Candle) -> Message:
+    """docs/protocol.md §4.9: the JSON names (``trades``, ``open_time``/``close_time``)."""
+    return {
+        "type": "candle",
+        "exchange": c.exchange,
+        "symbol": c.symbol,
+        "interval": c.interval,
+        "open_time": c.open_time_ns,
+        "close_time": c.close_time_ns,
+        "open": c.open,
+        "high": c.high,
+        "low": c.low,
+        "close": c.close,
+        "volume": c.volume,
+        "quote_volume": c.quote_volume,
+        "trades": c.trade_count,
+        "vwap": c.vwap,
+        "closed": c.closed,
+    }
+
+
 def pb_to_dict(msg: pb.MarketDataMessage) -> Message:
     """A protobuf data message in the JSON shape of docs/protocol.md §4.3."""
     kind = msg.WhichOneof("message")
     if kind == "order_book_update":
-        return _book(msg.order_book_update)
+        u = msg.order_book_update
+        return _bbo(u) if u.depth == 1 else _book(u)  # no book view has depth 1
     if kind == "trade":
         return _trade(msg.trade)
     if kind == "statistics":
@@ -80,6 +131,8 @@ def pb_to_dict(msg: pb.MarketDataMessage) -> Message:
         return {"type": "statistics", **{f.name: getattr(s, f.name) for f in s.DESCRIPTOR.fields}}
     if kind == "heartbeat":
         return {"type": "heartbeat", "timestamp": msg.heartbeat.timestamp_ns}
+    if kind == "candle":
+        return _candle(msg.candle)
     return {"type": "unknown"}
 
 
