@@ -189,7 +189,7 @@ def test_every_control_reply_of_the_gateway_is_documented() -> None:
 def test_protobuf_message_embeds_the_schema() -> None:
     pb = document()["components"]["messages"]["protobufData"]["payload"]
     assert pb["schema"] == (ROOT / "schemas" / "market_data.proto").read_text(), (
-        "paste schemas/market_data.proto into protobufData.payload.schema"
+        "run scripts/gen-proto: it embeds schemas/market_data.proto in the document"
     )
 
 
