@@ -221,16 +221,16 @@ class Session:
         if transport.is_closing():
             return
         out = self.out
-        probe = False
+        probe = 0
         if queued_at and self.probe_ns:
             now = self.clock()
-            if out.probe_due(now, self.probe_ns):
+            if out.probe_with_data(now, self.probe_ns):
                 data += framing.ping(out.next_probe())
-                probe = True
+                probe = now
         transport.write(data)
         out.wrote(len(data), queued_at)
         if probe:
-            out.probe_written()
+            out.probe_written(probe)
         self.messages_sent += frames
         self.bytes_sent += len(data)
 
@@ -240,12 +240,13 @@ class Session:
         out = self.out
         if self.conn.protocol.state is not State.OPEN or transport is None:
             return
-        if transport.is_closing() or not out.probe_due(self.clock(), self.probe_ns):
+        now = self.clock()
+        if transport.is_closing() or not out.probe_due(now, self.probe_ns):
             return
         data = framing.ping(out.next_probe())
         transport.write(data)
         out.wrote(len(data), 0)
-        out.probe_written()
+        out.probe_written(now)
 
     def on_pong(self, payload: bytes) -> None:
         """A pong to a probe: the client has read everything written before it."""

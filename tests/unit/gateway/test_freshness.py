@@ -210,24 +210,23 @@ def pings(s: Session) -> list[bytes]:
     return [payload for opcode, payload in frames_of(s.conn) if opcode == 0x9]
 
 
-def test_a_probe_follows_data_once_the_oldest_unconfirmed_write_is_an_interval_old(
+def test_a_probe_rides_on_data_one_outstanding_and_one_per_interval_at_most(
     kernel: dict[int, int],
 ) -> None:
     market, hub, s, clock = probed(kernel)
+    writes = s.conn.transport.writes
     feed(market, hub, 2)
-    assert pings(s) == []  # all that is unconfirmed is younger than the interval
-    clock.t += 100 * MS
-    feed(market, hub, 3)
     assert len(pings(s)) == 1 and frames_of(s.conn)[-1][0] == 0x9  # after the data
-    clock.t += 100 * MS
-    feed(market, hub, 4)
+    assert s.conn.transport.writes == writes + 1  # in the same write: no syscall of its own
+    feed(market, hub, 3)
     assert len(pings(s)) == 1  # one outstanding at a time
     s.on_pong(pings(s)[-1])
-    feed(market, hub, 5)
-    assert len(pings(s)) == 1  # update 4 is unconfirmed but only just written
+    assert len(s.out.marks) == 1  # update 2 confirmed read; update 3 came after the probe
+    feed(market, hub, 4)
+    assert len(pings(s)) == 1  # answered, but the last one is younger than the interval
     clock.t += 100 * MS
-    feed(market, hub, 6)
-    assert len(pings(s)) == 2
+    feed(market, hub, 5)
+    assert len(pings(s)) == 2 and frames_of(s.conn)[-1][0] == 0x9
 
 
 def test_quiet_data_is_probed_on_its_own_and_a_silent_client_falls_behind(
@@ -237,7 +236,7 @@ def test_quiet_data_is_probed_on_its_own_and_a_silent_client_falls_behind(
     feed(market, hub, 2)
     clock.t += 200 * MS
     hub.check_slow(lambda *a: pytest.fail("closed"))
-    assert len(pings(s)) == 1  # nothing more to write: the check asked on its own
+    assert len(pings(s)) == 1  # the one that rode on the data, still outstanding
     s.on_pong(pings(s)[-1])  # the client read everything so far
     feed(market, hub, 3)
     clock.t += 200 * MS
