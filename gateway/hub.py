@@ -521,8 +521,12 @@ class Hub:
         s.behind_since = self.mono() / 1e9
         s.behind_reason = reason
         self._behind.add(s)
-        s.dropped_before = s.dropped
+        held = s.unsent()
         dropped = s.out.drop_deltas()
+        # Nothing in our queues or the kernel's (the lateness is past them: the peer's
+        # buffers, its reading) and nothing dropped: it may go on without a resync if no
+        # message is dropped for it until it has caught up (docs/protocol.md §4.6).
+        s.dropped_before = s.dropped if not (held or dropped) else -1
         s.dropped += dropped
         metrics.BEHIND.labels(reason).inc()
         if dropped:
@@ -599,8 +603,9 @@ class Hub:
                 close(s, 1013, "slow consumer")
 
     def caught_up(self, s: Session) -> None:
-        """A client behind that lost no message while behind (none was queued for it
-        then) is current again as it is: a resync would only resend what it has."""
+        """A client judged behind by its probe alone (nothing held in our queues or
+        the kernel's) that lost no message while behind is current again as it is: a
+        resync would only resend what it has."""
         s.behind_since = None
         self._behind.discard(s)
         metrics.SLOW_CAUGHT_UP.inc()

@@ -127,8 +127,9 @@ class Session:
     """monotonic time of the last slow-consumer resync."""
     dropped: int = 0
     dropped_before: int = 0
-    """``dropped`` when the client last fell behind: the same once it has caught up
-    means it lost nothing while behind, and needs no resync."""
+    """``dropped`` when the client last fell behind with nothing held in our queues or
+    the kernel's (-1 otherwise): the same once it has caught up means it lost nothing
+    while behind, and needs no resync."""
     tokens: float = 0.0
     tokens_at: float = field(default_factory=time.monotonic)
     strikes: int = 0

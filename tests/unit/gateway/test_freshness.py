@@ -140,21 +140,35 @@ def test_behind_again_soon_after_a_resync_waits_for_its_next_resync(
     assert types(s)[-2:] == ["status:resync", "order_book_snapshot"]
 
 
-def test_behind_but_nothing_lost_goes_on_without_a_resync(kernel: dict[int, int]) -> None:
-    """Late, but every message was written before it fell behind and none was due
-    while it was: its books are whole, a snapshot would resend what it holds."""
-    market, hub, s, clock = make(kernel)
+def test_behind_by_its_probe_alone_and_nothing_lost_goes_on_without_a_resync(
+    kernel: dict[int, int],
+) -> None:
+    """Every message left our queues and the kernel's before it fell behind (only its
+    probe is unanswered) and none was due while it was: its books are whole, a
+    snapshot would resend what it holds."""
+    market, hub, s, clock = probed(kernel)
     feed(market, hub, 2)
-    kernel[7] = s.out.written
-    clock.t += 600 * MS
+    clock.t += 600 * MS  # kernel[7] == 0: all sent, the client has not answered
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert s.behind_since is not None
     before = types(s)
-    kernel[7] = 0
+    s.on_pong(pings(s)[-1])
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert s.behind_since is None and s.resyncs == 0 and types(s) == before
     feed(market, hub, 3)
     assert types(s)[-1] == "order_book_update"  # deltas flow again, chained
+
+
+def test_behind_with_data_in_the_kernel_queue_is_resynced(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = make(kernel)
+    feed(market, hub, 2)
+    kernel[7] = s.out.written  # all of it still in the kernel's send queue
+    clock.t += 600 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is not None
+    kernel[7] = 0
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.resyncs == 1 and types(s)[-2:] == ["status:resync", "order_book_snapshot"]
 
 
 def test_behind_too_long_is_closed_1013(kernel: dict[int, int]) -> None:
