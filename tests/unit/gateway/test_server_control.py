@@ -387,3 +387,21 @@ async def test_closing_a_connection_cancels_its_replays() -> None:
             (task,) = session_of(rt).replays.values()
         # at speed 0.001 it would run for hours: done now means it was cancelled
         await eventually(lambda: task.done() and rt.replays.active == 0)
+
+
+async def test_shutdown_aborts_a_peer_that_never_answers_the_close() -> None:
+    async with memory_gateway(DELTAS) as (rt, *_):
+        async with connect(url(rt)) as polite:
+            # a client that completed the handshake and then stopped reading for good
+            mute = await connect(url(rt))
+            mute.transport.pause_reading()
+            await eventually(lambda: len(rt.hub.sessions) == 2)
+            server_side = [s.conn.transport for s in rt.hub.sessions]
+            try:
+                await rt.stop(timeout=0.4)  # grace for the close handshake: 0.1 s
+                with pytest.raises(ConnectionClosed) as info:
+                    await asyncio.wait_for(polite.recv(), 10)
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+                assert all(t is None or t.is_closing() for t in server_side)
+            finally:
+                mute.transport.abort()

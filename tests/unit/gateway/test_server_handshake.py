@@ -65,6 +65,33 @@ async def test_only_the_ws_path_upgrades() -> None:
         await accepted(f"{base}/ws")
 
 
+async def http_get(port: int, path: str) -> tuple[int, bytes]:
+    """A plain HTTP/1.1 GET (no upgrade), as a probe or Prometheus sends it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: gw\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    body = await asyncio.wait_for(reader.readexactly(length), 10)
+    writer.close()
+    return int(head.split()[1]), body
+
+
+async def test_health_and_metrics_answer_plain_http_on_the_same_port() -> None:
+    async with memory_gateway(5) as (rt, *_):
+        status, body = await http_get(rt.port, "/health")
+        health = orjson.loads(body)
+        assert status == 200 and health["ready"] is True and health["streams"] == 1
+        status, body = await http_get(rt.port, "/metrics?x=1")
+        assert status == 200 and b"# TYPE " in body
+        rt.ready = False  # probes are answered while starting, that is what they are for
+        status, body = await http_get(rt.port, "/health")
+        assert status == 200 and orjson.loads(body)["ready"] is False
+
+
 async def test_not_ready_and_shutting_down_are_503() -> None:
     async with memory_gateway(5) as (rt, *_):
         rt.ready = False
