@@ -25,7 +25,8 @@ from litestar.static_files import create_static_files_router
 from litestar.types import Message, Scope
 
 from api.errors import EXCEPTION_HANDLERS
-from api.routes import market, system
+from api.jaeger import JaegerQuery
+from api.routes import candles, market, system, traces
 from api.routes.deps import dependencies
 from api.security import (
     API_KEY_HEADER,
@@ -36,7 +37,7 @@ from api.security import (
     rate_limit_config,
 )
 from api.state import KafkaStateStore, StateStore
-from mdgw import metrics
+from mdgw import metrics, tracing
 from mdgw.config import Config
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -63,7 +64,12 @@ def create_app(
     guards = [api_key_guard(keys, api.open_paths, trusted)] if keys.enabled else []
     api_router = Router(
         API_PREFIX,
-        route_handlers=[*market.ROUTES, *system.API_ROUTES],
+        route_handlers=[
+            *market.ROUTES,
+            *candles.ROUTES,
+            *system.API_ROUTES,
+            *trace_routes(config),
+        ],
         guards=guards,
         cache_control=CacheControlHeader(no_cache=True),
         security=[{"ApiKey": []}] if keys.enabled else None,
@@ -72,7 +78,7 @@ def create_app(
     handlers: list[Any] = [
         api_router,
         *system.ROUTES,
-        dashboard_config(api.dashboard_ws_hosts),
+        dashboard_config(api.dashboard_ws_hosts, traces=bool(api.jaeger_url)),
         *extra_routes,
     ]
     handlers.append(create_static_files_router("/", [STATIC_DIR], html_mode=True, name="static"))
@@ -89,20 +95,30 @@ def create_app(
         ),
         openapi_config=_openapi(keys.enabled),
         before_send=[count_request],
+        plugins=tracing.api_tracing_plugins(config.telemetry),  # [] unless tracing is on
         logging_config=None,  # mdgw.logs configures logging for every process
         debug=False,
     )
 
 
-def dashboard_config(ws_hosts: tuple[str, ...]) -> Any:
-    """``/dashboard.json``: the WebSocket hosts the dashboard's ``?ws=`` may name."""
-    body = {"ws_hosts": list(ws_hosts)}
+def dashboard_config(ws_hosts: tuple[str, ...], *, traces: bool = False) -> Any:
+    """``/dashboard.json``: the WebSocket hosts the dashboard's ``?ws=`` may name, and
+    whether its trace view is on (``api.jaeger_url``)."""
+    body = {"ws_hosts": list(ws_hosts), "traces": traces}
 
     @get("/dashboard.json", include_in_schema=False, sync_to_thread=False)
     def dashboard_json() -> dict[str, Any]:
         return body
 
     return dashboard_json
+
+
+def trace_routes(config: Config) -> list[Any]:
+    """``/traces`` routes over the configured Jaeger (answering 404 when there is none)."""
+    api, name = config.api, config.telemetry.service_name
+    jaeger = JaegerQuery(api.jaeger_url, api.jaeger_timeout) if api.jaeger_url else None
+    services = (tracing.GATEWAY_SERVICE, tracing.PRODUCER_SERVICE, *([name] if name else []))
+    return traces.routes(jaeger, services)
 
 
 def _cors(origins: tuple[str, ...]) -> CORSConfig | None:

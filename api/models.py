@@ -191,3 +191,75 @@ class SystemMetricsBody(msgspec.Struct):
     rss_bytes: int
     cpu_seconds: float
     threads: int
+
+
+class CandleItem(msgspec.Struct):
+    """One OHLCV candle: the trades whose timestamp is in ``[open_time, close_time]``."""
+
+    exchange: Annotated[str, _EXCHANGE]
+    symbol: Annotated[str, _SYMBOL]
+    interval: Annotated[str, Meta(examples=["1m"])]
+    open_time: Annotated[int, Meta(description="First ns of the interval (epoch-aligned)")]
+    close_time: Annotated[int, Meta(description="Last ns of the interval")]
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: Annotated[float, Meta(description="Sum of the trades' quantities")]
+    quote_volume: Annotated[float, Meta(description="Sum of price x quantity")]
+    trades: Annotated[int, Meta(description="Number of trades")]
+    vwap: Annotated[float, Meta(description="quote_volume / volume")]
+    closed: Annotated[bool, Meta(description="False for the interval still open")]
+
+
+class CandlesBody(msgspec.Struct):
+    """Candles of one stream, oldest first; intervals without trades are absent."""
+
+    exchange: Annotated[str, _EXCHANGE]
+    symbol: Annotated[str, _SYMBOL]
+    interval: Annotated[str, Meta(examples=["1m"])]
+    candles: list[CandleItem]
+
+
+_US = Meta(description="Microseconds since the epoch", examples=[1764000000000000])
+
+
+class TraceSummary(msgspec.Struct):
+    """One recent trace (docs/protocol.md §6.3)."""
+
+    trace_id: Annotated[str, Meta(examples=["4bf92f3577b34da6a3ce929d0e0e4736"])]
+    start_us: Annotated[int, _US]
+    duration_us: int
+    spans: int
+    services: list[str]
+    root: Annotated[str, Meta(examples=["mdgw-producer: send marketdata.book"])]
+    stream: Annotated[str, Meta(description="Kafka key of the record traced, if any")]
+
+
+class TraceListBody(msgspec.Struct):
+    service: Annotated[str, Meta(examples=["mdgw-gateway"])]
+    traces: list[TraceSummary]
+
+
+class TraceSpan(msgspec.Struct):
+    """One span of a waterfall."""
+
+    span_id: str
+    parent_id: Annotated[str, Meta(description="Parent span in this trace; empty for a root")]
+    service: Annotated[str, Meta(examples=["mdgw-gateway"])]
+    operation: Annotated[str, Meta(examples=["broadcast"])]
+    kind: Annotated[str, Meta(examples=["producer", "consumer", "internal"])]
+    start_us: Annotated[int, _US]
+    duration_us: int
+    attributes: dict[str, str | int | float | bool]
+
+
+class TraceWaterfallBody(msgspec.Struct):
+    """One trace, spans sorted by start (docs/protocol.md §6.3)."""
+
+    trace_id: str
+    start_us: Annotated[int, _US]
+    duration_us: int
+    services: list[str]
+    truncated: Annotated[bool, Meta(description="More spans than shown")]
+    spans: list[TraceSpan]

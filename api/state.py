@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from api.candles import SKEW_NS, read_trades
 from api.history_reads import HistoryReads
 from core.book import OrderBook
 from core.market import Market
+from core.types import Trade
 from mdgw import metrics
-from mdgw.bootstrap import BootstrapResult
+from mdgw.bootstrap import TRADES_WINDOW_MS, BootstrapResult
 from mdgw.catchup import CatchUp, bootstrap_with_retry
 from mdgw.config import Config
 from mdgw.history import HistoryError, book_at
@@ -57,9 +60,19 @@ class StateStore:
         self.lag: dict[tuple[str, int], int] = {}
         """Records behind the high watermark per (topic, partition), refreshed in the background."""
         self.kafka_errors = 0
+        self.trades_complete_from_ns = 0
+        """Trades with a timestamp from here on are all in the Market's statistics (candles
+        older than that are read from the trades topic: api/candles.py)."""
 
     async def book_at(self, stream: str, at_ns: int) -> OrderBook:
         """The book of ``stream`` at a past instant (time travel); raises HistoryError."""
+        raise HistoryError("unsupported", "this API instance keeps no Kafka history")
+
+    async def trades_between(
+        self, stream: str, from_ns: int, to_ns: int
+    ) -> tuple[list[Trade], int]:
+        """A stream's trades with a timestamp in ``[from_ns, to_ns]`` read from Kafka, and
+        the records read (the candles' route, api/candles.py); raises HistoryError."""
         raise HistoryError("unsupported", "this API instance keeps no Kafka history")
 
     def not_ready_reason(self) -> str | None:
@@ -122,9 +135,33 @@ class KafkaStateStore(StateStore):
         api = config.api
         self.history = HistoryReads(self._read_book_at, api.history_reads, api.history_cache)
         """?at= reads: cached, at most api.history_reads at once."""
+        self._trade_reads = 0
+        """Candle reads of the trades topic running (at most api.history_reads)."""
 
     async def book_at(self, stream: str, at_ns: int) -> OrderBook:
         return await self.history.book_at(stream, at_ns)
+
+    async def trades_between(
+        self, stream: str, from_ns: int, to_ns: int
+    ) -> tuple[list[Trade], int]:
+        partition = self._materializer.trade_partitions.get(stream)
+        if partition is None:
+            return [], 0  # no trade of it in the topic's tail: none in the window either
+        if self._trade_reads >= self.config.api.history_reads:
+            metrics.RATE_LIMITED.labels("api_history").inc()
+            raise HistoryError("busy", "too many history reads at once; retry shortly")
+        self._trade_reads += 1
+        try:
+            loop = asyncio.get_running_loop()
+            cfg = self.config.kafka
+            return await loop.run_in_executor(
+                self.history.pool,
+                functools.partial(
+                    read_trades, cfg, stream, partition, from_ns, to_ns, sources=self.sources
+                ),
+            )
+        finally:
+            self._trade_reads -= 1
 
     def _read_book_at(self, stream: str, at_ns: int) -> OrderBook:
         """Blocking: the book at ``at_ns`` from the checkpoints and the book topic."""
@@ -151,6 +188,10 @@ class KafkaStateStore(StateStore):
             self.consumer = None
 
     async def _run(self, consumer: ThreadedConsumer) -> None:
+        # The trades read at start begin at ingest time now - window (mdgw.bootstrap), and a
+        # restored checkpoint was written before now by a process whose own history began at
+        # most a window before it: every trade from here on is in the statistics.
+        self.trades_complete_from_ns = time.time_ns() - TRADES_WINDOW_MS * 1_000_000 + SKEW_NS
         result = await bootstrap_with_retry(
             self.config.kafka,
             self._materializer,

@@ -171,6 +171,7 @@ def start_clients(
     *,
     offset: int = 0,
     pingers: int = 0,
+    extra: tuple[str, ...] = (),
 ) -> Clients:
     cs = Clients(name, port, clients)
     first = offset
@@ -181,6 +182,7 @@ def start_clients(
         argv += [procs.PY, "-m", "bench.latency_client", "--url", f"ws://127.0.0.1:{port}/ws"]
         argv += ["--clients", str(n), "--offset", str(first), "--streams", ",".join(STREAMS)]
         argv += ["--duration", str(duration), "--out", str(out), "--pingers", str(pingers)]
+        argv += extra
         cs.procs.append(procs.spawn(f"{name}{i}", argv, dict(os.environ)))
         cs.outs.append(out)
         cs.sizes.append(n)
@@ -835,6 +837,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--quick", action="store_true", help="smoke version, ~4 min")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the clients' result files")
+    ap.add_argument(
+        "--name", default="latency", help="results file: bench/results/NAME.json (and .png)"
+    )
     ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(ALL)}")
     ap.add_argument("--clients", type=int, default=1000)
     ap.add_argument("--client-procs", type=int, default=2)
@@ -910,7 +915,7 @@ def main(argv: list[str] | None = None) -> None:
         "load1_end": m1["load1"],
     }
     res["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    path = write_result("latency", res)
+    path = write_result(a.name, res)
     latency_report.print_tables(res)
     latency_report.plot(res, path.with_suffix(".png"))
     log(f"done in {wall:.0f}s: {path}")

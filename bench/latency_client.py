@@ -1,14 +1,14 @@
 """Many fast JSON WebSocket clients in one process (picows + orjson), for ``bench.latency``.
 
-Each client connects to ``--url`` with ``?format=json``, subscribes to
-``--per-client`` of the streams (client ``k`` of the whole run takes streams
-``k, k+3, k+6`` of 9, so every stream reaches a third of the clients) at depth
-20, speed raw, and records for every book message its age, receive time minus
-``ingest_ts`` (both ``time.time_ns()`` on this machine), into a log-linear
-histogram per wall-clock second (``bench.latency_stats.bucket``). Per client
-it keeps messages and the largest age per second, ``status`` ``resync``
-times and its close code. ``--pingers N``: the first N clients also send
-``{"op":"ping","id":n}`` every ``--ping-ms`` and time the pong.
+Each client connects to ``--url`` with ``?format=json``, subscribes to ``--per-client``
+of the streams (client ``k`` of the whole run takes streams ``k, k+3, k+6`` of 9, so
+every stream reaches a third of the clients) at depth 20 (``--depth``), speed raw
+(``--channel bbo``: their best bid/offer), and records for every book message its age,
+receive time minus ``ingest_ts`` (both ``time.time_ns()`` on this machine), into a
+log-linear histogram per wall-clock second (``bench.latency_stats.bucket``). Per client
+it keeps messages and the largest age per second, ``status`` ``resync`` times and its
+close code. ``--pingers N``: the first N clients also send ``{"op":"ping","id":n}``
+every ``--ping-ms`` and time the pong.
 
 It stops by itself after ``--duration`` s (or at SIGUSR1/SIGTERM) and writes one
 JSON object to ``--out`` (``"snapshot": -1``); SIGUSR2 writes the results so far
@@ -33,6 +33,7 @@ from bench.latency_stats import bucket
 
 BOOK_PREFIX = b'{"type":"order_book_'
 UPDATE_PREFIX = b'{"type":"order_book_update"'
+BBO_PREFIX = b'{"type":"bbo"'
 INGEST_KEY = b'"ingest_ts":'
 
 
@@ -72,7 +73,8 @@ class Recorder:
         except ValueError:
             return
         self.book_messages += 1
-        if payload.startswith(UPDATE_PREFIX):  # snapshots are larger: the frame size is updates'
+        # snapshots are larger: the frame size is updates' (every bbo is one)
+        if payload.startswith(UPDATE_PREFIX) or payload.startswith(BBO_PREFIX):
             self.updates += 1
             self.update_bytes += len(payload)
         if not ingest:
@@ -170,7 +172,7 @@ class Client(WSListener):  # type: ignore[misc]
         t = frame.msg_type
         if t == WSMsgType.TEXT:
             payload = frame.get_payload_as_bytes()
-            if payload.startswith(BOOK_PREFIX):
+            if payload.startswith(BOOK_PREFIX) or payload.startswith(BBO_PREFIX):
                 self.rec.book(self.k, payload, now)
             else:
                 self.rec.control(self.k, payload, now)
@@ -214,10 +216,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         g = args.offset + k  # the client's index over the whole run
         groups = len(streams) // args.per_client or 1
         chosen = [streams[(g % groups + groups * j) % len(streams)] for j in range(args.per_client)]
-        sub = orjson.dumps(
-            {"op": "subscribe", "id": 1, "channel": "book", "symbols": chosen, "depth": 20}
-            | {"speed": "raw"}
-        )
+        req: dict[str, Any] = {"op": "subscribe", "id": 1, "channel": args.channel}
+        req["symbols"] = chosen
+        if args.channel == "book":
+            req |= {"depth": args.depth, "speed": "raw"}
+        sub = orjson.dumps(req)
         async with gate:
             t0 = time.monotonic()
             try:
@@ -276,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--offset", type=int, default=0, help="index of this process's first client")
     ap.add_argument("--streams", required=True, help="comma-separated EXCHANGE:SYMBOL")
     ap.add_argument("--per-client", type=int, default=3)
+    ap.add_argument("--channel", choices=("book", "bbo"), default="book")
+    ap.add_argument("--depth", type=int, default=20, help="book channel's depth")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds, then stop")
     ap.add_argument("--concurrency", type=int, default=200, help="handshakes in flight")
     ap.add_argument("--handshake-timeout", type=float, default=60.0)

@@ -1,7 +1,7 @@
 """Load generator: many verifying WebSocket clients in one process (run several).
 
 Each client subscribes to ``--per-client`` random streams and checks every book
-message (``prev_sequence`` chain and the §5 checksum, via gateway.client), and
+message (``prev_sequence`` chain and the §5 checksum, via mdgw_client), and
 samples latency: ``gateway_ts - ingest_ts`` (gateway hop) and receive time minus
 ``ingest_ts`` (producer -> client). Prints one JSON object with the totals.
 
@@ -28,10 +28,10 @@ import time
 from typing import Any
 
 import orjson
+from mdgw_client import MarketDataClient
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway.client import MarketDataClient
 from schemas import market_data_pb2 as pb
 
 

@@ -45,6 +45,15 @@ class CountingTransport:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def abort(self) -> None:
+        pass
+
 
 def records(n: int, symbols: int = 34, seed: int = 1) -> list[Record]:
     cfg = dataclasses.replace(SimulatorConfig(), symbols_per_exchange=symbols, seed=seed)

@@ -12,11 +12,12 @@ import argparse
 import asyncio
 import time
 
+from mdgw_client import MarketDataClient
+
 from bench.common import bench_config, drop_topics, table, write_result
 from core.market import Market
 from core.types import BookUpdate
 from gateway.app import start_gateway
-from gateway.client import MarketDataClient
 from mdgw.kafka.sink import KafkaSink
 from mdgw.kafka.source import read_to_end
 from mdgw.materializer import Materializer

@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable
 
-from core.book import Changes, OrderBook
-from core.checksum import book_checksum, ladder_checksum
+from core.book import Changes, OrderBook, cut_snapshot
+from core.checksum import CachedChecksum
 from core.ladder import Ladder, VenueMap
 from core.types import BookUpdate, Exchange, Level
 
@@ -27,7 +27,7 @@ AggLevel = tuple[float, float, VenueMap]
 _EMPTY: VenueMap = {}
 
 
-class AggregatedBook:
+class AggregatedBook(CachedChecksum):
     """Sum of the live books of one symbol, level by level, with per-venue shares."""
 
     exchange = Exchange.UNKNOWN
@@ -145,33 +145,14 @@ class AggregatedBook:
         """(bids, asks) as (price, total, {venue: qty}), optionally only some venues."""
         return _levels(self.bid_side, n, venues), _levels(self.ask_side, n, venues)
 
-    def checksum(self) -> int:
-        """docs/protocol.md §5 checksum over the totals, cached per version."""
-        version, value = self._checksum
-        if version != self.version:
-            value = ladder_checksum(self.bid_side, self.ask_side)
-            self._checksum = (self.version, value)
-        return value
-
     def snapshot(self, depth: int = 0) -> BookUpdate:
         """The aggregated book cut to ``depth`` as an ``is_snapshot`` update with venues."""
-        bids, asks = self.bid_side.top(depth), self.ask_side.top(depth)
+        update = cut_snapshot(self, depth)
         bv, av = self.bid_side.venues, self.ask_side.venues
         assert bv is not None and av is not None
-        return BookUpdate(
-            exchange=Exchange.UNKNOWN,
-            symbol=self.symbol,
-            timestamp_ns=self.timestamp_ns,
-            sequence=self.sequence,
-            bids=bids,
-            asks=asks,
-            is_snapshot=True,
-            checksum=book_checksum(asks, bids),
-            depth=depth,
-            ingest_ns=self.ingest_ns,
-            bid_venues=[bv[p] for p, _ in bids],
-            ask_venues=[av[p] for p, _ in asks],
-        )
+        update.bid_venues = [bv[p] for p, _ in update.bids]
+        update.ask_venues = [av[p] for p, _ in update.asks]
+        return update
 
 
 def _with_venue(side: Ladder, venue: str) -> list[float]:

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from core.checksum import book_checksum, ladder_checksum
+from core.checksum import CachedChecksum, book_checksum, ladder_checksum
 from core.errors import (
     ChecksumMismatchError,
     CrossedBookError,
@@ -42,6 +43,9 @@ from core.errors import (
 )
 from core.ladder import Ladder
 from core.types import KNOWN_EXCHANGES, BookUpdate, Exchange, Level, stream_key
+
+if TYPE_CHECKING:  # an aggregated book is built from books: imported for types only
+    from core.aggregate import AggregatedBook
 
 _INF = math.inf
 NO_SNAPSHOT = "no snapshot yet"
@@ -67,7 +71,7 @@ class ApplyResult(Enum):
     """A delta while the book is stale: ignored until the next snapshot."""
 
 
-class OrderBook:
+class OrderBook(CachedChecksum):
     """Bids and asks of one ``EXCHANGE:SYMBOL`` stream, kept exact by sequence number."""
 
     ladder_class: type[Ladder] = Ladder
@@ -246,29 +250,9 @@ class OrderBook:
     def ask_count(self) -> int:
         return len(self.ask_side)
 
-    def checksum(self) -> int:
-        """docs/protocol.md §5 checksum of the whole book (top 10 a side), cached per version."""
-        version, value = self._checksum
-        if version != self.version:
-            value = ladder_checksum(self.bid_side, self.ask_side)
-            self._checksum = (self.version, value)
-        return value
-
     def snapshot(self, depth: int = 0) -> BookUpdate:
         """The book cut to ``depth`` (0 = all) as an ``is_snapshot`` update."""
-        bids, asks = self.bid_side.top(depth), self.ask_side.top(depth)
-        return BookUpdate(
-            exchange=self.exchange,
-            symbol=self.symbol,
-            timestamp_ns=self.timestamp_ns,
-            sequence=self.sequence,
-            bids=bids,
-            asks=asks,
-            is_snapshot=True,
-            checksum=book_checksum(asks, bids),
-            depth=depth,
-            ingest_ns=self.ingest_ns,
-        )
+        return cut_snapshot(self, depth)
 
     def copy(self) -> OrderBook:
         """An independent copy with the same levels, sequence and state."""
@@ -296,3 +280,21 @@ def _apply_levels(side: Ladder, levels: list[Level]) -> None:
             side.set(p, q)
         else:
             side.remove(p)
+
+
+def cut_snapshot(book: OrderBook | AggregatedBook, depth: int) -> BookUpdate:
+    """A book (or aggregated book: its exchange is UNKNOWN) cut to ``depth`` (0 = all)
+    as an ``is_snapshot`` update with its checksum."""
+    bids, asks = book.bid_side.top(depth), book.ask_side.top(depth)
+    return BookUpdate(
+        exchange=book.exchange,
+        symbol=book.symbol,
+        timestamp_ns=book.timestamp_ns,
+        sequence=book.sequence,
+        bids=bids,
+        asks=asks,
+        is_snapshot=True,
+        checksum=book_checksum(asks, bids),
+        depth=depth,
+        ingest_ns=book.ingest_ns,
+    )

@@ -45,3 +45,28 @@ class _FlatTop(Protocol):
 def ladder_checksum(bid_side: _FlatTop, ask_side: _FlatTop) -> int:
     """docs/protocol.md §5 over two ladders: their top 10 asks then top 10 bids."""
     return flat_checksum(ask_side.flat_top(CHECKSUM_LEVELS) + bid_side.flat_top(CHECKSUM_LEVELS))
+
+
+class _Versioned(Protocol):
+    @property
+    def bid_side(self) -> _FlatTop: ...
+    @property
+    def ask_side(self) -> _FlatTop: ...
+    @property
+    def version(self) -> int: ...
+
+    _checksum: tuple[int, int]
+    """(version it was computed at, value); (-1, 0) before the first."""
+
+
+class CachedChecksum:
+    """``checksum()`` over ``bid_side``/``ask_side``, computed once per ``version``
+    (a book and an aggregated book both keep it this way)."""
+
+    def checksum(self: _Versioned) -> int:
+        """docs/protocol.md §5 checksum of the book (top 10 a side), cached per version."""
+        version, value = self._checksum
+        if version != self.version:
+            value = ladder_checksum(self.bid_side, self.ask_side)
+            self._checksum = (self.version, value)
+        return value

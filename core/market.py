@@ -333,6 +333,10 @@ class Market:
             min(asks, default=0.0),
         )
 
+    def venue_books(self, symbol: str) -> list[OrderBook]:
+        """The books of every venue listing ``symbol`` (stale ones too), by stream name."""
+        return [self._streams[s].book for s in self._symbols.get(symbol, ())]
+
     def aggregated(self, symbol: str) -> AggregatedBook | None:
         """The symbol's aggregated book, built on first use (None for an unknown symbol)."""
         agg = self._aggregated.get(symbol)

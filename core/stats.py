@@ -161,6 +161,13 @@ class RollingStats:
         """Index of the newest bucket seen (-1 before the first trade)."""
         return self._newest
 
+    @property
+    def complete_from(self) -> int:
+        """Index of the oldest bucket that surely holds every trade of its interval folded
+        here (older ones may have been pruned or refused); the candles' REST route reads
+        the buckets from there on instead of the trades."""
+        return self._newest - self._span
+
     def add_trade(self, trade: Trade) -> bool:
         """Fold one trade in; False when it is older than the window of the newest trade."""
         ts = trade.timestamp_ns

@@ -84,6 +84,8 @@ class Gateway:
             high_water=g.high_water_bytes,
             slow_timeout=g.slow_timeout,
             max_lag_ms=g.max_lag_ms,
+            resume_messages=g.resume_messages,
+            resume_ms=g.resume_ms,
         )
         self.sink: RecordSink = sink if sink is not None else KafkaSink(k, linger_ms=5)
         writer = worker_index == 0 or self.sharded  # sharded: each owner writes its own streams
@@ -335,8 +337,10 @@ def _timers(
         asyncio.create_task(_every(g.conflation_ms / 1000, hub.tick_conflated)),
         asyncio.create_task(_every(g.heartbeat_interval / slices, heartbeat)),
         asyncio.create_task(_every(1.0, stats)),
+        asyncio.create_task(_every(0.25, hub.candles.tick)),
         asyncio.create_task(_every(max(0.01, g.max_lag_ms / 5000), slow)),
         asyncio.create_task(_every(0.5, housekeeping)),
+        asyncio.create_task(_every(1.0, lambda: server.sent.fold_all(hub.sessions))),
         asyncio.create_task(_lag_loop(consumer)),
         asyncio.create_task(_loop_lag()),
     ]

@@ -4,6 +4,11 @@ A *view* is one (stream or aggregated symbol, depth, speed). Each view message i
 encoded once per format in use and the same bytes are queued to every subscriber;
 queues are written at the end of the consumer batch (one frame per message, or one
 batch frame for clients that opted in), so there is no per-client await on the path.
+
+Each view keeps its recent messages (``core.history``) so a client that reconnects
+with ``since`` gets exactly what it missed (docs/protocol.md §4.10); a view whose last
+subscriber left is kept ``resume_ms`` for that. The ``bbo`` channel has its own fast
+path (``gateway.bbo``), run first for every record.
 """
 
 from __future__ import annotations
@@ -14,9 +19,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.book import ApplyResult
+from core.history import ViewHistory
 from core.market import Market
 from core.types import BookUpdate, Trade, parse_stream_key
 from core.views import DepthSource, DepthView
+from gateway import framing
+from gateway.bbo import CHANNEL as BBO
+from gateway.bbo import BboFanout
+from gateway.candles import CandleChannel, CandleKey
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.outbox import DELTA, KEEP
 from gateway.session import Session
@@ -45,8 +55,33 @@ class ViewSlot:
     key: ViewKey
     view: DepthView
     source: ViewSource
+    history: ViewHistory[HistoryEntry]
+    """Recent messages, for resumes (docs/protocol.md §4.10)."""
     stale: bool = False
     dirty: bool = False
+    idle_since: int = 0
+    """Monotonic ns since the view has had no subscriber (0: it has some); kept for
+    ``resume_ms`` so a lone client that lost its connection can resume."""
+
+
+class HistoryEntry:
+    """A delivered view message and its frames, encoded when first needed."""
+
+    __slots__ = ("json", "msg", "pb")
+
+    def __init__(self, msg: BookUpdate, json: bytes | None, pb: bytes | None) -> None:
+        self.msg = msg
+        self.json = json
+        self.pb = pb
+
+    def frame(self, binary: bool, aggregated: bool) -> bytes:
+        if binary:
+            if self.pb is None:
+                self.pb = wire.book_pb(self.msg, aggregated=aggregated)
+            return self.pb
+        if self.json is None:
+            self.json = wire.book_json(self.msg, aggregated=aggregated)
+        return self.json
 
 
 def status_fields(key: ViewKey) -> dict[str, str]:
@@ -75,6 +110,8 @@ class Hub:
         high_water: int = 1 << 20,
         slow_timeout: float = 5.0,
         max_lag_ms: int = 500,
+        resume_messages: int = 4096,
+        resume_ms: int = 10_000,
     ) -> None:
         self.market = market
         self.time = clock
@@ -86,6 +123,8 @@ class Hub:
         self.high_water = high_water
         self.slow_timeout = slow_timeout
         self.max_lag_ns = max_lag_ms * 1_000_000
+        self.resume_messages = resume_messages
+        self.resume_ns = resume_ms * 1_000_000
         self.sessions: set[Session] = set()
         self.subs: Subscriptions[Session] = Subscriptions()
         """Who subscribes to what (the only place subscriptions are kept)."""
@@ -103,6 +142,12 @@ class Hub:
         self._hb_round: list[Session] = []
         self._hb_step = 1
         self.frames_out = 0
+        self._idle: set[ViewKey] = set()
+        """Views kept without subscribers, for resumes (``drop_idle``)."""
+        self.bbo = BboFanout(self)
+        """The bbo channel (docs/protocol.md §4.8)."""
+        self.candles = CandleChannel(self)
+        """The candles channel: its builders ride on the registry and the outboxes here."""
 
     # ---- subscriptions -------------------------------------------------------------
 
@@ -117,7 +162,11 @@ class Hub:
             src = self.source(key)
             if src is None:
                 return None
-            slot = ViewSlot(key, DepthView(src, key.depth), src, stale=src.stale)
+            view = DepthView(src, key.depth)
+            history: ViewHistory[HistoryEntry] = ViewHistory(
+                self.resume_messages, self.resume_ns, view.last_sequence
+            )
+            slot = ViewSlot(key, view, src, history, stale=src.stale)
             self.views[key] = slot
             self.by_name.setdefault(key.name, []).append(slot)
         return slot
@@ -134,6 +183,7 @@ class Hub:
         if slot is None:
             return False
         self.subs.add(session, key)
+        slot.idle_since = 0
         if slot.stale:
             session.send_control(
                 "status", **status_fields(key), status="stale", reason="waiting for snapshot"
@@ -147,10 +197,31 @@ class Hub:
             self._drop_slot(key)
 
     def _drop_slot(self, key: ViewKey) -> None:
-        """The view's last subscriber left: its state goes."""
-        slot = self.views.pop(key, None)
+        """The view's last subscriber left: its state goes, after ``resume_ms`` when it
+        keeps a history (``drop_idle``)."""
+        slot = self.views.get(key)
         if slot is None:
             return
+        if self.resume_ns and self.resume_messages and not slot.stale:
+            slot.idle_since = self.mono() or 1
+            self._idle.add(key)
+            return
+        self._forget_slot(slot)
+
+    def drop_idle(self) -> None:
+        """Forget views that have had no subscriber for ``resume_ms``."""
+        cutoff = self.mono() - self.resume_ns
+        for key in list(self._idle):
+            slot = self.views.get(key)
+            if slot is None or not slot.idle_since:
+                self._idle.discard(key)
+            elif slot.idle_since < cutoff:
+                self._forget_slot(slot)
+
+    def _forget_slot(self, slot: ViewSlot) -> None:
+        key = slot.key
+        del self.views[key]
+        self._idle.discard(key)
         self.snapshot_frames.drop(key)
         slots = self.by_name.get(key.name, [])
         if slot in slots:
@@ -173,6 +244,10 @@ class Hub:
         for key in self.subs.drop(session):
             if isinstance(key, ViewKey):
                 self._drop_slot(key)
+            elif key.channel == BBO:
+                self.bbo.board.close(key.name)
+            elif isinstance(key, CandleKey):
+                self.candles.forget(key)
         self.sessions.discard(session)
         self._waiting.discard(session)
         self._watch.discard(session)
@@ -185,6 +260,27 @@ class Hub:
         )
         session.send_data(frame, self.mono())
         session.burst += len(frame)  # snapshots in flight do not count against high water
+
+    def resume(self, key: ViewKey, since: int, binary: bool) -> list[bytes] | None:
+        """The view's messages after ``since`` in this format (docs/protocol.md §4.10),
+        or None when they are not all held (the caller sends a snapshot)."""
+        slot = self.views.get(key)
+        if slot is None or slot.stale:
+            return None
+        entries = slot.history.since(since, self.mono())
+        if entries is None:
+            return None
+        return [e.frame(binary, key.aggregated) for e in entries]
+
+    def send_resumed(self, session: Session, frames: list[bytes]) -> None:
+        """A resumed view's missed messages, written now in one write (in order, after
+        anything queued), allowed above high water like a snapshot."""
+        now = self.mono()
+        opcode = framing.BINARY if session.binary else framing.TEXT
+        for frame in frames:
+            session.out.add(framing.frame(opcode, frame) if session.framed else frame, DELTA, now)
+        session.flush(force=True)
+        session.burst += sum(map(len, frames))
 
     def resync(self, session: Session, names: tuple[str, ...]) -> int:
         """Fresh snapshots of the session's book views on these streams/symbols."""
@@ -201,6 +297,8 @@ class Hub:
 
     def on_book(self, stream: str, result: ApplyResult, agg_symbol: str | None) -> None:
         """After the market applied a book record: update views of the stream (and agg)."""
+        if self.bbo.topics:  # the fast path first: the smallest message goes out first
+            self.bbo.on_book(stream, result)
         slots = self.by_name.get(stream)
         if slots:
             self._update_slots(slots, result)
@@ -237,6 +335,7 @@ class Hub:
         slot.stale = False
         slot.dirty = False
         slot.view.reset()
+        slot.history.reset(slot.view.last_sequence)
         for s in self.subscribers(slot.key):
             if s.behind_since is None:
                 self.send_snapshot(s, slot)  # behind: check_slow sends one when drained
@@ -256,6 +355,7 @@ class Hub:
         """The stream's book was dropped (partition revoked): subscribers go stale."""
         for slot in self.by_name.get(stream, []):
             self.mark_stale(slot, reason)
+        self.bbo.stream_lost(stream, reason)
 
     def deliver(self, slot: ViewSlot, msg: BookUpdate) -> None:
         msg.gateway_ns = self.clock()
@@ -265,35 +365,61 @@ class Hub:
         # tracing hook: encode/broadcast spans when a sampled record caused this message
         span = tracing.encode_started(slot.key.name, slot.key.depth) if tracing.ENABLED else None
         subscribers = self.subscribers(slot.key)
-        for subs, encode in (
-            (subscribers.json, wire.book_json),
-            (subscribers.pb, wire.book_pb),
+        frames: list[bytes | None] = [None, None]
+        for i, subs, encode, opcode in (
+            (0, subscribers.json, wire.book_json, framing.TEXT),
+            (1, subscribers.pb, wire.book_pb, framing.BINARY),
         ):
             if not subs:
                 continue
-            frame = encode(msg, aggregated=agg)
+            frames[i] = payload = encode(msg, aggregated=agg)
+            framed = framing.frame(opcode, payload)  # framed once for every plain client
             for s in subs:
                 if s.behind_since is None:
-                    if s.out.add(frame, DELTA, now):
+                    # Outbox.add for a DELTA, inlined: this loop runs per client per message
+                    pending = s.out.pending
+                    if not pending:
+                        s.out.pending_since = now
                         touched.append(s)
+                    pending.append(framed if s.framed else payload)
                 else:
                     s.dropped += 1
+        if msg.is_snapshot:  # the view restarted its chain
+            slot.history.reset(msg.sequence)
+        else:
+            slot.history.append(
+                msg.sequence, msg.prev_sequence, HistoryEntry(msg, frames[0], frames[1]), now
+            )
         if span is not None:  # tracing hook: encode ends, broadcast runs until flush()
             tracing.encode_finished(span, len(subscribers))
 
     def on_trade(self, trade: Trade) -> None:
+        self.candles.on_trade(trade)
         subs = self.subs.get(StreamKey("trades", trade.stream))
         if subs is None:
             return
         wall = self.clock()
+        # trades are never dropped (guarantee 5)
+        self.queue_keep(
+            subs,
+            wire.trade_json(trade, wall) if subs.json else b"",
+            wire.trade_pb(trade, wall) if subs.pb else b"",
+        )
+
+    def queue_keep(self, subs: Subscribers[Session], json_frame: bytes, pb_frame: bytes) -> None:
+        """A topic's message, encoded once per format, to each subscriber, never dropped
+        (like trades); written with the next flush. Framed once for the plain clients."""
         now = self.mono()
         touched = self._touched
-        for group, encode in ((subs.json, wire.trade_json), (subs.pb, wire.trade_pb)):
+        for group, payload, opcode in (
+            (subs.json, json_frame, framing.TEXT),
+            (subs.pb, pb_frame, framing.BINARY),
+        ):
             if not group:
                 continue
-            frame = encode(trade, wall)
+            framed = framing.frame(opcode, payload)
             for s in group:
-                if s.out.add(frame, KEEP, now):  # trades are never dropped (guarantee 5)
+                if s.out.add(framed if s.framed else payload, KEEP, now):
                     touched.append(s)
 
     def tick_conflated(self) -> None:
@@ -305,6 +431,8 @@ class Hub:
                 if msg is not None:
                     self.deliver(slot, msg)
         self.flush()
+        if self._idle:
+            self.drop_idle()
 
     def flush(self, budget_ns: int = 0) -> int:
         """Write every queued frame (one write per client); a client whose transport
@@ -358,10 +486,13 @@ class Hub:
         (droppable: a heartbeat that waited behind a slow client's data means nothing)."""
         now = self.mono()
         touched = self._touched
+        # [binary][framed]: frames for plain clients, bare payloads for the others
+        choice = (
+            (json_frame, framing.frame(framing.TEXT, json_frame)),
+            (pb_frame, framing.frame(framing.BINARY, pb_frame)),
+        )
         for s in sessions:
-            if s.behind_since is None and s.out.add(
-                pb_frame if s.binary else json_frame, DELTA, now
-            ):
+            if s.behind_since is None and s.out.add(choice[s.binary][s.framed], DELTA, now):
                 touched.append(s)
 
     def heartbeat_slice(self, json_frame: bytes, pb_frame: bytes, slices: int) -> None:
@@ -376,16 +507,10 @@ class Hub:
         self.flush()
 
     def send_stats(self, now_ns: int) -> None:
-        now = self.mono()
-        touched = self._touched
         for key, subs in list(self.subs.channel("stats").items()):
             stats = self.market.stats(key.name, now_ns)
-            if stats is None:
-                continue
-            jframe, pframe = wire.stats_json(stats), wire.stats_pb(stats)
-            for s in subs:
-                if s.out.add(pframe if s.binary else jframe, KEEP, now):
-                    touched.append(s)
+            if stats is not None:
+                self.queue_keep(subs, wire.stats_json(stats), wire.stats_pb(stats))
         self.flush()
 
     # ---- freshness (docs/protocol.md §4.6) -------------------------------------------
@@ -477,7 +602,11 @@ class Hub:
         s.resyncs += 1
         self._behind.discard(s)
         metrics.SLOW_RESYNCS.inc()
-        for key in self.views_of(s):
+        for key in self.subs.of(s):
+            if not isinstance(key, ViewKey):
+                if key.channel == BBO:
+                    self.bbo.resync(s, key.name)
+                continue
             slot = self.views.get(key)
             if slot is None or slot.stale:
                 continue

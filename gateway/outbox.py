@@ -29,7 +29,9 @@ _MAX_MARKS = 64
 @dataclass(eq=False, slots=True)
 class Outbox:
     pending: list[bytes] = field(default_factory=list)
-    kinds: bytearray = field(default_factory=bytearray)
+    keep: list[int] = field(default_factory=list)
+    """Indexes in ``pending`` of the messages never dropped (``KEEP``); the rest are
+    droppable deltas (the common case costs no bookkeeping)."""
     pending_since: int = 0
     """When the oldest pending message was queued (ns; 0 when nothing is pending)."""
     written: int = 0
@@ -42,18 +44,20 @@ class Outbox:
 
     def add(self, payload: bytes, kind: int, now: int) -> bool:
         """Queue one message; True when it is the first of this tick (caller schedules)."""
-        first = not self.pending
+        pending = self.pending
+        first = not pending
         if first:
             self.pending_since = now
-        self.pending.append(payload)
-        self.kinds.append(kind)
+        if kind == KEEP:
+            self.keep.append(len(pending))
+        pending.append(payload)
         return first
 
     def take(self) -> list[bytes]:
         """Everything pending, in order, for one write; the caller then calls ``wrote``."""
         out = self.pending
         self.pending = []
-        self.kinds = bytearray()
+        self.keep = []
         return out
 
     def wrote(self, size: int, queued_at: int) -> None:
@@ -76,12 +80,12 @@ class Outbox:
 
     def drop_deltas(self) -> int:
         """Drop pending droppable messages (the client is behind); returns how many."""
-        if DELTA not in self.kinds:
+        pending, keep = self.pending, self.keep
+        dropped = len(pending) - len(keep)
+        if not dropped:
             return 0
-        keep = [p for p, k in zip(self.pending, self.kinds, strict=True) if k != DELTA]
-        dropped = len(self.pending) - len(keep)
-        self.pending = keep
-        self.kinds = bytearray(len(keep))
+        self.pending = [pending[i] for i in keep]
+        self.keep = list(range(len(keep)))
         if not keep:
             self.pending_since = 0
         return dropped

@@ -12,9 +12,10 @@ from datetime import datetime
 
 import orjson
 
+from core.candles import INTERVALS
 from core.types import VALID_DEPTHS, parse_stream_key
 
-CHANNELS = ("book", "trades", "stats", "aggregated_book")
+CHANNELS = ("book", "trades", "stats", "aggregated_book", "candles", "bbo")
 SPEEDS = ("raw", "100ms")
 OPS = ("subscribe", "unsubscribe", "resync", "ping", "auth", "replay", "cancel_replay")
 MAX_SYMBOLS_PER_REQUEST = 1024
@@ -45,6 +46,11 @@ class Request:
     to_ns: int | None = None
     """None means "live" (replay joins the live stream)."""
     replay_speed: float = 1.0
+    since: dict[str, int] | None = None
+    """Resume (docs/protocol.md §4.10): symbol -> the last sequence the client applied."""
+    interval: str = ""
+    """Candles only: the candle width (one of core.candles.INTERVALS); "" in an
+    ``unsubscribe`` means every interval."""
 
 
 def parse_time(value: object, field: str, req_id: object) -> int:
@@ -69,13 +75,49 @@ def _symbols(raw: object, channel: str, req_id: object) -> tuple[str, ...]:
         raise ProtocolError("bad_request", "symbols must be a non-empty list of strings", req_id)
     if len(raw) > MAX_SYMBOLS_PER_REQUEST:
         raise ProtocolError("bad_request", f"at most {MAX_SYMBOLS_PER_REQUEST} symbols", req_id)
-    if channel != "aggregated_book":
+    if channel not in ("aggregated_book", "bbo"):
         for s in raw:
             try:
                 parse_stream_key(s)
             except ValueError as e:
                 raise ProtocolError("unknown_symbol", f"unknown symbol {s!r}", req_id) from e
     return tuple(dict.fromkeys(raw))
+
+
+def _since(
+    raw: object, channel: str, symbols: tuple[str, ...], req_id: object
+) -> dict[str, int] | None:
+    """``since``: one sequence (one symbol), or ``{symbol: sequence}`` for several."""
+    if raw is None:
+        return None
+    if channel not in ("book", "aggregated_book"):
+        raise ProtocolError("bad_request", "since is for book and aggregated_book", req_id)
+    if isinstance(raw, dict):
+        since = raw
+    elif len(symbols) == 1:
+        since = {symbols[0]: raw}
+    else:
+        raise ProtocolError(
+            "bad_request", "since for several symbols is an object {symbol: sequence}", req_id
+        )
+    for name, seq in since.items():
+        if name not in symbols:
+            raise ProtocolError("bad_request", f"since names {name[:40]!r}, not subscribed", req_id)
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 1 << 64:
+            raise ProtocolError("bad_request", "since must be a sequence number >= 0", req_id)
+    return since
+
+
+def _interval(msg: dict[str, object], op: str, req_id: object) -> str:
+    """The ``interval`` of a candles request (docs/protocol.md §4.9); "" for the others."""
+    if msg.get("channel") != "candles":
+        return ""
+    interval = msg.get("interval")
+    if interval is None and op == "unsubscribe":
+        return ""
+    if not isinstance(interval, str) or interval not in INTERVALS:
+        raise ProtocolError("bad_request", f"interval must be one of {' '.join(INTERVALS)}", req_id)
+    return interval
 
 
 def parse_request(data: str | bytes) -> Request:
@@ -116,7 +158,17 @@ def parse_request(data: str | bytes) -> Request:
         speed = msg.get("speed", "raw")
         if speed not in SPEEDS:
             raise ProtocolError("bad_request", f"speed must be one of {SPEEDS}", req_id)
-        return Request(op, req_id, channel, symbols, depth, speed)
+        since = _since(msg.get("since"), channel, symbols, req_id) if op == "subscribe" else None
+        return Request(
+            op,
+            req_id,
+            channel,
+            symbols,
+            depth,
+            speed,
+            interval=_interval(msg, op, req_id),
+            since=since,
+        )
     if channel not in ("book", "trades"):
         raise ProtocolError("bad_request", "replay supports channels book and trades", req_id)
     from_ns = parse_time(msg.get("from"), "from", req_id)

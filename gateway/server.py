@@ -23,6 +23,7 @@ from websockets.http11 import Request, Response
 from core.types import parse_stream_key
 from gateway import authz
 from gateway.auth import AuthError, TokenVerifier
+from gateway.candles import CandleKey
 from gateway.connection import GatewayConnection
 from gateway.hub import Hub
 from gateway.limits import ConnectionCounter, address_group
@@ -30,6 +31,7 @@ from gateway.ops import OpsEndpoints
 from gateway.protocol import ProtocolError, parse_request
 from gateway.protocol import Request as ControlRequest
 from gateway.ratelimit import AttemptLimiter, TokenBucket
+from gateway.sent_meter import SentMeter
 from gateway.session import Session, socket_fd
 from gateway.snapshots import SnapshotGate
 from gateway.subscriptions import StreamKey, ViewKey
@@ -83,6 +85,7 @@ class GatewayServer:
         self.verifier = verifier
         self.health = health or (lambda: {"status": "healthy"})
         self.ops = OpsEndpoints(cfg.ops_requests_per_second, self.health)
+        self.sent = SentMeter()
         self.attempts = AttemptLimiter(cfg.connects_per_minute_per_ip, 60.0)
         self.connections = ConnectionCounter(cfg.max_connections, cfg.max_connections_per_ip)
         self.snapshot_gate = SnapshotGate(
@@ -218,8 +221,7 @@ class GatewayServer:
             if not self.per_subject[session.subject]:
                 del self.per_subject[session.subject]
             metrics.WS_CONNECTIONS_ACTIVE.dec()
-            metrics.MESSAGES_SENT.inc(session.messages_sent)
-            metrics.BYTES_SENT.inc(session.bytes_sent)
+            self.sent.fold(session, closed=True)
 
     def refuse(self, session: Session, e: ProtocolError) -> None:
         metrics.CLIENT_ERRORS.labels(e.code).inc()
@@ -272,24 +274,40 @@ class GatewayServer:
         )
         market = self.hub.market
         for s in req.symbols:
-            known = (
-                market.aggregated(s) is not None
-                if req.channel == "aggregated_book"
-                else market.book(s) is not None
-            )
+            if req.channel == "aggregated_book":
+                known = market.aggregated(s) is not None
+            elif req.channel == "bbo":
+                known = self.hub.bbo.known(s)
+            else:
+                known = market.book(s) is not None
             if not known:
                 raise ProtocolError("unknown_symbol", f"unknown symbol {s}", req.id)
+        resumed: dict[str, list[bytes] | None] = {}
+        reply: dict[str, Any] = {}
         if req.channel in ("book", "aggregated_book"):
-            self.charge_snapshots(session, len(req.symbols), req.id)
+            resumed = self.resumable(session, req)
+            held = sum(frames is not None for frames in resumed.values())
+            self.charge_snapshots(session, len(req.symbols) - held, req.id)
+            if req.since is not None:  # docs/protocol.md §4.10
+                ok = {s: resumed.get(s) is not None for s in req.since}
+                reply["resumed"] = ok[req.symbols[0]] if len(req.symbols) == 1 else ok
+        if req.interval:
+            reply["interval"] = req.interval
         session.send_control(
-            "subscribed", id=req.id, channel=req.channel, symbols=list(req.symbols)
+            "subscribed", id=req.id, channel=req.channel, symbols=list(req.symbols), **reply
         )
         for s in req.symbols:
             if req.channel in ("book", "aggregated_book"):
-                key = ViewKey(req.channel == "aggregated_book", s, req.depth, req.speed == "100ms")
-                self.hub.add_view(session, key)
+                frames = resumed.get(s)
+                self.hub.add_view(session, view_key(req, s), snapshot=frames is None)
+                if frames:
+                    self.hub.send_resumed(session, frames)
+            elif req.channel == "bbo":
+                self.hub.bbo.subscribe(session, s)
             elif req.channel == "trades":
                 self.hub.add_stream(session, StreamKey("trades", s))
+            elif req.channel == "candles":
+                self.hub.candles.subscribe(session, CandleKey(s, req.interval))
             else:
                 self.hub.add_stream(session, StreamKey("stats", s))
                 stats = market.stats(s, self.clock.wall_ns())
@@ -298,12 +316,33 @@ class GatewayServer:
                         wire.stats_pb(stats) if session.binary else wire.stats_json(stats)
                     )
 
+    def resumable(self, session: Session, req: ControlRequest) -> dict[str, list[bytes] | None]:
+        """Per symbol with ``since``: the view's messages the client missed, or None
+        (a snapshot then). A view the session already holds is not resumed."""
+        out: dict[str, list[bytes] | None] = {}
+        for s, seq in (req.since or {}).items():
+            key = view_key(req, s)
+            held = self.hub.subs.has(session, key)
+            out[s] = None if held else self.hub.resume(key, seq, session.binary)
+            metrics.RESUMES.labels("resumed" if out[s] is not None else "snapshot").inc()
+        return out
+
     def unsubscribe(self, session: Session, req: ControlRequest) -> None:
         for s in req.symbols:
             if req.channel in ("book", "aggregated_book"):
                 for key in self.hub.views_of(session):
                     if key.name == s and key.channel == req.channel:
                         self.hub.remove_view(session, key)
+            elif req.channel == "bbo":
+                self.hub.bbo.unsubscribe(session, s)
+            elif req.channel == "candles":
+                for held in self.hub.subs.of(session):
+                    if (
+                        isinstance(held, CandleKey)
+                        and held.name == s
+                        and (req.interval in ("", held.interval))
+                    ):
+                        self.hub.candles.unsubscribe(session, held)
             else:
                 self.hub.remove_stream(session, StreamKey(req.channel, s))
         session.send_control(
@@ -355,6 +394,10 @@ def close_later(session: Session, code: int, reason: str, grace: float = 2.0) ->
     task = asyncio.ensure_future(_close(session, code, reason, grace))
     _closing.add(task)
     task.add_done_callback(_closing.discard)
+
+
+def view_key(req: ControlRequest, symbol: str) -> ViewKey:
+    return ViewKey(req.channel == "aggregated_book", symbol, req.depth, req.speed == "100ms")
 
 
 def remote_ip(conn: ServerConnection) -> str:

@@ -133,6 +133,12 @@ class Session:
     claims: dict[str, Any] = field(default_factory=dict)
     """Verified JWT claims (may restrict symbols and channels)."""
     closing: bool = False
+    framed: bool = False
+    """Data is queued as whole frames (no compression, no batching): the hub frames each
+    message once for all such subscribers and a flush only joins them."""
+
+    def __post_init__(self) -> None:
+        self.framed = not self.compression and not self.batch
 
     @property
     def pending(self) -> list[bytes]:
@@ -177,6 +183,9 @@ class Session:
             return -1
         queued_at = out.pending_since
         pending = out.take()
+        if self.framed:  # queued already framed (shared by every subscriber): just join
+            self._send(b"".join(pending), len(pending), queued_at)
+            return len(pending)
         text = not self.binary
         if self.batch and self.binary:
             # Always a MarketDataBatch: a client cannot tell one from a bare message by parsing.
@@ -202,6 +211,15 @@ class Session:
             data = b"".join(proto.data_to_send())
         else:
             data = framing.frames(framing.TEXT if text else framing.BINARY, frames)
+        self._send(data, len(frames), queued_at)
+
+    def _send(self, data: bytes, frames: int, queued_at: int) -> None:
+        """Framed bytes, one ``transport.write``; counted for the freshness marks."""
+        transport = self.conn.transport
+        if self.conn.protocol.state is not State.OPEN or transport is None:
+            return
+        if transport.is_closing():
+            return
         out = self.out
         probe = False
         if queued_at and self.probe_ns:
@@ -213,7 +231,7 @@ class Session:
         out.wrote(len(data), queued_at)
         if probe:
             out.probe_written()
-        self.messages_sent += len(frames)
+        self.messages_sent += frames
         self.bytes_sent += len(data)
 
     def send_probe(self) -> None:

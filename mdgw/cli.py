@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="input format (detected when absent)",
     )
     p.add_argument("--loop", action="store_true", help="replay again and again (demos)")
+    p.add_argument(
+        "--exchange-info",
+        metavar="FILE",
+        help="Binance GET /api/v3/exchangeInfo answer (JSON): names Binance's symbols",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("record", help="capture the project's Kafka topics into a file")
@@ -91,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=0.0, help="seconds (default: until stopped)")
     p.add_argument("--ws-url", help="override the venue's WebSocket URL (tests, proxies)")
     p.add_argument("--rest-url", help="override the venue's REST base URL (Binance)")
+    p.add_argument(
+        "--exchange-info",
+        metavar="FILE|fetch",
+        help="Binance: check the symbols against an exchangeInfo answer saved in FILE, "
+        "or fetched from the venue at start with 'fetch'",
+    )
 
     p = sub.add_parser("topics", help="create or describe the Kafka topics")
     _common(p)
@@ -114,9 +125,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hash-key", help="print the SHA-256 digest of an API key for the config")
     p.add_argument("key", nargs="?", help="the key (default: read from stdin, kept out of ps)")
 
+    p = sub.add_parser("top", help="live terminal view of a running gateway and API")
+    _common(p)
+    p.add_argument("--gateway", help="gateway base URL (default: from gateway.host/port)")
+    p.add_argument("--api", help="API base URL (default: from api.host/port)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    p.add_argument("--window", type=float, default=5.0, help="seconds the rates are taken over")
+    p.add_argument("--api-key-file", help="file holding an X-API-Key for /api/v1/feeds")
+
     p = sub.add_parser("demo", help="topics + simulator + gateway + API in one command")
     _common(p)
     p.add_argument("--rate", type=float, default=200.0)
+    p.add_argument(
+        "--observe",
+        action="store_true",
+        help="tracing on and the dashboard's trace view (scripts/demo --observe also starts "
+        "Prometheus and Jaeger)",
+    )
+    p.add_argument("--prometheus-url", help="where the demo's Prometheus is, to print it")
     return parser
 
 
@@ -223,6 +249,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         fmt=args.format,
         loop=args.loop,
         progress=not args.no_progress,
+        exchange_info=args.exchange_info,
     )
 
 
@@ -237,11 +264,19 @@ def cmd_connect(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from producers.captures.symbols import ExchangeInfoError, read_exchange_info
     from producers.connectors.errors import ConnectorError
     from producers.connectors.run import run_connector
 
     cfg = config_from_args(args)
     symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+    info = None
+    if args.exchange_info not in (None, "fetch"):
+        try:
+            info = read_exchange_info(args.exchange_info)
+        except ExchangeInfoError as e:
+            print(f"mdgw connect: --exchange-info {e}", file=sys.stderr)
+            return 2
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -251,7 +286,14 @@ def cmd_connect(args: argparse.Namespace) -> int:
         if args.duration:
             loop.call_later(args.duration, stop.set)
         stats = await run_connector(
-            cfg, args.venue, symbols, ws_url=args.ws_url, rest_url=args.rest_url, stop=stop
+            cfg,
+            args.venue,
+            symbols,
+            ws_url=args.ws_url,
+            rest_url=args.rest_url,
+            stop=stop,
+            exchange_info=info,
+            fetch_exchange_info=args.exchange_info == "fetch",
         )
         print(stats.format(), file=sys.stderr)
         return 0
@@ -307,11 +349,38 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_url(host: str, port: int, tls: bool) -> str:
+    """Where a server bound to ``host`` is reached from this machine."""
+    reach = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else host
+    return f"{'https' if tls else 'http'}://{reach}:{port}"
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mdgw.top.model import TopState
+    from mdgw.top.run import run_top
+
+    cfg = config_from_args(args)
+    if args.interval <= 0 or args.window < args.interval:
+        print("mdgw top: need --interval > 0 and --window >= --interval", file=sys.stderr)
+        return 2
+    g, a = cfg.gateway, cfg.api
+    state = TopState(
+        gateway_url=(args.gateway or _local_url(g.host, g.port, bool(g.tls_cert))).rstrip("/"),
+        api_url=(args.api or _local_url(a.host, a.port, bool(a.tls_cert))).rstrip("/"),
+        interval=args.interval,
+        window=args.window,
+    )
+    key = Path(args.api_key_file).read_text().strip() if args.api_key_file else ""
+    return run_top(state, api_key=key)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mdgw.demo import run_demo
 
     cfg = config_from_args(args)
-    return run_demo(cfg, rate=args.rate)
+    return run_demo(cfg, rate=args.rate, observe=args.observe, prometheus=args.prometheus_url)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -325,6 +394,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "token": cmd_token,
     "hash-key": cmd_hash_key,
     "demo": cmd_demo,
+    "top": cmd_top,
 }
 
 

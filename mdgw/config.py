@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -172,6 +173,10 @@ class GatewayConfig:
     """Symbols in one replay request."""
     max_history_readers: int = 64
     """Streams being replayed at once, all clients: Kafka history consumers and their threads."""
+    resume_messages: int = 4096
+    """Recent messages kept per book view for `subscribe` with `since` (0 = never resume)..."""
+    resume_ms: int = 10_000
+    """...none older than this; a view nobody subscribes to is kept this long for them."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,11 @@ class ApiConfig:
     """Peers whose X-Forwarded-For is believed."""
     open_paths: tuple[str, ...] = ("/health", "/ready", "/metrics", "/schema", "/")
     """Paths that need no API key."""
+    jaeger_url: str = ""
+    """Jaeger query service (http://127.0.0.1:16686) the dashboard's trace view reads
+    through /api/v1/traces; empty = the trace view is off."""
+    jaeger_timeout: float = 3.0
+    """Seconds a Jaeger query may take; beyond, /api/v1/traces answers 503."""
 
 
 @dataclass(frozen=True)
@@ -415,6 +425,7 @@ def validate(config: Config) -> None:
         raise ConfigError("api.tls_cert and api.tls_key go together")
     if config.kafka.partitions < 1:
         raise ConfigError("kafka.partitions must be >= 1")
+    _validate_jaeger(config.api)
     _validate_latency(config)
     from mdgw.kafka.security import validate_security  # the Kafka package imports config
 
@@ -443,6 +454,11 @@ def validate(config: Config) -> None:
 def _validate_latency(config: Config) -> None:
     """The hot path's settings (docs/protocol.md §4.6, bench/README.md)."""
     g, k = config.gateway, config.kafka
+    if g.resume_messages < 0 or g.resume_ms < 0:
+        raise ConfigError(
+            f"gateway.resume_messages and resume_ms must be >= 0, got "
+            f"{g.resume_messages} and {g.resume_ms}"
+        )
     if g.max_lag_ms <= 0:
         raise ConfigError(f"gateway.max_lag_ms must be > 0, got {g.max_lag_ms}")
     if g.probe_interval_ms < 0 or 2 * g.probe_interval_ms >= g.max_lag_ms:
@@ -461,6 +477,14 @@ def _validate_latency(config: Config) -> None:
             raise ConfigError(f"{where} must be >= 0, got {value}")
     if k.fetch_min_bytes < 1:
         raise ConfigError(f"kafka.fetch_min_bytes must be >= 1, got {k.fetch_min_bytes}")
+
+
+def _validate_jaeger(api: ApiConfig) -> None:
+    url = api.jaeger_url
+    if url and not re.fullmatch(r"https?://[A-Za-z0-9.\[\]:_-]+(?::\d+)?(?:/[^\s?#]*)?", url):
+        raise ConfigError(f"api.jaeger_url must be http(s)://HOST[:PORT][/PATH], got {url!r}")
+    if api.jaeger_timeout <= 0:
+        raise ConfigError(f"api.jaeger_timeout must be > 0, got {api.jaeger_timeout}")
 
 
 MIN_SECRET_BYTES = 32

@@ -10,12 +10,17 @@ import time
 
 from mdgw.config import Config
 from mdgw.kafka.admin import create_topics
+from mdgw.observe import observe_banner, observe_env
 
 
-def run_demo(config: Config, *, rate: float = 200.0) -> int:
+def run_demo(
+    config: Config, *, rate: float = 200.0, observe: bool = False, prometheus: str | None = None
+) -> int:
     for name, state in create_topics(config.kafka).items():
         print(f"topic {name}: {state}")
     env = {**os.environ, "MDGW_KAFKA_BOOTSTRAP": config.kafka.bootstrap}
+    if observe:  # tracing on, trace view on (mdgw/observe.py)
+        env = observe_env(config, env)
     exe = [sys.executable, "-m", "mdgw"]
     children = [
         subprocess.Popen([*exe, "simulate", "--rate", str(rate)], env=env),
@@ -26,6 +31,7 @@ def run_demo(config: Config, *, rate: float = 200.0) -> int:
         "\nmdgw demo running:\n"
         f"  WebSocket  ws://127.0.0.1:{config.gateway.port}/ws\n"
         f"  REST/UI    http://127.0.0.1:{config.api.port}/  (OpenAPI at /schema)\n"
+        f"{observe_banner(config, prometheus) if observe else ''}"
         "  AUTH IS OFF in this demo: see README 'Security' before exposing it.\n"
         "Ctrl-C stops the demo (Kafka keeps running: scripts/kafka-local stop).\n",
         flush=True,

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from core.book import ApplyResult
 from core.errors import CoreError
@@ -28,6 +29,8 @@ from mdgw.stats_checkpoints import Resume, StatsCheckpointer, restore
 from schemas import codec
 from schemas.errors import SchemaError
 from schemas.stats_codec import StatsRecord
+
+R = TypeVar("R", BookUpdate, Trade)
 
 log = logging.getLogger(__name__)
 
@@ -206,21 +209,29 @@ class Materializer:
         if writer is not None and writer.dirty:
             writer.maybe_write(self.streams_of_trades_partition)
 
-    def _book_record(self, rec: Record) -> None:
+    def _decoded(self, rec: Record, kind: type[R], topic: str) -> R | None:
+        """The record's value if it is a valid ``kind`` keyed by its own stream; else it
+        is dead-lettered (with why) and None is returned."""
         try:
-            update = codec.decode(rec.value or b"")
+            value = codec.decode(rec.value or b"")
         except SchemaError as e:
             self.dead_letter(rec, e.reason, str(e))
-            return
-        if not isinstance(update, BookUpdate):
-            self.dead_letter(rec, "wrong_type", f"{type(update).__name__} on the book topic")
+            return None
+        if not isinstance(value, kind):
+            self.dead_letter(rec, "wrong_type", f"{type(value).__name__} on the {topic} topic")
+            return None
+        key = (rec.key or b"").decode(errors="replace")
+        if key != value.stream:
+            self.dead_letter(rec, "key_mismatch", f"key {key!r} but record is {value.stream}")
+            return None
+        return value
+
+    def _book_record(self, rec: Record) -> None:
+        update = self._decoded(rec, BookUpdate, "book")
+        if update is None:
             return
         self.last_ingest_ns = update.ingest_ns
         stream = update.stream
-        key = (rec.key or b"").decode(errors="replace")
-        if key != stream:
-            self.dead_letter(rec, "key_mismatch", f"key {key!r} but record is {stream}")
-            return
         pos = self.positions.get(stream)
         if pos is not None and rec.partition == pos.partition and rec.offset <= pos.offset:
             self.counters.rereads += 1
@@ -269,16 +280,8 @@ class Materializer:
             if self.resume.skip(stream, rec.partition, rec.offset):
                 self.counters.rereads += 1
                 return
-        try:
-            trade = codec.decode(rec.value or b"")
-        except SchemaError as e:
-            self.dead_letter(rec, e.reason, str(e))
-            return
-        if not isinstance(trade, Trade):
-            self.dead_letter(rec, "wrong_type", f"{type(trade).__name__} on the trades topic")
-            return
-        if (rec.key or b"").decode(errors="replace") != trade.stream:
-            self.dead_letter(rec, "key_mismatch", f"key does not match {trade.stream}")
+        trade = self._decoded(rec, Trade, "trades")
+        if trade is None:
             return
         if self._new_stream_over_cap(trade.stream, rec):
             return

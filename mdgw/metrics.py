@@ -46,6 +46,11 @@ END_TO_END_LATENCY = Histogram(
 MESSAGES_SENT = Counter("ws_messages_sent_total", "Data and control messages sent")
 BYTES_SENT = Counter("ws_bytes_sent_total", "Payload bytes sent to WebSocket clients")
 SLOW_RESYNCS = Counter("slow_consumer_resyncs_total", "Clients resynced after falling behind")
+RESUMES = Counter(
+    "ws_resumes_total",
+    "Book subscriptions with since (outcome: resumed from history, or snapshot)",
+    ["outcome"],
+)
 BEHIND = Counter(
     "slow_consumer_behind_total",
     "Clients found behind (reason: lag = older than max_lag_ms, buffer = past high water)",
@@ -87,6 +92,12 @@ RATE_LIMITED = Counter(
     "rate_limited_total", "Requests or messages refused by a rate limit", ["where"]
 )
 AUTH_FAILURES = Counter("auth_failures_total", "Refused credentials", ["where", "reason"])
+TRACE_QUERIES = Counter(
+    "trace_queries_total",
+    "Trace view queries to Jaeger (result: ok, not_found, bad_request, off, timeout, "
+    "unavailable, bad_answer, busy)",
+    ["result"],
+)
 REPLAYS_ACTIVE = Gauge("replays_active", "Time-travel replays running", multiprocess_mode="livesum")
 
 

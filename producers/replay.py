@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,6 +30,7 @@ from mdgw.config import Config
 from mdgw.kafka.sink import KafkaSink, RecordSink
 from producers.captures import CaptureEvent, ReplaySummary, open_capture
 from producers.captures.detect import Format
+from producers.captures.symbols import ExchangeInfoError, SymbolMapper, read_exchange_info
 from producers.publisher import Publisher
 from producers.simulate_run import sequence_base
 
@@ -89,8 +91,12 @@ def replay_once(
     stop: threading.Event,
     result: ReplayResult,
     progress: Progress | None,
+    exchange_info: dict[str, Any] | None = None,
 ) -> None:
-    events, summary = open_capture(paths, fmt)
+    symbols = SymbolMapper()
+    if exchange_info is not None:
+        symbols.load_binance_exchange_info(exchange_info)
+    events, summary = open_capture(paths, fmt, symbols=symbols)
     result.summaries.append(summary)
     base = sequence_base(time.time_ns())
     task = progress.add_task(f"pass {result.passes + 1}", total=None) if progress else None
@@ -120,8 +126,10 @@ def replay(
     loop: bool = False,
     stop: threading.Event | None = None,
     progress: bool = False,
+    exchange_info: dict[str, Any] | None = None,
 ) -> ReplayResult:
-    """Publish the captures (again and again with ``loop``); flush before returning."""
+    """Publish the captures (again and again with ``loop``); flush before returning.
+    ``exchange_info`` (a Binance ``exchangeInfo`` answer) names Binance's symbols."""
     stop = stop or threading.Event()
     publisher = Publisher(sink, config.kafka)
     result = ReplayResult()
@@ -143,7 +151,14 @@ def replay(
             bar.start()
         while True:
             replay_once(
-                paths, publisher, speed=speed, fmt=fmt, stop=stop, result=result, progress=bar
+                paths,
+                publisher,
+                speed=speed,
+                fmt=fmt,
+                stop=stop,
+                result=result,
+                progress=bar,
+                exchange_info=exchange_info,
             )
             if not loop or stop.is_set():
                 break
@@ -165,11 +180,19 @@ def run_replay(
     fmt: Format | None,
     loop: bool,
     progress: bool,
+    exchange_info: str | None = None,
 ) -> int:
     """CLI entry: exits 0 once every record is acknowledged by Kafka."""
     if speed < 0:
         print("mdgw replay: --speed must be >= 0", file=sys.stderr)
         return 2
+    info = None
+    if exchange_info is not None:
+        try:
+            info = read_exchange_info(exchange_info)
+        except ExchangeInfoError as e:
+            print(f"mdgw replay: --exchange-info {e}", file=sys.stderr)
+            return 2
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -183,6 +206,7 @@ def run_replay(
         loop=loop,
         stop=stop,
         progress=progress and sys.stderr.isatty(),
+        exchange_info=info,
     )
     console = Console(stderr=True)
     for summary in result.summaries[-1:]:

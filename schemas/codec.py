@@ -11,10 +11,11 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeVar, cast
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import DecodeError as _PbDecodeError
+from google.protobuf.message import Message
 
 from core.types import BookUpdate, Exchange, Level, Statistics, Trade
 from schemas import market_data_pb2 as pb
@@ -53,9 +54,9 @@ def _levels(
         add(price=price, quantity=qty)
 
 
-def book_to_pb(u: BookUpdate) -> pb.OrderBookUpdate:
-    """The protobuf form of a book update (bids/asks as PriceLevel)."""
-    m = pb.OrderBookUpdate(
+def book_header_pb(u: BookUpdate) -> pb.OrderBookUpdate:
+    """A book update's protobuf form without its levels (the caller adds them)."""
+    return pb.OrderBookUpdate(
         exchange=_PB_EXCHANGES[u.exchange],
         symbol=u.symbol,
         timestamp_ns=u.timestamp_ns,
@@ -67,6 +68,11 @@ def book_to_pb(u: BookUpdate) -> pb.OrderBookUpdate:
         ingest_ns=u.ingest_ns,
         gateway_ns=u.gateway_ns,
     )
+
+
+def book_to_pb(u: BookUpdate) -> pb.OrderBookUpdate:
+    """The protobuf form of a book update (bids/asks as PriceLevel)."""
+    m = book_header_pb(u)
     _levels(u.bids, m.bids)
     _levels(u.asks, m.asks)
     return m
@@ -104,15 +110,24 @@ def encode(msg: Decoded) -> bytes:
     raise TypeError(f"cannot encode {type(msg).__name__}")
 
 
-def decode(data: bytes) -> Decoded:
-    """Parse and validate one ``MarketDataMessage``."""
-    if len(data) > MAX_RECORD_BYTES:
-        raise ValidationError(f"record of {len(data)} bytes exceeds {MAX_RECORD_BYTES}")
-    msg = pb.MarketDataMessage()
+M = TypeVar("M", bound=Message)
+
+
+def parse(msg: M, data: bytes, limit: int) -> M:
+    """``data`` parsed into ``msg``; refused past ``limit`` bytes or when it does not parse."""
+    name = type(msg).__name__
+    if len(data) > limit:
+        raise ValidationError(f"{name} of {len(data)} bytes exceeds {limit}")
     try:
         msg.ParseFromString(data)
     except (_PbDecodeError, RuntimeError, ValueError) as e:
-        raise DecodeError(f"not a MarketDataMessage: {e}") from e
+        raise DecodeError(f"not a {name}: {e}") from e
+    return msg
+
+
+def decode(data: bytes) -> Decoded:
+    """Parse and validate one ``MarketDataMessage``."""
+    msg = parse(pb.MarketDataMessage(), data, MAX_RECORD_BYTES)
     kind = msg.WhichOneof("message")
     if kind == "order_book_update":
         return book_from_pb(msg.order_book_update)
@@ -122,6 +137,8 @@ def decode(data: bytes) -> Decoded:
         return _stats_from_pb(msg.statistics)
     if kind == "heartbeat":
         return Heartbeat(msg.heartbeat.timestamp_ns)
+    if kind == "candle":  # gateway -> client only, never a Kafka record
+        raise ValidationError("a candle is not a record of the market-data topics")
     raise DecodeError("MarketDataMessage with no message set")
 
 

@@ -145,17 +145,51 @@ class Heartbeat(_message.Message):
     timestamp_ns: int
     def __init__(self, timestamp_ns: _Optional[int] = ...) -> None: ...
 
+class Candle(_message.Message):
+    __slots__ = ("exchange", "symbol", "interval", "open_time_ns", "close_time_ns", "open", "high", "low", "close", "volume", "quote_volume", "trade_count", "vwap", "closed")
+    EXCHANGE_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    OPEN_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    QUOTE_VOLUME_FIELD_NUMBER: _ClassVar[int]
+    TRADE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    VWAP_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    exchange: str
+    symbol: str
+    interval: str
+    open_time_ns: int
+    close_time_ns: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float
+    trade_count: int
+    vwap: float
+    closed: bool
+    def __init__(self, exchange: _Optional[str] = ..., symbol: _Optional[str] = ..., interval: _Optional[str] = ..., open_time_ns: _Optional[int] = ..., close_time_ns: _Optional[int] = ..., open: _Optional[float] = ..., high: _Optional[float] = ..., low: _Optional[float] = ..., close: _Optional[float] = ..., volume: _Optional[float] = ..., quote_volume: _Optional[float] = ..., trade_count: _Optional[int] = ..., vwap: _Optional[float] = ..., closed: _Optional[bool] = ...) -> None: ...
+
 class MarketDataMessage(_message.Message):
-    __slots__ = ("order_book_update", "trade", "statistics", "heartbeat")
+    __slots__ = ("order_book_update", "trade", "statistics", "heartbeat", "candle")
     ORDER_BOOK_UPDATE_FIELD_NUMBER: _ClassVar[int]
     TRADE_FIELD_NUMBER: _ClassVar[int]
     STATISTICS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    CANDLE_FIELD_NUMBER: _ClassVar[int]
     order_book_update: OrderBookUpdate
     trade: Trade
     statistics: Statistics
     heartbeat: Heartbeat
-    def __init__(self, order_book_update: _Optional[_Union[OrderBookUpdate, _Mapping]] = ..., trade: _Optional[_Union[Trade, _Mapping]] = ..., statistics: _Optional[_Union[Statistics, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+    candle: Candle
+    def __init__(self, order_book_update: _Optional[_Union[OrderBookUpdate, _Mapping]] = ..., trade: _Optional[_Union[Trade, _Mapping]] = ..., statistics: _Optional[_Union[Statistics, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., candle: _Optional[_Union[Candle, _Mapping]] = ...) -> None: ...
 
 class MarketDataBatch(_message.Message):
     __slots__ = ("messages",)

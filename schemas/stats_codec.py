@@ -13,13 +13,11 @@ import math
 from dataclasses import dataclass
 from typing import cast
 
-from google.protobuf.message import DecodeError as _PbDecodeError
-
 from core.stats import Bucket, StatsCheckpoint
 from core.types import Exchange, Trade
 from schemas import market_data_pb2 as pb
-from schemas.codec import _SIDE_CODES, _SIDES, _exchange, _symbol
-from schemas.errors import DecodeError, ValidationError
+from schemas.codec import _SIDE_CODES, _SIDES, _exchange, _symbol, parse
+from schemas.errors import ValidationError
 
 MAX_CHECKPOINT_BYTES = 8 * 1024 * 1024
 """The topic's max.message.bytes; a day of minute buckets and 1,000 trades is ~200 KB."""
@@ -76,13 +74,7 @@ def encode_stats(
 
 def decode_stats(data: bytes) -> StatsRecord:
     """Parse and validate one checkpoint record."""
-    if len(data) > MAX_CHECKPOINT_BYTES:
-        raise ValidationError(f"checkpoint of {len(data)} bytes exceeds {MAX_CHECKPOINT_BYTES}")
-    m = pb.StatsCheckpoint()
-    try:
-        m.ParseFromString(data)
-    except (_PbDecodeError, RuntimeError, ValueError) as e:
-        raise DecodeError(f"not a StatsCheckpoint: {e}") from e
+    m = parse(pb.StatsCheckpoint(), data, MAX_CHECKPOINT_BYTES)
     exchange, symbol = _exchange(m.exchange), _symbol(m.symbol)
     if m.window_ns <= 0 or m.bucket_ns <= 0:
         raise ValidationError(f"checkpoint window {m.window_ns} / bucket {m.bucket_ns} ns")

@@ -12,11 +12,14 @@ from typing import Any
 
 import orjson
 
+from core.bbo import Bbo
+from core.candles import Candle
 from core.types import BookUpdate, Exchange, Level, Statistics, Trade
 from schemas import market_data_pb2 as pb
-from schemas.codec import book_to_pb, stats_to_pb, trade_to_pb
+from schemas.codec import book_header_pb, book_to_pb, stats_to_pb, trade_to_pb
 
 _VENUE = {e.name: int(e) for e in Exchange}
+_NAMES = {e: e.name for e in Exchange}
 
 
 def _book_dict(u: BookUpdate, aggregated: bool, replay: object) -> dict[str, Any]:
@@ -67,18 +70,8 @@ def _agg_levels(levels: Sequence[Level], venue_maps: Sequence[Any] | None, out: 
 
 def book_pb(u: BookUpdate, *, aggregated: bool = False, replay: object = None) -> bytes:
     if aggregated:
-        m = pb.OrderBookUpdate(
-            exchange=pb.OrderBookUpdate.UNKNOWN,
-            symbol=u.symbol,
-            timestamp_ns=u.timestamp_ns,
-            sequence_number=u.sequence,
-            is_snapshot=u.is_snapshot,
-            prev_sequence_number=u.prev_sequence,
-            checksum=u.checksum,
-            depth=u.depth,
-            ingest_ns=u.ingest_ns,
-            gateway_ns=u.gateway_ns,
-        )
+        m = book_header_pb(u)
+        m.exchange = pb.OrderBookUpdate.UNKNOWN  # over every venue
         _agg_levels(u.bids, u.bid_venues, m.bids)
         _agg_levels(u.asks, u.ask_venues, m.asks)
     else:
@@ -86,6 +79,66 @@ def book_pb(u: BookUpdate, *, aggregated: bool = False, replay: object = None) -
     if replay is not None:
         m.is_replay = True
         m.replay_id = str(replay)
+    return pb.MarketDataMessage(order_book_update=m).SerializeToString()
+
+
+def bbo_json(b: Bbo) -> bytes:
+    """Best bid/offer (docs/protocol.md §4.8): ``bid``/``ask`` are ``[p, q]``, or
+    ``[p, q, "VENUE"]`` across venues, or null for an empty side."""
+    if b.exchange:
+        return orjson.dumps(
+            {
+                "type": "bbo",
+                "exchange": _NAMES[b.exchange],
+                "symbol": b.symbol,
+                "timestamp": b.timestamp_ns,
+                "sequence": b.sequence,
+                "prev_sequence": b.prev_sequence,
+                "bid": b.bid,
+                "ask": b.ask,
+                "ingest_ts": b.ingest_ns,
+                "gateway_ts": b.gateway_ns,
+            }
+        )
+    return orjson.dumps(
+        {
+            "type": "bbo",
+            "symbol": b.symbol,
+            "timestamp": b.timestamp_ns,
+            "sequence": b.sequence,
+            "prev_sequence": b.prev_sequence,
+            "bid": b.bid,
+            "ask": b.ask,
+            "ingest_ts": b.ingest_ns,
+            "gateway_ts": b.gateway_ns,
+        }
+    )
+
+
+def _bbo_level(quote: Any, out: Any) -> None:
+    if quote is None:
+        return
+    lv = out.add(price=quote[0], quantity=quote[1])
+    if len(quote) == 3:
+        lv.venues.add(exchange=_VENUE.get(quote[2], 0), quantity=quote[1])
+
+
+def bbo_pb(b: Bbo) -> bytes:
+    """The same content as an ``order_book_update`` of depth 1, always a snapshot; across
+    venues ``exchange`` is UNKNOWN and each level names its venue in ``venues``."""
+    m = pb.OrderBookUpdate(
+        exchange=int(b.exchange),  # type: ignore[arg-type]  # same numbers as the enum
+        symbol=b.symbol,
+        timestamp_ns=b.timestamp_ns,
+        sequence_number=b.sequence,
+        is_snapshot=True,
+        prev_sequence_number=b.prev_sequence,
+        depth=1,
+        ingest_ns=b.ingest_ns,
+        gateway_ns=b.gateway_ns,
+    )
+    _bbo_level(b.bid, m.bids)
+    _bbo_level(b.ask, m.asks)
     return pb.MarketDataMessage(order_book_update=m).SerializeToString()
 
 
@@ -128,6 +181,35 @@ def stats_json(s: Statistics) -> bytes:
 
 def stats_pb(s: Statistics) -> bytes:
     return pb.MarketDataMessage(statistics=stats_to_pb(s)).SerializeToString()
+
+
+def candle_dict(c: Candle) -> dict[str, Any]:
+    """A candle's fields, as the REST route and the channel carry them (JSON numbers)."""
+    return {f: getattr(c, f) for f in Candle.__slots__}
+
+
+def candle_json(c: Candle) -> bytes:
+    return orjson.dumps({"type": "candle", **candle_dict(c)})
+
+
+def candle_pb(c: Candle) -> bytes:
+    m = pb.Candle(
+        exchange=c.exchange,
+        symbol=c.symbol,
+        interval=c.interval,
+        open_time_ns=c.open_time,
+        close_time_ns=c.close_time,
+        open=c.open,
+        high=c.high,
+        low=c.low,
+        close=c.close,
+        volume=c.volume,
+        quote_volume=c.quote_volume,
+        trade_count=c.trades,
+        vwap=c.vwap,
+        closed=c.closed,
+    )
+    return pb.MarketDataMessage(candle=m).SerializeToString()
 
 
 def heartbeat_json(now_ns: int) -> bytes:

@@ -7,6 +7,7 @@
 // Everything the page shows comes from mdclient.js (the verifying WebSocket client)
 // and GET /api/v1/symbols on the page's own origin (the REST API).
 
+import { CandlePanel } from "./candles.js";
 import { MarketDataClient } from "./mdclient.js";
 import { chooseWsUrl } from "./wsurl.js";
 
@@ -429,6 +430,7 @@ function selectStream(stream) {
   client.subscribe("book", [stream], { depth: DEPTH });
   client.subscribe("trades", [stream]);
   client.subscribe("stats", [stream]);
+  candles.select(stream);
   if (oldSymbol !== symbol) client.subscribe("aggregated_book", [symbol], { depth: 20 });
   $("ladder-name").textContent = stream;
   $("agg-name").textContent = symbol;
@@ -466,6 +468,14 @@ async function loadRecentTrades(stream) {
 function apiHeaders() {
   return params.get("key") ? { "X-API-Key": params.get("key") } : {};
 }
+
+const candles = new CandlePanel(client, {
+  canvas: $("candles"),
+  buttons: $("candle-intervals"),
+  name: $("candles-name"),
+  headers: apiHeaders,
+  fmt: (p) => fmtPrice(p),
+});
 
 client.on("book", (ev) => {
   const msg = ev.data;
@@ -573,6 +583,7 @@ function frame(t) {
       view.tradesDirty = false;
       renderTrades();
     }
+    candles.render();
   }
   requestAnimationFrame(frame);
 }

@@ -13,7 +13,10 @@
 // subscription, and the §5 checksum must match the local book after applying it.
 // On any mismatch the client sends {"op":"resync"} and ignores updates of that
 // book until the fresh snapshot. A dropped connection is reconnected with
-// exponential backoff and jitter, and every subscription is sent again.
+// exponential backoff and jitter, and every subscription is sent again; a book that
+// was whole when the connection dropped asks to resume ("since": its last sequence,
+// docs/protocol.md §4.10), so the server sends only what it missed (or a snapshot).
+// "bbo" messages (docs/protocol.md §4.8) are whole tops: client.bbo(name) is the latest.
 //
 // The pure part (crc32, checksum, LocalBook, parseFrame, MarketDataClient.handle)
 // does no I/O, so it is unit-tested without a network (tests/e2e/mdclient.test.mjs).
@@ -110,6 +113,7 @@ export class LocalBook {
     this.breaks = 0;
     this.resyncs = 0;
     this.timestamp = 0; // exchange time (ns, as a Number) of the last message
+    this.resumeFrom = null; // sequence to resume from after a reconnect (BigInt), or null
   }
 
   topBids(n = 0) {
@@ -134,6 +138,7 @@ export class LocalBook {
 
   /** Replace the whole book with a snapshot's levels. */
   load(bids, asks, sequence) {
+    this.resumeFrom = null;
     this.bids = sortedLevels(bids, false);
     this.asks = sortedLevels(asks, true);
     this.sequence = BigInt(sequence);
@@ -195,12 +200,56 @@ export function bookKey(channel, symbol) {
   return channel === "aggregated_book" ? `agg:${symbol}` : symbol;
 }
 
+// ---- candles -----------------------------------------------------------------------------
+
+/**
+ * The candles of one (stream, interval) subscription (docs/protocol.md §4.9): the closed
+ * ones, oldest first (the last `keep`), and the open one. `load` merges REST history
+ * (GET /api/v1/candles) under what the channel sent.
+ */
+export class CandleSeries {
+  constructor(keep = 1000) {
+    this.keep = keep;
+    this.closed = [];
+    this.open = null;
+  }
+
+  update(c) {
+    if (c.closed) {
+      const last = this.closed[this.closed.length - 1];
+      if (last && last.open_time === c.open_time) this.closed[this.closed.length - 1] = c;
+      else if (!last || last.open_time < c.open_time) this.closed.push(c);
+      if (this.closed.length > this.keep) this.closed.splice(0, this.closed.length - this.keep);
+      if (this.open && this.open.open_time <= c.open_time) this.open = null;
+    } else if (!this.open || this.open.open_time <= c.open_time) {
+      this.open = c;
+    }
+  }
+
+  load(candles) {
+    const first = this.closed.length ? this.closed[0].open_time : Infinity;
+    const older = candles.filter((c) => c.closed && c.open_time < first);
+    this.closed = older.concat(this.closed).slice(-this.keep);
+    const last = candles[candles.length - 1];
+    if (last && !last.closed) this.update(last);
+  }
+
+  /** Every candle, oldest first, the open one last. */
+  all() {
+    return this.open ? this.closed.concat([this.open]) : this.closed.slice();
+  }
+}
+
+export function candleKey(stream, interval) {
+  return `${stream}|${interval}`;
+}
+
 // ---- the client ------------------------------------------------------------------------
 
 /**
  * A verifying, reconnecting client of the gateway (MarketDataClient of
  * gateway/client.py). Events, by kind: book, break, checksum_failure,
- * unsubscribed_book, trade, stats, status, heartbeat, subscribed, error, pong,
+ * unsubscribed_book, trade, stats, candle, status, heartbeat, subscribed, error, pong,
  * open, close; "*" receives every one. An event is {kind, key, data, receivedNs}.
  */
 export class MarketDataClient {
@@ -223,10 +272,15 @@ export class MarketDataClient {
     this.controlBurst = options.controlBurst ?? 16;
     this.ws = null;
     this.books = new Map();
+    this.candles = new Map(); // candleKey(stream, interval) -> CandleSeries
     this.subscriptions = [];
     this.reconnects = 0;
     this.checksumFailures = 0;
     this.sequenceBreaks = 0;
+    this.resumed = 0; // book views resumed after a reconnect (no snapshot needed)
+    this.notResumed = 0; // asked to resume, got a snapshot
+    this.bbos = new Map(); // latest bbo message per stream or symbol
+    this._bboSeq = new Map(); // last bbo sequence per stream or symbol (null: new chain)
     this.messages = 0;
     this.lastFrameAt = 0;
     this.connectedOnce = false;
@@ -292,8 +346,7 @@ export class MarketDataClient {
       this.connectedOnce = true;
       this.lastFrameAt = this.now();
       this._resetOutbox(this.controlBurst);
-      for (const book of this.books.values()) book.valid = false;
-      for (const sub of this.subscriptions) this._send({ ...sub, id: this._nextId() });
+      for (const sub of this.subscriptions) this._send(this._resubscribe(sub));
       this._armWatchdog();
       this._emit({ kind: "open", key: "", data: { url: this.url }, receivedNs: 0 });
     };
@@ -306,7 +359,11 @@ export class MarketDataClient {
       this.ws = null;
       this._disarmWatchdog();
       this._resetOutbox(0);
-      for (const book of this.books.values()) book.valid = false;
+      for (const book of this.books.values()) {
+        // a whole book can be resumed on the next connection from where it stopped
+        if (book.valid) book.resumeFrom = book.sequence; // else: still the last one, or null
+        book.valid = false;
+      }
       this._emit({ kind: "close", key: "", data: { code: e.code, reason: e.reason }, receivedNs: 0 });
       if (this.reconnect && !this._closed) this._scheduleReconnect();
     };
@@ -388,14 +445,40 @@ export class MarketDataClient {
     this._tokensAt = this.now();
   }
 
+  /** A subscription sent again on a new connection: whole books ask to resume. */
+  _resubscribe(sub) {
+    const msg = { ...sub, id: this._nextId() };
+    if (sub.channel === "bbo") for (const s of sub.symbols) this._bboSeq.set(s, null);
+    if (!BOOK_CHANNELS.includes(sub.channel)) return msg;
+    const since = {};
+    for (const s of sub.symbols) {
+      const book = this.books.get(bookKey(sub.channel, s));
+      if (!book) continue;
+      // JSON numbers are exact to 2^53: a larger sequence starts from a snapshot
+      const from = book.resumeFrom;
+      if (from !== null && from >= 0n && from <= BigInt(Number.MAX_SAFE_INTEGER)) since[s] = Number(from);
+      else book.resumeFrom = null;
+    }
+    if (Object.keys(since).length) msg.since = since;
+    return msg;
+  }
+
   // ---- requests
 
   /** Subscribe (sent now if open, else on the next open); returns the request id. */
-  subscribe(channel, symbols, { depth = 20, speed = "raw" } = {}) {
+  subscribe(channel, symbols, { depth = 20, speed = "raw", interval = "1m" } = {}) {
     const msg = { op: "subscribe", channel, symbols: [...symbols] };
+    if (channel === "candles") {
+      msg.interval = interval;
+      for (const s of symbols) {
+        if (!this.candles.has(candleKey(s, interval))) this.candles.set(candleKey(s, interval), new CandleSeries());
+      }
+    }
     if (BOOK_CHANNELS.includes(channel)) {
       Object.assign(msg, { depth, speed });
       for (const s of symbols) this.books.set(bookKey(channel, s), new LocalBook(s, depth));
+    } else if (channel === "bbo") {
+      for (const s of symbols) this._bboSeq.set(s, null);
     }
     this.subscriptions.push(msg);
     const id = this._nextId();
@@ -410,6 +493,9 @@ export class MarketDataClient {
       .map((s) => (s.channel === channel ? { ...s, symbols: s.symbols.filter((x) => !drop.has(x)) } : s))
       .filter((s) => s.symbols.length);
     if (BOOK_CHANNELS.includes(channel)) for (const s of symbols) this.books.delete(bookKey(channel, s));
+    if (channel === "candles") {
+      for (const k of [...this.candles.keys()]) if (drop.has(k.slice(0, k.indexOf("|")))) this.candles.delete(k);
+    }
     const id = this._nextId();
     this._send({ op: "unsubscribe", id, channel, symbols: [...symbols] });
     return id;
@@ -424,8 +510,18 @@ export class MarketDataClient {
     return this._send({ op: "resync", id: this._nextId(), symbols: [symbol] });
   }
 
+  /** The latest bbo of a stream (EXCHANGE:SYMBOL) or of a symbol across venues. */
+  bbo(name) {
+    return this.bbos.get(name) || null;
+  }
+
   book(symbol) {
     return this.books.get(symbol) || this.books.get(`agg:${symbol}`) || null;
+  }
+
+  /** The CandleSeries of a candles subscription, or null. */
+  candleSeries(stream, interval) {
+    return this.candles.get(candleKey(stream, interval)) || null;
   }
 
   // ---- incoming data (pure: no I/O except the resync request)
@@ -456,16 +552,49 @@ export class MarketDataClient {
       if (!book) return { kind: "unsubscribed_book", key, data: msg, receivedNs: now };
       return this._apply(book, msg, kind.endsWith("_snapshot"), now);
     }
+    if (kind === "bbo") return this._bbo(msg, now);
     const key = `${msg.exchange ?? ""}:${msg.symbol ?? ""}`;
+    if (kind === "subscribed" && "resumed" in msg) this._resumed(msg);
     if (kind === "status" && (msg.status === "stale" || msg.status === "resync")) {
       const aggKey = "exchange" in msg ? key : `agg:${msg.symbol ?? ""}`;
       const book = this.books.get(aggKey);
       if (book) {
         book.valid = false;
+        book.resumeFrom = null;
         book.stale = msg.status === "stale";
       }
+      const bboKey = "exchange" in msg ? key : msg.symbol ?? "";
+      if (this._bboSeq.has(bboKey)) this._bboSeq.set(bboKey, null);
     }
+    if (kind === "candle") this.candles.get(candleKey(key, msg.interval))?.update(msg);
     return { kind: kind === "statistics" ? "stats" : kind, key, data: msg, receivedNs: now };
+  }
+
+  _bbo(msg, now) {
+    const key = msg.exchange ? `${msg.exchange}:${msg.symbol}` : msg.symbol;
+    const last = this._bboSeq.get(key) ?? null;
+    const seq = toBig(msg.sequence);
+    if (last !== null && (toBig(msg.prev_sequence) !== last || seq === null || seq <= last)) {
+      this.sequenceBreaks += 1;
+    }
+    this._bboSeq.set(key, seq);
+    this.bbos.set(key, msg);
+    return { kind: "bbo", key, data: msg, receivedNs: now };
+  }
+
+  /** A subscribed reply to a resume: resumed books are whole again (the missed
+   * messages follow); the others wait for their snapshot. */
+  _resumed(msg) {
+    const r = msg.resumed;
+    const bySymbol = r !== null && typeof r === "object" ? r : { [msg.symbols?.[0]]: r };
+    for (const [s, ok] of Object.entries(bySymbol)) {
+      const book = this.books.get(bookKey(msg.channel, s));
+      if (ok) this.resumed += 1;
+      else this.notResumed += 1;
+      if (!book) continue;
+      if (ok && book.resumeFrom !== null) book.valid = true;
+      book.resumeFrom = null;
+    }
   }
 
   _apply(book, msg, snapshot, now) {
@@ -499,6 +628,7 @@ export class MarketDataClient {
 
   _break(book) {
     book.valid = false;
+    book.resumeFrom = null;
     book.resyncs += 1;
     if (this.ws) this.resync(book.key.replace(/^agg:/, ""));
   }

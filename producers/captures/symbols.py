@@ -6,15 +6,18 @@ Rules, per venue; anything that does not fit is *unknown* (``None``), never gues
 - Kraken (WebSocket v1, Tardis): ``XBT/USD`` -> ``BTC-USD``; asset aliases
   ``XBT`` -> ``BTC`` and ``XDG`` -> ``DOGE``. REST-style names (``XXBTZUSD``) are unknown.
 - Binance: ``BTCUSDT`` has no separator. The ``exchangeInfo`` answer (base and
-  quote asset of every symbol) decides when it was loaded; otherwise a suffix rule
-  over known quote assets, and a name that two quote assets could end
-  (``XBUSD``: ``X``+``BUSD`` or ``XB``+``USD``) is ambiguous, hence unknown.
+  quote asset of every symbol) decides when it was loaded (a capture's own, or
+  ``mdgw replay --exchange-info FILE``); otherwise a suffix rule over known quote
+  assets where the longest one wins: ``XRPBUSD`` is ``XRP-BUSD``, not ``XRPB-USD``.
+  A name no quote asset ends stays unknown and the replay summary lists it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from core.types import Exchange
@@ -64,9 +67,9 @@ def binance_canonical(
         if pair is not None:
             return _join(*pair)
     matches = [q for q in quotes if native.endswith(q) and len(native) > len(q)]
-    if len(matches) != 1:
+    if not matches:
         return None
-    quote = matches[0]
+    quote = max(matches, key=len)  # XRPBUSD: BUSD over USD
     return _join(native[: -len(quote)], quote)
 
 
@@ -86,6 +89,32 @@ def binance_pairs_from_exchange_info(info: Any) -> dict[str, tuple[str, str]]:
         if isinstance(name, str) and isinstance(base, str) and isinstance(quote, str):
             out[name.upper()] = (base.upper(), quote.upper())
     return out
+
+
+MAX_EXCHANGE_INFO_BYTES = 64 * 1024 * 1024
+"""Largest exchangeInfo file read (Binance's whole answer is ~20 MB)."""
+
+
+class ExchangeInfoError(ValueError):
+    """A file that is not a usable Binance ``exchangeInfo`` answer; says why."""
+
+
+def read_exchange_info(path: str | Path) -> dict[str, Any]:
+    """A saved ``GET /api/v3/exchangeInfo`` answer (JSON), checked to list symbols."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_EXCHANGE_INFO_BYTES:
+            raise ExchangeInfoError(f"{p}: larger than {MAX_EXCHANGE_INFO_BYTES} bytes")
+        info = json.loads(p.read_bytes())
+    except OSError as e:
+        raise ExchangeInfoError(f"{p}: {e.strerror or e}") from e
+    except ValueError as e:
+        raise ExchangeInfoError(f"{p}: not JSON ({e})") from e
+    if not isinstance(info, dict) or not binance_pairs_from_exchange_info(info):
+        raise ExchangeInfoError(
+            f"{p}: not a Binance exchangeInfo answer (no symbols with baseAsset/quoteAsset)"
+        )
+    return info
 
 
 class SymbolMapper:

@@ -8,8 +8,11 @@ base, then the shared :class:`~producers.connectors.runner.FeedRunner`.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote
 
 from core.types import Exchange
 from mdgw.config import Config
@@ -17,9 +20,9 @@ from producers.connectors import binance, coinbase, kraken
 from producers.connectors.base import HandlerBase
 from producers.connectors.errors import ConnectorConfigError
 from producers.connectors.options import ConnectorOptions
-from producers.connectors.runner import FeedRunner, RecordPublisher
+from producers.connectors.runner import FeedRunner, RecordPublisher, fetch_json
 from producers.connectors.stats import ConnectorStats
-from producers.connectors.symbols import Subscription
+from producers.connectors.symbols import Subscription, check_binance_listing
 from producers.simulate_run import sequence_base
 
 VENUES: dict[str, Exchange] = {
@@ -67,6 +70,13 @@ def make_handler(
     )
 
 
+def exchange_info_url(rest_url: str, subscription: Subscription) -> str:
+    """``GET /api/v3/exchangeInfo`` of just the subscribed symbols (the whole answer is
+    tens of MB)."""
+    names = json.dumps(list(subscription.native), separators=(",", ":"))
+    return f"{rest_url.rstrip('/')}/api/v3/exchangeInfo?symbols={quote(names)}"
+
+
 async def run_connector(
     config: Config,
     venue: str,
@@ -78,6 +88,8 @@ async def run_connector(
     publisher: RecordPublisher | None = None,
     options: ConnectorOptions | None = None,
     clock: Callable[[], int] = time.time_ns,
+    exchange_info: Any = None,
+    fetch_exchange_info: bool = False,
 ) -> ConnectorStats:
     """Publish ``venue``'s live books and trades of ``symbols`` (canonical) until ``stop``.
 
@@ -90,10 +102,26 @@ async def run_connector(
     before any I/O for a bad venue, symbol or URL, and
     :class:`~producers.connectors.errors.ConnectorGaveUpError` when the venue
     stays unreachable for ``options.max_attempts`` attempts (0: retry forever).
+
+    Binance only: ``exchange_info`` (an ``exchangeInfo`` answer), or with
+    ``fetch_exchange_info`` the venue's own (``GET /api/v3/exchangeInfo`` for the
+    subscribed symbols), must list every symbol under the same base and quote, else
+    :class:`ConnectorConfigError` before streaming.
     """
     exchange = parse_venue(venue)
     subscription = Subscription.build(exchange, symbols)
     options = options or ConnectorOptions()
+    rest_url = rest_url or DEFAULT_REST_URLS.get(exchange)
+    if exchange_info is not None or fetch_exchange_info:
+        if exchange is not Exchange.BINANCE or rest_url is None:
+            raise ConnectorConfigError("an exchangeInfo applies to Binance only")
+        if exchange_info is None:
+            exchange_info = await fetch_json(
+                exchange_info_url(rest_url, subscription),
+                options.rest_timeout,
+                options.max_rest_bytes,
+            )
+        check_binance_listing(subscription, exchange_info)
     base = sequence_base(clock())
     handler = make_handler(exchange, subscription, options, base)
     stats = ConnectorStats(
@@ -109,7 +137,7 @@ async def run_connector(
         ws_url or DEFAULT_WS_URLS[exchange],
         publisher,
         stats,
-        rest_url=rest_url or DEFAULT_REST_URLS.get(exchange),
+        rest_url=rest_url,
         options=options,
         stop=stop,
     )

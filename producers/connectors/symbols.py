@@ -17,9 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.types import Exchange
-from producers.captures.symbols import CANONICAL_RE, SymbolMapper
+from producers.captures.symbols import (
+    CANONICAL_RE,
+    SymbolMapper,
+    binance_pairs_from_exchange_info,
+)
 from producers.connectors.errors import ConnectorConfigError
 
 
@@ -72,6 +77,21 @@ class Subscription:
             base, _, quote = can.partition("-")
             out[nat] = (base, quote)
         return out
+
+
+def check_binance_listing(subscription: Subscription, exchange_info: Any) -> None:
+    """Every subscribed symbol is listed by Binance's ``exchangeInfo`` under the same base
+    and quote; else :class:`ConnectorConfigError` saying what Binance lists instead."""
+    pairs = binance_pairs_from_exchange_info(exchange_info)
+    problems = []
+    for native, canonical in subscription.to_canonical.items():
+        pair = pairs.get(native)
+        if pair is None:
+            problems.append(f"{canonical}: Binance lists no {native}")
+        elif f"{pair[0]}-{pair[1]}" != canonical:
+            problems.append(f"{canonical}: Binance lists {native} as {pair[0]}-{pair[1]}")
+    if problems:
+        raise ConnectorConfigError("; ".join(problems))
 
 
 class SubscribedSymbols(SymbolMapper):

@@ -376,3 +376,79 @@ test("control messages are paced under the server's token bucket", () => {
   ws.close(1006);
   assert.equal(timers.timers.length, 1); // only the reconnect
 });
+
+// ---- resume after reconnect (docs/protocol.md §4.10) and bbo (§4.8) -------------------------------
+
+const BINANCE = FRAMES.filter((f) => JSON.parse(f).exchange === "BINANCE");
+
+function reconnected(client, ws, timers) {
+  ws.close(1006);
+  timers.runNext();
+  const ws2 = FakeSocket.all.at(-1);
+  ws2.open();
+  return ws2;
+}
+
+test("a whole book resumes from its last sequence after a reconnect", () => {
+  const { client, ws, timers } = newClient();
+  client.subscribe("book", ["BINANCE:ETH-USDT"], { depth: 10 });
+  ws.frame(BINANCE[0]);
+  ws.frame(BINANCE[1]);
+  const seq = JSON.parse(BINANCE[1]).sequence;
+  ws.close(1006);
+  assert.equal(client.book("BINANCE:ETH-USDT").valid, false);
+  FakeSocket.all = [];
+  timers.runNext();
+  FakeSocket.all[0].close(1006); // a failed attempt keeps what to resume from
+  timers.runNext();
+  const ws2 = FakeSocket.all.at(-1);
+  ws2.open();
+  assert.deepEqual(ws2.sent[0].since, { "BINANCE:ETH-USDT": seq });
+  ws2.frame(`{"type":"subscribed","id":${ws2.sent[0].id},"channel":"book","symbols":["BINANCE:ETH-USDT"],"resumed":true}`);
+  const book = client.book("BINANCE:ETH-USDT");
+  assert.equal(book.valid, true);
+  for (const f of BINANCE.slice(2)) ws2.frame(f);
+  assert.equal(client.sequenceBreaks, 0);
+  assert.equal(client.checksumFailures, 0);
+  assert.equal(book.sequence, BigInt(JSON.parse(BINANCE.at(-1)).sequence));
+  assert.equal(client.resumed, 1);
+});
+
+test("a refused resume waits for the snapshot; a broken book does not ask to resume", () => {
+  const { client, ws, timers } = newClient();
+  client.subscribe("book", ["BINANCE:ETH-USDT"], { depth: 10 });
+  ws.frame(BINANCE[0]);
+  const ws2 = reconnected(client, ws, timers);
+  ws2.frame('{"type":"subscribed","id":9,"channel":"book","symbols":["BINANCE:ETH-USDT"],"resumed":false}');
+  const book = client.book("BINANCE:ETH-USDT");
+  assert.equal(book.valid, false);
+  assert.equal(client.handle(JSON.parse(BINANCE[2]), 0), null); // ignored until the snapshot
+  ws2.frame(BINANCE[0]);
+  assert.equal(book.valid, true);
+  assert.equal(client.notResumed, 1);
+  ws2.frame('{"type":"status","exchange":"BINANCE","symbol":"ETH-USDT","status":"stale","reason":"gap"}');
+  const ws3 = reconnected(client, ws2, timers);
+  assert.equal("since" in ws3.sent[0], false);
+});
+
+test("bbo: latest per stream and symbol, chain breaks counted, a reconnect starts a new chain", () => {
+  const { client, ws, timers, events } = newClient();
+  client.subscribe("bbo", ["KRAKEN:BTC-USD", "BTC-USD"]);
+  assert.deepEqual(ws.sent[0].symbols, ["KRAKEN:BTC-USD", "BTC-USD"]);
+  const bbo = (seq, prev, venue) =>
+    venue
+      ? `{"type":"bbo","symbol":"BTC-USD","sequence":${seq},"prev_sequence":${prev},"bid":[1.0,2.0,"${venue}"],"ask":null}`
+      : `{"type":"bbo","exchange":"KRAKEN","symbol":"BTC-USD","sequence":${seq},"prev_sequence":${prev},"bid":[1.0,2.0],"ask":[1.5,1.0]}`;
+  ws.frame(bbo(7, 6));
+  ws.frame(bbo(8, 7));
+  ws.frame(bbo(3, 2, "COINBASE"));
+  assert.equal(client.sequenceBreaks, 0);
+  assert.deepEqual(client.bbo("BTC-USD").bid, [1.0, 2.0, "COINBASE"]);
+  assert.equal(client.bbo("KRAKEN:BTC-USD").sequence, 8);
+  assert.equal(events.at(-1).kind, "bbo");
+  ws.frame(bbo(10, 9));
+  assert.equal(client.sequenceBreaks, 1);
+  const ws2 = reconnected(client, ws, timers);
+  ws2.frame(bbo(40, 39));
+  assert.equal(client.sequenceBreaks, 1);
+});

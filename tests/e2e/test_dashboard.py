@@ -53,6 +53,18 @@ CHROMIUM_ARGS = [
 ]
 STREAM = "KRAKEN:BTC-USD"
 WATCH_SECONDS = 10.0
+BBO_VS_BOOK_JS = """(stream) => {
+  const { client } = window.mdgw;
+  const bbo = client.bbo(stream);
+  const book = client.book(stream);
+  if (!bbo || !book || !book.valid) return { same_record: false };
+  const top = (q) => (q ? [q[0], q[1]] : null);
+  return {
+    same_record: bbo.timestamp <= book.timestamp, // else the book's message is still coming
+    bbo: [bbo.bid, bbo.ask],
+    book: [top(book.bestBid()), top(book.bestAsk())],
+  };
+}"""
 WS_FAILURE = re.compile(r"WebSocket connection to '[^']*' failed")
 
 
@@ -286,6 +298,29 @@ def test_dashboard_verifies_live_books_and_survives_a_gateway_kill(
     wait_page(page, "document.querySelector('#s-last').textContent !== '—'", 10, "24h stats")
     wait_page(page, "document.querySelector('#agg-bids .arow span').textContent !== ''", 5, "agg")
     assert page.inner_text("#agg-name") == "BTC-USD"
+    # the candlestick chart: REST history, then the live channel closing intervals
+    wait_page(
+        page, "Number(document.querySelector('#candles').dataset.closed || 0) > 3", 10, "candles"
+    )
+    assert page.inner_text("#candles-name") == f"{STREAM} · 1s"
+    # the best bid/offer panel (api/static/bbo.js): the stream's top and all venues'
+    wait_page(
+        page,
+        "window.mdgwBbo.messages > 5 && "
+        "document.querySelectorAll('#bbo .bbo-row[data-sequence]').length === 2",
+        10,
+        "bbo",
+    )
+    assert page.inner_text("#bbo .bbo-name").strip() == STREAM
+    # the stream's bbo is the top of the page's own book once that record's book message came
+    same = 0
+    for _ in range(40):
+        b = page.evaluate(BBO_VS_BOOK_JS, STREAM)
+        if b["same_record"]:
+            same += 1
+            assert b["bbo"] == b["book"], b
+        time.sleep(0.05)
+    assert same >= 5, same
 
     desktop_png = tmp_path / "dashboard.png"
     page.screenshot(path=str(desktop_png))

@@ -15,7 +15,9 @@ import pytest
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.mark.parametrize("suite", ["mdclient.test.mjs", "wsurl.test.mjs"])
+@pytest.mark.parametrize(
+    "suite", ["mdclient.test.mjs", "wsurl.test.mjs", "waterfall.test.mjs", "candles.test.mjs"]
+)
 def test_js_client_unit_tests_pass_under_node(suite: str) -> None:
     node = shutil.which("node")
     if node is None:

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import httpx
+from mdgw_client import MarketDataClient
 
 from core.book import ApplyResult
 from core.types import KNOWN_EXCHANGES, BookUpdate, Level
-from gateway.client import MarketDataClient
 from mdgw.config import KafkaConfig
 from mdgw.kafka.source import Record, read_to_end
 from schemas import codec

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.client import MarketDataClient
+from mdgw_client import MarketDataClient
+
 from mdgw.config import KafkaConfig
 from producers.simulator import default_streams
 

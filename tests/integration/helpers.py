@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from mdgw_client import MarketDataClient
+
 from gateway.app import Gateway, start_gateway
-from gateway.client import MarketDataClient
 from mdgw.config import Config
 from mdgw.kafka.sink import KafkaSink
 from producers.publisher import Publisher

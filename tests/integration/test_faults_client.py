@@ -15,11 +15,11 @@ from http import HTTPStatus
 
 import orjson
 import pytest
+from mdgw_client import MarketDataClient
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from core.checksum import book_checksum
-from gateway.client import MarketDataClient
 
 pytestmark = [pytest.mark.slow]
 

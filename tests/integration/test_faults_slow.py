@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 import pytest
+from mdgw_client import MarketDataClient
 from websockets.asyncio.client import connect
 
-from gateway.client import MarketDataClient
 from mdgw.config import Config
 from tests.faults.procs import await_until, metric_total
 from tests.integration.helpers import gateway_with_feed

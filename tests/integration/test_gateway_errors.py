@@ -12,10 +12,10 @@ import time
 
 import orjson
 import pytest
+from mdgw_client import MarketDataClient
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.client import MarketDataClient
 from tests.integration.helpers import collect, gateway_with_feed
 
 pytestmark = [pytest.mark.kafka]

@@ -9,11 +9,11 @@ import asyncio
 import dataclasses
 
 import pytest
+from mdgw_client import MarketDataClient
 
 from core.book import OrderBook
 from core.types import BookUpdate
 from gateway.app import start_gateway
-from gateway.client import MarketDataClient
 from mdgw.kafka.source import read_to_end
 from schemas import codec
 from tests.integration.helpers import SimThread, collect, wait_for

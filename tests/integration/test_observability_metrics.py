@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+from mdgw_client import MarketDataClient
 
-from gateway.client import MarketDataClient
 from mdgw.config import Config
 from tests.integration.helpers import gateway_with_feed
 from tests.integration.observability import free_port, run_script, stop_script

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+from mdgw_client import MarketDataClient
 
-from gateway.client import MarketDataClient
 from mdgw import tracing
 from mdgw.config import Config
 from mdgw.kafka.sink import KafkaSink

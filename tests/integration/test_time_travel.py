@@ -11,9 +11,9 @@ import time
 
 import orjson
 import pytest
+from mdgw_client import MarketDataClient
 from websockets.asyncio.client import connect
 
-from gateway.client import MarketDataClient
 from tests.integration.helpers import gateway_with_feed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -42,6 +42,8 @@ def test_layers_file_then_env_then_flags(tmp_path: Path) -> None:
         ),
         ({"MDGW_GATEWAY_TLS_CERT": "/x.pem"}, "tls_key"),
         ({"MDGW_GATEWAY_MAX_LAG_MS": "0"}, r"gateway\.max_lag_ms"),
+        ({"MDGW_GATEWAY_RESUME_MESSAGES": "-1"}, r"gateway\.resume_messages"),
+        ({"MDGW_GATEWAY_RESUME_MS": "-5"}, r"gateway\.resume_messages and resume_ms"),
         ({"MDGW_GATEWAY_PROBE_INTERVAL_MS": "-1"}, r"gateway\.probe_interval_ms"),
         ({"MDGW_GATEWAY_PROBE_INTERVAL_MS": "250"}, r"below half of max_lag_ms \(500\)"),
         ({"MDGW_GATEWAY_SEND_BUFFER_BYTES": "-5"}, r"gateway\.send_buffer_bytes"),

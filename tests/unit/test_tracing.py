@@ -310,3 +310,24 @@ def test_api_plugin_traces_requests_and_skips_probes() -> None:
     assert span.kind is SpanKind.SERVER
     assert span.resource.attributes["service.name"] == "mdgw-api"
     assert f"{span.context.trace_id:032x}" == "ab" * 16
+
+
+def test_the_api_app_traces_its_requests_when_tracing_is_on() -> None:
+    """``create_app`` wires the plugin (it once existed without being used)."""
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+    from api.state import StateStore
+    from core.market import Market
+    from tests.unit.api.apidata import make_config
+
+    exporter = exporter_for(tracing.API_SERVICE)
+    config = dataclasses.replace(make_config(rate_limit=0), telemetry=on())
+    app = create_app(config, StateStore(Market()))
+    parent = "00-" + "ef" * 16 + "-" + "cd" * 8 + "-01"
+    with TestClient(app) as client:
+        assert client.get("/api/v1/symbols", headers={"traceparent": parent}).status_code == 200
+        client.get("/health")
+    (span,) = exporter.get_finished_spans()
+    assert f"{span.context.trace_id:032x}" == "ef" * 16
+    assert span.resource.attributes["service.name"] == "mdgw-api"

@@ -53,6 +53,6 @@ def test_both_services_listen_on_loopback_by_default() -> None:
 
 
 def test_dashboard_config_names_the_allowed_ws_hosts(client, make_client) -> None:
-    assert client.get("/dashboard.json").json() == {"ws_hosts": []}
+    assert client.get("/dashboard.json").json() == {"ws_hosts": [], "traces": False}
     c = make_client(dashboard_ws_hosts=("gw.example:8080",))
-    assert c.get("/dashboard.json").json() == {"ws_hosts": ["gw.example:8080"]}
+    assert c.get("/dashboard.json").json() == {"ws_hosts": ["gw.example:8080"], "traces": False}

@@ -15,6 +15,8 @@ real ``U``/``u``. Steps of a plan (one list per connection):
 ``GET /api/v3/depth?symbol=X&limit=N`` answers the current book and update id;
 the first ``stale_snapshots`` answers are the book as it was at the start (too old).
 An unlisted symbol gets HTTP 400 ``{"code":-1121,"msg":"Invalid symbol."}``.
+``GET /api/v3/exchangeInfo?symbols=[...]`` lists the asked symbols of ``listing``
+(native -> base, quote), HTTP 400 -1121 when one is not in it.
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ class FakeBinance(FakeServer):
         self.trades_sent: dict[str, int] = dict.fromkeys(natives, 0)
         self.next_trade_id = 5000
         self.stream_paths: list[str] = []
+        self.listing: dict[str, tuple[str, str]] = {}
 
     def http(self, path: str) -> tuple[int, Any]:
         parts = urlsplit(path)
+        if parts.path == "/api/v3/exchangeInfo":
+            return self._exchange_info(parse_qs(parts.query).get("symbols", ["[]"])[0])
         symbol = parse_qs(parts.query).get("symbol", [""])[0]
         if parts.path != "/api/v3/depth" or symbol not in self.books:
             return 400, {"code": -1121, "msg": "Invalid symbol."}
@@ -59,6 +64,16 @@ class FakeBinance(FakeServer):
             "bids": [[f"{p:f}", f"{q:f}"] for p, q in book.top("bid")],
             "asks": [[f"{p:f}", f"{q:f}"] for p, q in book.top("ask")],
         }
+
+    def _exchange_info(self, names: str) -> tuple[int, Any]:
+        asked = json.loads(names)
+        if any(n not in self.listing for n in asked):
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        entries = [
+            {"symbol": n, "baseAsset": self.listing[n][0], "quoteAsset": self.listing[n][1]}
+            for n in asked
+        ]
+        return 200, {"timezone": "UTC", "symbols": entries}
 
     async def session(self, ws: ServerConnection, n: int) -> None:
         self.stream_paths.append(ws.request.path if ws.request else "")

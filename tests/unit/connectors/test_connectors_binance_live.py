@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from mdgw.config import Config, load_config
 from mdgw.kafka.sink import MemorySink
 from producers.connectors import ConnectorOptions, ConnectorStats, run_connector
+from producers.connectors.errors import ConnectorConfigError, SnapshotFetchError
 from producers.publisher import Publisher
 from tests.unit.connectors.fake_binance import FakeBinance
 from tests.unit.connectors.fakes import Published, book_matches, check_published, wait_until
@@ -34,7 +36,7 @@ def config() -> Config:
 
 
 async def run_against(
-    fake: FakeBinance, config: Config, symbols: list[str] | None = None
+    fake: FakeBinance, config: Config, symbols: list[str] | None = None, **kwargs: Any
 ) -> tuple[ConnectorStats, Published]:
     """Run the connector until its books equal the fake's and every trade arrived."""
     sink = MemorySink()
@@ -49,6 +51,7 @@ async def run_against(
             stop=stop,
             publisher=Publisher(sink, config.kafka),
             options=FAST,
+            **kwargs,
         )
     )
 
@@ -125,3 +128,44 @@ async def test_symbol_binance_refuses_is_reported_not_retried(config: Config) ->
     assert sum("XRPUSDT" in p for p in fake.http_paths) == 1
     assert "BINANCE:XRP-USDT" not in pub.books
     assert stats.snapshot_failures == 1
+
+
+async def test_exchange_info_fetched_at_start_checks_the_symbols(config: Config) -> None:
+    async with FakeBinance(list(SYMBOLS), [[("diffs", 20), ("trades", 3)]]) as fake:
+        fake.listing = {"BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT")}
+        _stats, pub = await run_against(fake, config, fetch_exchange_info=True)
+    assert fake.http_paths[0].startswith("/api/v3/exchangeInfo?symbols=")
+    assert sum(len(t) for t in pub.trades.values()) == 3
+
+
+@pytest.mark.parametrize(
+    ("listing", "message"),
+    [
+        ({"BTCUSDT": ("BTC", "USDT")}, "ETH-USDT: Binance lists no ETHUSDT"),
+        (
+            {"BTCUSDT": ("BTCU", "SDT"), "ETHUSDT": ("ETH", "USDT")},
+            "BTC-USDT: Binance lists BTCUSDT as BTCU-SDT",
+        ),
+    ],
+)
+async def test_exchange_info_refuses_symbols_the_venue_names_otherwise(
+    config: Config, listing: dict[str, tuple[str, str]], message: str
+) -> None:
+    info = {
+        "symbols": [{"symbol": n, "baseAsset": b, "quoteAsset": q} for n, (b, q) in listing.items()]
+    }
+    with pytest.raises(ConnectorConfigError, match=message):
+        await run_connector(
+            config, "binance", list(SYMBOLS.values()), exchange_info=info, options=FAST,
+            publisher=Publisher(MemorySink(), config.kafka),
+        )  # fmt: skip
+
+
+async def test_a_failed_exchange_info_fetch_stops_the_start(config: Config) -> None:
+    async with FakeBinance(list(SYMBOLS), [[("diffs", 1)]]) as fake:  # lists nothing
+        with pytest.raises(SnapshotFetchError, match="exchangeInfo"):
+            await run_connector(
+                config, "binance", list(SYMBOLS.values()), ws_url=fake.url,
+                rest_url=fake.http_url, fetch_exchange_info=True, options=FAST,
+                publisher=Publisher(MemorySink(), config.kafka),
+            )  # fmt: skip

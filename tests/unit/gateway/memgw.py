@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from mdgw_client import Event, MarketDataClient
+
 from core.types import BookUpdate
 from gateway.app import Gateway, start_gateway
-from gateway.client import Event, MarketDataClient
 from gateway.clock import Clock as GatewayClock
 from mdgw.config import Config, GatewayConfig, KafkaConfig
 from mdgw.kafka.memory import MemoryBroker

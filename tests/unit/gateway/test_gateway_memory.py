@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
+from mdgw_client import MarketDataClient
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.app import Gateway, start_gateway
-from gateway.client import MarketDataClient
 from mdgw.kafka.headers import BOOK_OFFSET, int_header
 from mdgw.kafka.memory import MemoryBroker
 from schemas import codec

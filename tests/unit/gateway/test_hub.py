@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from mdgw_client import LocalBook
 
 from core.market import Market
 from core.types import BookUpdate, Exchange
-from gateway.client import LocalBook
 from gateway.hub import Hub, ViewKey
 from gateway.session import Session
-from schemas import wire
+from schemas import codec, wire
 from tests.unit.gateway.fakes import FakeConn, frames_of, messages_of
 
 
@@ -122,3 +122,26 @@ def test_slow_session_drops_deltas_then_resyncs_then_is_closed() -> None:
     s.behind_since -= 60
     hub.check_slow(lambda sess, code, reason: closed.append(code))
     assert closed == [1013] and s not in hub.sessions
+
+
+def test_plain_and_batching_clients_of_one_view_each_get_their_own_framing() -> None:
+    """Plain clients are queued frames framed once for all of them; a batching client
+    of the same view is queued bare payloads and gets one batch frame: both parse."""
+    market, hub, plain = setup()
+    batching = Session(FakeConn(), binary=False, batch=True)
+    binary = Session(FakeConn(), binary=True, batch=False)
+    key = ViewKey(False, "KRAKEN:BTC-USD", 20, False)
+    for x in (plain, batching, binary):
+        hub.sessions.add(x)
+        hub.add_view(x, key)
+    assert plain.framed and binary.framed and not batching.framed
+    for seq in (2, 3):
+        event = market.apply_book(delta(seq, [(100.0 - seq, 1.0)], []), 0)
+        hub.on_book(event.stream, event.result, None)
+    hub.flush()
+    assert [m["sequence"] for m in messages(plain)[1:]] == [2, 3]
+    assert [m["sequence"] for m in messages(batching)[1:]] == [2, 3]
+    assert len(frames_of(batching.conn)) == 2  # snapshot, one batch of both deltas
+    pb = frames_of(binary.conn)[1:]
+    assert [op for op, _ in pb] == [0x2, 0x2]
+    assert [codec.decode(p).sequence for _, p in pb] == [2, 3]

@@ -93,3 +93,45 @@ def test_any_text_is_parsed_or_refused_cleanly(text: str) -> None:
         parse_request(text)
     except ProtocolError:
         pass
+
+
+def test_bbo_takes_streams_and_canonical_symbols() -> None:
+    r = parse_request('{"op":"subscribe","channel":"bbo","symbols":["BINANCE:BTC-USDT","BTC-USD"]}')
+    assert (r.channel, r.symbols, r.since) == ("bbo", ("BINANCE:BTC-USDT", "BTC-USD"), None)
+
+
+def test_since_one_sequence_or_a_map() -> None:
+    r = parse_request('{"op":"subscribe","channel":"book","symbols":["KRAKEN:BTC-USD"],"since":7}')
+    assert r.since == {"KRAKEN:BTC-USD": 7}
+    r = parse_request(
+        '{"op":"subscribe","channel":"aggregated_book","symbols":["BTC-USD","ETH-USD"],'
+        '"since":{"ETH-USD":3}}'
+    )
+    assert r.since == {"ETH-USD": 3}
+
+
+@pytest.mark.parametrize(
+    "since",
+    ["-1", "true", '"7"', "1.5", '{"KRAKEN:ETH-USD":1}', "18446744073709551616"],
+)
+def test_since_refusals(since: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_request(
+            '{"op":"subscribe","channel":"book","symbols":["KRAKEN:BTC-USD"],"since":' + since + "}"
+        )
+    assert info.value.code == "bad_request"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"op":"subscribe","channel":"book","symbols":["KRAKEN:BTC-USD","KRAKEN:ETH-USD"],'
+        '"since":3}',
+        '{"op":"subscribe","channel":"trades","symbols":["KRAKEN:BTC-USD"],"since":3}',
+        '{"op":"subscribe","channel":"bbo","symbols":["BTC-USD"],"since":3}',
+    ],
+)
+def test_since_only_for_one_book_view_or_a_map(text: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_request(text)
+    assert info.value.code == "bad_request"

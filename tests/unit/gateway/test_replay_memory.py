@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
+from mdgw_client import MarketDataClient
 from websockets.asyncio.client import ClientConnection, connect
 
-from gateway.client import MarketDataClient
 from mdgw.kafka.memory import MemoryBroker
 from tests.unit.gateway.memgw import CONFIG, KAFKA, STREAM, events_until, memory_gateway, url
 from tests.unit.kafka.memkafka import Clock, publisher, trade

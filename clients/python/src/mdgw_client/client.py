@@ -1,181 +1,89 @@
-"""Python client of the gateway: local books kept exact, verified, resynced, reconnected.
-
-    async with MarketDataClient("ws://127.0.0.1:8080/ws") as client:
-        await client.subscribe("book", ["BINANCE:BTC-USDT"], depth=20)
-        async for event in client.events():
-            if event.kind == "book":
-                book = client.book("BINANCE:BTC-USDT")
-                print(book.sequence, book.best_bid(), book.best_ask())
+"""A verifying, reconnecting client of the gateway's WebSocket protocol (docs/protocol.md §4).
 
 Every book message is checked: ``prev_sequence`` must equal the sequence of the
 previous message of that subscription and the §5 checksum must match the local
 book after applying it. On any mismatch the client asks for a ``resync`` and
 ignores updates of that book until the fresh snapshot arrives. A dropped
 connection is reconnected with exponential backoff and jitter, and every
-subscription is sent again.
+subscription is sent again; a book that was whole when the connection dropped
+asks to resume (``since``: its last sequence, docs/protocol.md §4.10), so the server
+sends only what it missed, or a snapshot when it no longer holds that.
+
+``bbo`` messages (docs/protocol.md §4.8) are whole tops: ``client.bbo(name)`` is the
+latest; a broken ``prev_sequence`` chain is counted in ``sequence_breaks``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import struct
 import time
-import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
-from sortedcontainers import SortedDict
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
-from schemas import market_data_pb2 as pb
+from mdgw_client.book import LocalBook
+from mdgw_client.decode import Message, decode_frame
 
-_PAIR = struct.Struct("<dd")
-_EXCHANGES = {1: "BINANCE", 2: "COINBASE", 3: "KRAKEN"}
-_SIDES = {1: "buy", 2: "sell", 0: ""}
-
-
-def checksum(asks: list[tuple[float, float]], bids: list[tuple[float, float]]) -> int:
-    """docs/protocol.md §5: CRC-32 over the top 10 asks then the top 10 bids as <dd pairs."""
-    return zlib.crc32(b"".join(_PAIR.pack(p, q) for p, q in asks[:10] + bids[:10]))
+Format = Literal["json", "protobuf"]
 
 
 @dataclass
-class LocalBook:
-    """One subscription's book as the client holds it."""
+class CandleSeries:
+    """The candles of one (stream, interval) subscription: the closed ones, oldest first
+    (the last ``keep``), and the open one (docs/protocol.md §4.9)."""
 
-    key: str
-    depth: int
-    bids: SortedDict = field(default_factory=SortedDict)
-    asks: SortedDict = field(default_factory=SortedDict)
-    sequence: int = -1
-    valid: bool = False
-    """False until a snapshot arrives, and again after a break until the next one."""
-    checksum: int = 0
-    messages: int = 0
-    breaks: int = 0
-    resyncs: int = 0
+    keep: int = 1000
+    closed: list[dict[str, Any]] = field(default_factory=list)
+    open: dict[str, Any] | None = None
 
-    def top_bids(self, n: int = 0) -> list[tuple[float, float]]:
-        keys = self.bids.keys()
-        stop = len(keys) if not n else min(n, len(keys))
-        return [(keys[-1 - i], self.bids[keys[-1 - i]]) for i in range(stop)]
-
-    def top_asks(self, n: int = 0) -> list[tuple[float, float]]:
-        keys = self.asks.keys()
-        stop = len(keys) if not n else min(n, len(keys))
-        return [(keys[i], self.asks[keys[i]]) for i in range(stop)]
-
-    def best_bid(self) -> tuple[float, float] | None:
-        return self.bids.peekitem(-1) if self.bids else None
-
-    def best_ask(self) -> tuple[float, float] | None:
-        return self.asks.peekitem(0) if self.asks else None
-
-    def local_checksum(self) -> int:
-        return checksum(self.top_asks(10), self.top_bids(10))
-
-    def load(self, bids: list[Any], asks: list[Any], sequence: int) -> None:
-        self.bids = SortedDict((lv[0], lv[1]) for lv in bids)
-        self.asks = SortedDict((lv[0], lv[1]) for lv in asks)
-        self.sequence = sequence
-        self.valid = True
-
-    def apply(self, bids: list[Any], asks: list[Any], sequence: int) -> None:
-        for side, levels in ((self.bids, bids), (self.asks, asks)):
-            for lv in levels:
-                if lv[1]:
-                    side[lv[0]] = lv[1]
-                else:
-                    side.pop(lv[0], None)
-        if self.depth:
-            while len(self.bids) > self.depth:
-                self.bids.popitem(0)
-            while len(self.asks) > self.depth:
-                self.asks.popitem(-1)
-        self.sequence = sequence
+    def update(self, msg: dict[str, Any]) -> None:
+        if msg.get("closed"):
+            self.closed.append(msg)
+            del self.closed[: -self.keep]
+            if self.open is not None and self.open["open_time"] <= msg["open_time"]:
+                self.open = None
+        else:
+            self.open = msg
 
 
 @dataclass
 class Event:
-    """What the client yields: kind is book, trade, stats, status, heartbeat, error, ..."""
+    """What the client yields. ``kind`` is the message's ``type`` (``stats`` for
+    ``statistics``), or ``book`` for a verified book message, ``break`` for a
+    sequence break, ``checksum_failure``, ``unsubscribed_book``."""
 
     kind: str
     key: str
-    data: dict[str, Any]
+    """The stream (``EXCHANGE:SYMBOL``), ``agg:SYMBOL`` for aggregated books,
+    ``replay:<id>:<stream>`` for replayed ones."""
+    data: Message
     received_ns: int
 
 
-def _levels_pb(levels: Any) -> list[list[Any]]:
-    return [[lv.price, lv.quantity] for lv in levels]
-
-
-def pb_to_dict(msg: pb.MarketDataMessage) -> dict[str, Any]:
-    """A protobuf data message in the JSON shape of docs/protocol.md §4.3."""
-    kind = msg.WhichOneof("message")
-    if kind == "order_book_update":
-        u = msg.order_book_update
-        agg = u.exchange == 0
-        prefix = "aggregated_book" if agg else "order_book"
-        d: dict[str, Any] = {
-            "type": f"{prefix}_{'snapshot' if u.is_snapshot else 'update'}",
-            "symbol": u.symbol,
-            "timestamp": u.timestamp_ns,
-            "sequence": u.sequence_number,
-            "prev_sequence": u.prev_sequence_number,
-            "depth": u.depth,
-            "bids": _levels_pb(u.bids),
-            "asks": _levels_pb(u.asks),
-            "checksum": u.checksum,
-            "ingest_ts": u.ingest_ns,
-            "gateway_ts": u.gateway_ns,
-        }
-        if not agg:
-            d["exchange"] = _EXCHANGES.get(u.exchange, "UNKNOWN")
-        if u.is_replay:
-            d["replay"] = True
-            d["replay_id"] = u.replay_id
-        return d
-    if kind == "trade":
-        t = msg.trade
-        return {
-            "type": "trade",
-            "exchange": t.exchange,
-            "symbol": t.symbol,
-            "timestamp": t.timestamp_ns,
-            "trade_id": t.trade_id,
-            "price": t.price,
-            "quantity": t.quantity,
-            "side": _SIDES.get(t.side, ""),
-            "sequence": t.sequence_number,
-            "ingest_ts": t.ingest_ns,
-            "gateway_ts": t.gateway_ns,
-            **({"replay": True, "replay_id": t.replay_id} if t.is_replay else {}),
-        }
-    if kind == "statistics":
-        s = msg.statistics
-        return {"type": "statistics", **{f.name: getattr(s, f.name) for f in s.DESCRIPTOR.fields}}
-    if kind == "heartbeat":
-        return {"type": "heartbeat", "timestamp": msg.heartbeat.timestamp_ns}
-    return {"type": "unknown"}
-
-
 class MarketDataClient:
-    """A verifying, reconnecting client of the gateway's WebSocket protocol."""
+    """A verifying, reconnecting client of the gateway's WebSocket protocol.
+
+    Use it as an async context manager, subscribe, then iterate ``events()``.
+    ``sequence_breaks``, ``checksum_failures`` and ``reconnects`` count what it had
+    to repair.
+    """
 
     def __init__(
         self,
         url: str,
         *,
-        fmt: str = "json",
+        fmt: Format | str = "json",
         batch: bool = False,
         token: str | None = None,
         reconnect: bool = True,
         max_backoff: float = 5.0,
+        reconnect_delay: float = 0.1,
         ssl: Any = None,
         **connect_kwargs: Any,
     ) -> None:
@@ -185,14 +93,25 @@ class MarketDataClient:
         self.token = token
         self.reconnect = reconnect
         self.max_backoff = max_backoff
+        self.reconnect_delay = reconnect_delay
+        """First reconnect's delay in seconds (then doubled up to max_backoff, jittered)."""
         self.ssl = ssl
         self.connect_kwargs = connect_kwargs
         self.ws: ClientConnection | None = None
         self.books: dict[str, LocalBook] = {}
+        self.candles: dict[tuple[str, str], CandleSeries] = {}
+        """(stream, interval) -> its candles, for ``subscribe("candles", ..., interval=)``."""
         self.subscriptions: list[dict[str, Any]] = []
         self.reconnects = 0
         self.checksum_failures = 0
         self.sequence_breaks = 0
+        self.resumed = 0
+        """Book views the server resumed after a reconnect (no snapshot needed)."""
+        self.not_resumed = 0
+        """Book views that asked to resume and got a snapshot instead."""
+        self.bbos: dict[str, Message] = {}
+        """Latest ``bbo`` message per stream or symbol."""
+        self._bbo_seq: dict[str, int | None] = {}
         self._ids = 0
         self._closed = False
         self._replays: dict[str, tuple[str, list[str], int]] = {}
@@ -205,6 +124,7 @@ class MarketDataClient:
         return url
 
     async def connect(self) -> None:
+        """Open the connection and send every subscription again (whole books resume)."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         proto = "marketdata.v1.protobuf" if self.fmt == "protobuf" else "marketdata.v1.json"
         self.ws = await connect(
@@ -215,10 +135,25 @@ class MarketDataClient:
             max_size=None,
             **self.connect_kwargs,
         )
-        for book in self.books.values():
+        since: dict[str, int] = {}
+        for key, book in self.books.items():
+            # a whole book resumes from where it stopped; whole again once the server
+            # says "resumed" (the missed messages follow), else its snapshot comes
+            if book.valid and not key.startswith("replay:"):
+                book.resume_from = book.sequence
+            if book.resume_from is not None:  # else: still the one asked for last time
+                since[key] = book.resume_from
             book.valid = False
+        for key in self._bbo_seq:
+            self._bbo_seq[key] = None  # a new chain starts with the first message
         for sub in self.subscriptions:
-            await self._send({**sub, "id": self._next_id()})
+            msg = {**sub, "id": self._next_id()}
+            if sub["channel"] in ("book", "aggregated_book"):
+                keys = {s: self.book_key(sub["channel"], s) for s in sub["symbols"]}
+                resume = {s: since[k] for s, k in keys.items() if k in since}
+                if resume:
+                    msg["since"] = resume
+            await self._send(msg)
 
     async def __aenter__(self) -> MarketDataClient:
         await self.connect()
@@ -237,17 +172,31 @@ class MarketDataClient:
         return self._ids
 
     async def _send(self, msg: dict[str, Any]) -> None:
-        assert self.ws is not None
+        if self.ws is None:
+            raise ConnectionError("not connected: use `async with` or connect() first")
         await self.ws.send(orjson.dumps(msg).decode())
 
     async def subscribe(
-        self, channel: str, symbols: list[str], depth: int = 20, speed: str = "raw"
+        self,
+        channel: str,
+        symbols: list[str],
+        depth: int = 20,
+        speed: str = "raw",
+        interval: str = "1m",
     ) -> int:
+        """Subscribe (kept for reconnects); returns the request id echoed in the reply."""
         msg: dict[str, Any] = {"op": "subscribe", "channel": channel, "symbols": symbols}
+        if channel == "candles":
+            msg["interval"] = interval
+            for s in symbols:
+                self.candles.setdefault((s, interval), CandleSeries())
         if channel in ("book", "aggregated_book"):
             msg.update(depth=depth, speed=speed)
             for s in symbols:
                 self.books[self.book_key(channel, s)] = LocalBook(s, depth)
+        elif channel == "bbo":
+            for s in symbols:
+                self._bbo_seq[s] = None
         self.subscriptions.append(msg)
         req_id = self._next_id()
         await self._send({**msg, "id": req_id})
@@ -289,7 +238,7 @@ class MarketDataClient:
         )
         return req_id
 
-    def _replay_complete(self, msg: dict[str, Any]) -> None:
+    def _replay_complete(self, msg: Message) -> None:
         rid = str(msg.get("id"))
         channel, symbols, depth = self._replays.pop(rid, ("", [], 0))
         if not msg.get("live"):
@@ -316,29 +265,27 @@ class MarketDataClient:
     def book_key(channel: str, symbol: str) -> str:
         return f"agg:{symbol}" if channel == "aggregated_book" else symbol
 
+    def bbo(self, name: str) -> Message | None:
+        """The latest ``bbo`` of a stream (``EXCHANGE:SYMBOL``) or a symbol across venues."""
+        return self.bbos.get(name)
+
     def book(self, symbol: str) -> LocalBook | None:
+        """The local book of a stream (``EXCHANGE:SYMBOL``) or aggregated symbol."""
         return self.books.get(symbol) or self.books.get(f"agg:{symbol}")
 
     async def resync(self, symbol: str) -> None:
+        """Ask for a fresh snapshot of a book subscription."""
         await self._send({"op": "resync", "id": self._next_id(), "symbols": [symbol]})
 
-    def _decode(self, frame: str | bytes) -> list[dict[str, Any]]:
-        if isinstance(frame, str) or self.fmt == "json":
-            data = orjson.loads(frame)
-            return data if isinstance(data, list) else [data]
-        if self.batch:
-            return [pb_to_dict(m) for m in pb.MarketDataBatch.FromString(frame).messages]
-        return [pb_to_dict(pb.MarketDataMessage.FromString(frame))]
-
     async def _frames(self) -> AsyncIterator[str | bytes]:
-        backoff = 0.1
+        backoff = self.reconnect_delay
         while not self._closed:
             try:
                 if self.ws is None:
                     await self.connect()
                 assert self.ws is not None
                 async for frame in self.ws:
-                    backoff = 0.1
+                    backoff = self.reconnect_delay
                     yield frame
                 if not self.reconnect:
                     return
@@ -352,15 +299,16 @@ class MarketDataClient:
 
     async def events(self) -> AsyncIterator[Event]:
         """Verified events; book events are yielded after the local book is updated."""
+        protobuf = self.fmt == "protobuf"
         async for frame in self._frames():
             now = time.time_ns()
-            for msg in self._decode(frame):
+            for msg in decode_frame(frame, protobuf=protobuf, batch=self.batch):
                 event = await self._handle(msg, now)
                 if event is not None:
                     yield event
 
-    async def _handle(self, msg: dict[str, Any], now: int) -> Event | None:
-        kind = msg.get("type", "")
+    async def _handle(self, msg: Message, now: int) -> Event | None:
+        kind: str = msg.get("type", "")
         if kind.endswith("_snapshot") or kind.endswith("book_update"):
             agg = kind.startswith("aggregated")
             key = f"agg:{msg['symbol']}" if agg else f"{msg['exchange']}:{msg['symbol']}"
@@ -370,19 +318,54 @@ class MarketDataClient:
             if book is None:
                 return Event("unsubscribed_book", key, msg, now)
             return await self._apply(book, msg, kind.endswith("_snapshot"), now)
+        if kind == "bbo":
+            return self._bbo(msg, now)
         key = f"{msg.get('exchange', '')}:{msg.get('symbol', '')}"
+        if kind == "subscribed" and "resumed" in msg:
+            self._resumed(msg)
         if kind == "replay_complete":
             self._replay_complete(msg)
+        if kind == "candle":
+            series = self.candles.get((key, msg.get("interval", "")))
+            if series is not None:
+                series.update(msg)
         if kind == "status" and msg.get("status") in ("stale", "resync"):
             agg_key = f"agg:{msg.get('symbol', '')}" if "exchange" not in msg else key
             book = self.books.get(agg_key)
             if book is not None:
                 book.valid = False
-        return Event({"statistics": "stats"}.get(kind, kind), key, msg, now)
+                book.resume_from = None
+            bbo_key = key if "exchange" in msg else msg.get("symbol", "")
+            if bbo_key in self._bbo_seq:
+                self._bbo_seq[bbo_key] = None
+        return Event("stats" if kind == "statistics" else kind, key, msg, now)
 
-    async def _apply(
-        self, book: LocalBook, msg: dict[str, Any], snapshot: bool, now: int
-    ) -> Event | None:
+    def _bbo(self, msg: Message, now: int) -> Event:
+        exchange = msg.get("exchange")
+        key = f"{exchange}:{msg['symbol']}" if exchange else msg["symbol"]
+        last = self._bbo_seq.get(key)
+        if last is not None and (msg["prev_sequence"] != last or msg["sequence"] <= last):
+            self.sequence_breaks += 1
+        self._bbo_seq[key] = msg["sequence"]
+        self.bbos[key] = msg
+        return Event("bbo", key, msg, now)
+
+    def _resumed(self, msg: Message) -> None:
+        resumed = msg["resumed"]
+        symbols = msg.get("symbols") or [""]
+        by_symbol = resumed if isinstance(resumed, dict) else {symbols[0]: resumed}
+        for s, ok in by_symbol.items():
+            if ok:
+                self.resumed += 1
+            else:
+                self.not_resumed += 1
+            book = self.books.get(self.book_key(msg.get("channel", ""), s))
+            if book is not None:
+                if ok and book.resume_from is not None:
+                    book.valid = True
+                book.resume_from = None
+
+    async def _apply(self, book: LocalBook, msg: Message, snapshot: bool, now: int) -> Event | None:
         if snapshot:
             book.load(msg["bids"], msg["asks"], msg["sequence"])
         elif not book.valid:
@@ -404,6 +387,7 @@ class MarketDataClient:
 
     async def _break(self, book: LocalBook) -> None:
         book.valid = False
+        book.resume_from = None
         book.resyncs += 1
         if book.key.startswith("replay:"):
             return  # a replay cannot be resynced; the break is counted

@@ -1,0 +1,42 @@
+"""SentMeter: per-session send counts reach the Prometheus counters while sessions are open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter
+
+from gateway.sent_meter import SentMeter
+
+
+@dataclass
+class Fake:
+    id: int
+    messages_sent: int = 0
+    bytes_sent: int = 0
+
+
+def meter() -> tuple[SentMeter, Counter, Counter]:
+    reg = CollectorRegistry()
+    m, b = Counter("m_total", "m", registry=reg), Counter("b_total", "b", registry=reg)
+    return SentMeter(m, b), m, b
+
+
+def value(c: Counter) -> float:
+    return float(c._value.get())
+
+
+def test_open_sessions_are_counted_once_and_closed_ones_forgotten() -> None:
+    sent, m, b = meter()
+    a, c = Fake(1, 10, 1000), Fake(2, 1, 50)
+    sent.fold_all([a, c])
+    assert (value(m), value(b)) == (11, 1050)
+    sent.fold_all([a, c])  # nothing new: nothing added
+    assert (value(m), value(b)) == (11, 1050)
+    a.messages_sent, a.bytes_sent = 15, 1500
+    sent.fold(a, closed=True)
+    assert (value(m), value(b)) == (16, 1550)
+    assert 1 not in sent._reported
+    sent.fold(c, closed=True)
+    sent.fold(Fake(3, 2, 20), closed=True)  # never folded while open: all of it
+    assert (value(m), value(b)) == (18, 1570) and sent._reported == {}
