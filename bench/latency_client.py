@@ -46,6 +46,7 @@ class Recorder:
         self.negative = 0
         self.book_messages = 0
         self.updates = 0
+        self.snapshots = 0
         self.update_bytes = 0
         self.other: dict[str, int] = {}
         self.status: dict[str, int] = {}
@@ -77,6 +78,12 @@ class Recorder:
         if payload.startswith(UPDATE_PREFIX) or payload.startswith(BBO_PREFIX):
             self.updates += 1
             self.update_bytes += len(payload)
+        else:
+            # A snapshot's ingest_ts is the book's last change: on a quiet stream that is
+            # seconds ago, and it says nothing about how late the snapshot is. Ages are
+            # the updates' (and bbo's) only.
+            self.snapshots += 1
+            return
         if not ingest:
             return
         age = (now - ingest) // 1000
@@ -137,6 +144,7 @@ class Recorder:
             "negative_ages": self.negative,
             "book_messages": self.book_messages,
             "updates": self.updates,
+            "snapshots": self.snapshots,
             "update_bytes": self.update_bytes,
             "other": self.other,
             "status": self.status,

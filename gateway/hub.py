@@ -521,6 +521,7 @@ class Hub:
         s.behind_since = self.mono() / 1e9
         s.behind_reason = reason
         self._behind.add(s)
+        s.dropped_before = s.dropped
         dropped = s.out.drop_deltas()
         s.dropped += dropped
         metrics.BEHIND.labels(reason).inc()
@@ -587,13 +588,22 @@ class Hub:
                 self._behind.discard(s)
                 continue
             if self.drained(s, mono):
-                if s.last_resync is None or now - s.last_resync >= self.slow_timeout:
+                if s.dropped == s.dropped_before:
+                    self.caught_up(s)  # late, but nothing was dropped: its books are whole
+                elif s.last_resync is None or now - s.last_resync >= self.slow_timeout:
                     self.resync_behind(s, now)
                 # else: caught up, but resynced lately; its next resync comes when due
             elif now - s.behind_since > self.slow_timeout:
                 metrics.SLOW_DISCONNECTS.inc()
                 self.remove_session(s)
                 close(s, 1013, "slow consumer")
+
+    def caught_up(self, s: Session) -> None:
+        """A client behind that lost no message while behind (none was queued for it
+        then) is current again as it is: a resync would only resend what it has."""
+        s.behind_since = None
+        self._behind.discard(s)
+        metrics.SLOW_CAUGHT_UP.inc()
 
     def resync_behind(self, s: Session, now: float) -> None:
         """A drained client gets ``status resync`` and a fresh snapshot per book view."""

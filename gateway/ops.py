@@ -1,6 +1,8 @@
-"""``GET /health`` and ``GET /metrics`` on the gateway's WebSocket port, with a budget.
+"""``GET /health``, ``GET /metrics`` and ``GET /asyncapi.json`` on the gateway's WebSocket
+port, with a budget.
 
-Both are open (probes and Prometheus need no token), so both are bounded: each
+``/asyncapi.json`` is the protocol as an AsyncAPI 3.0 document (schemas/asyncapi.json,
+read once at start). All are open (probes and Prometheus need no token), so both are bounded: each
 client address (IPv6 by /64) gets ``ops_requests_per_second`` of them (429 with
 ``Retry-After`` beyond), and ``/metrics``, whose rendering walks every metric, is
 rendered at most once per ``METRICS_TTL`` seconds and served from that copy, so
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from http import HTTPStatus
+from importlib.resources import files
 from typing import Any
 
 import orjson
@@ -24,6 +27,15 @@ from mdgw.metrics_http import render_metrics
 
 METRICS_TTL = 1.0
 """Seconds a rendered /metrics body is served again (Prometheus scrapes every 15 s)."""
+
+ASYNCAPI_PATH = "/asyncapi.json"
+PATHS = ("/health", "/metrics", ASYNCAPI_PATH)
+"""Plain HTTP paths the gateway answers on its WebSocket port."""
+
+
+def asyncapi_document() -> bytes:
+    """The WebSocket protocol as AsyncAPI 3.0 (docs/protocol.md §4), as shipped in schemas/."""
+    return files("schemas").joinpath("asyncapi.json").read_bytes()
 
 
 def http_response(
@@ -56,6 +68,7 @@ class OpsEndpoints:
         self.health = health
         self.render = render
         self._metrics: tuple[float, bytes, str] | None = None
+        self.asyncapi = asyncapi_document()
 
     def respond(self, path: str, ip: str, now: float) -> Response:
         if not self.limiter.allow(address_group(ip), now):
@@ -64,6 +77,8 @@ class OpsEndpoints:
             return http_response(429, body, extra=(("Retry-After", "1"),))
         if path == "/health":
             return http_response(200, orjson.dumps(self.health()))
+        if path == ASYNCAPI_PATH:  # a public document: tools in browsers may read it
+            return http_response(200, self.asyncapi, extra=(("Access-Control-Allow-Origin", "*"),))
         cached = self._metrics
         if cached is None or now - cached[0] >= METRICS_TTL:
             body, ctype = self.render()

@@ -41,6 +41,8 @@ class Outbox:
     probe_seq: int = 0
     probe_at: int = -1
     """Offset the outstanding probe confirms when answered (-1: none outstanding)."""
+    probe_sent: int = 0
+    """When the last probe was written (monotonic ns; 0: never)."""
 
     def add(self, payload: bytes, kind: int, now: int) -> bool:
         """Queue one message; True when it is the first of this tick (caller schedules)."""
@@ -98,6 +100,12 @@ class Outbox:
         marks = self.marks
         return self.probe_at < 0 and bool(marks) and now - marks[0][1] >= interval
 
+    def probe_with_data(self, now: int, interval: int) -> bool:
+        """A probe may ride on this data write: none outstanding and none for an
+        ``interval``. A client getting a message now and then has each one confirmed
+        by a pong without a write of its own; a busy one gets one probe per interval."""
+        return self.probe_at < 0 and now - self.probe_sent >= interval
+
     def next_probe(self) -> bytes:
         """The payload of a new probe ping; call ``probe_written`` once it is written."""
         self.probe_seq += 1
@@ -106,8 +114,9 @@ class Outbox:
     def _probe_payload(self) -> bytes:
         return PROBE_MAGIC + self.probe_seq.to_bytes(8, "big")
 
-    def probe_written(self) -> None:
+    def probe_written(self, now: int) -> None:
         self.probe_at = self.written
+        self.probe_sent = now
 
     def answered(self, payload: bytes) -> bool:
         """A pong: True if it answers the outstanding probe (everything before it read)."""

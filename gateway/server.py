@@ -1,7 +1,7 @@
 """The WebSocket server (docs/protocol.md §4) on ``websockets``: handshake policy, control ops.
 
-Plain HTTP on the same port answers ``/health`` and ``/metrics``. Handshakes are
-refused before any upgrade: 503 past ``max_connections``, 401 for a bad token,
+Plain HTTP on the same port answers ``/health``, ``/metrics`` and ``/asyncapi.json``.
+Handshakes are refused before any upgrade: 503 past ``max_connections``, 401 for a bad token,
 403 for a foreign Origin, 429 for too many attempts from one IP.
 """
 
@@ -27,6 +27,7 @@ from gateway.candles import CandleKey
 from gateway.connection import GatewayConnection
 from gateway.hub import Hub
 from gateway.limits import ConnectionCounter, address_group
+from gateway.ops import PATHS as OPS_PATHS
 from gateway.ops import OpsEndpoints
 from gateway.protocol import ProtocolError, parse_request
 from gateway.protocol import Request as ControlRequest
@@ -103,7 +104,7 @@ class GatewayServer:
 
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
-        if path in ("/health", "/metrics"):
+        if path in OPS_PATHS:
             return self.ops.respond(path, remote_ip(conn), self.clock.mono())
         if path != "/ws":
             return error_response(404, "not found; the WebSocket endpoint is /ws")

@@ -126,6 +126,9 @@ class Session:
     last_resync: float | None = None
     """monotonic time of the last slow-consumer resync."""
     dropped: int = 0
+    dropped_before: int = 0
+    """``dropped`` when the client last fell behind: the same once it has caught up
+    means it lost nothing while behind, and needs no resync."""
     tokens: float = 0.0
     tokens_at: float = field(default_factory=time.monotonic)
     strikes: int = 0
@@ -221,16 +224,16 @@ class Session:
         if transport.is_closing():
             return
         out = self.out
-        probe = False
+        probe = 0
         if queued_at and self.probe_ns:
             now = self.clock()
-            if out.probe_due(now, self.probe_ns):
+            if out.probe_with_data(now, self.probe_ns):
                 data += framing.ping(out.next_probe())
-                probe = True
+                probe = now
         transport.write(data)
         out.wrote(len(data), queued_at)
         if probe:
-            out.probe_written()
+            out.probe_written(probe)
         self.messages_sent += frames
         self.bytes_sent += len(data)
 
@@ -240,12 +243,13 @@ class Session:
         out = self.out
         if self.conn.protocol.state is not State.OPEN or transport is None:
             return
-        if transport.is_closing() or not out.probe_due(self.clock(), self.probe_ns):
+        now = self.clock()
+        if transport.is_closing() or not out.probe_due(now, self.probe_ns):
             return
         data = framing.ping(out.next_probe())
         transport.write(data)
         out.wrote(len(data), 0)
-        out.probe_written()
+        out.probe_written(now)
 
     def on_pong(self, payload: bytes) -> None:
         """A pong to a probe: the client has read everything written before it."""

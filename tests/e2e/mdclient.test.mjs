@@ -1,8 +1,8 @@
-// Unit tests of the JavaScript client (api/static/mdclient.js), no network:
+// Unit tests of the JavaScript client (clients/js/mdclient.js), no network:
 //   node --test tests/e2e/mdclient.test.mjs
 //
 // Checksum vectors are the Python reference's values
-// (gateway.client.checksum = zlib.crc32(b"".join(struct.pack("<dd", p, q) ...))),
+// (mdgw_client.checksum = zlib.crc32(b"".join(struct.pack("<dd", p, q) ...))),
 // and gateway_frames.jsonl is real JSON frames of a gateway (a depth-10 book and an
 // aggregated book: snapshot then updates), whose checksums the server computed.
 
@@ -16,7 +16,7 @@ import {
   checksum,
   crc32,
   parseFrame,
-} from "../../api/static/mdclient.js";
+} from "../../clients/js/mdclient.js";
 
 const FRAMES = readFileSync(new URL("./gateway_frames.jsonl", import.meta.url), "utf8")
   .split("\n")
@@ -30,7 +30,7 @@ test("crc32 is zlib's", () => {
 });
 
 test("checksum matches the Python reference", () => {
-  // [asks, bids, zlib.crc32(...) computed by gateway.client.checksum]
+  // [asks, bids, zlib.crc32(...) computed by mdgw_client.checksum]
   const vectors = [
     [[], [], 0],
     [[[97001.0, 0.4]], [[97000.5, 1.2]], 1016261080],

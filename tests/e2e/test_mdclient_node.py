@@ -1,7 +1,8 @@
-"""Runs the JavaScript client's unit tests (mdclient.test.mjs) with Node's test runner.
+"""Runs the JavaScript client's unit tests with Node's test runner.
 
-The same as ``node --test tests/e2e/mdclient.test.mjs``; here so that a plain
-``pytest`` run covers the JS client too. No services, about a second.
+The same as ``node --test tests/e2e/mdclient.test.mjs`` and, for the npm package,
+``cd clients/js && node --test test/``; here so that a plain ``pytest`` run covers the
+JS client too. No services, about a second each.
 """
 
 from __future__ import annotations
@@ -13,17 +14,27 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
+JS_PACKAGE = HERE.parents[1] / "clients" / "js"
 
 
 @pytest.mark.parametrize(
-    "suite", ["mdclient.test.mjs", "wsurl.test.mjs", "waterfall.test.mjs", "candles.test.mjs"]
+    ("cwd", "suite"),
+    [
+        (HERE, "mdclient.test.mjs"),
+        (HERE, "wsurl.test.mjs"),
+        (HERE, "waterfall.test.mjs"),
+        (HERE, "candles.test.mjs"),
+        (JS_PACKAGE, "test/"),
+    ],
+    ids=["mdclient", "wsurl", "waterfall", "candles", "package"],
 )
-def test_js_client_unit_tests_pass_under_node(suite: str) -> None:
+def test_js_client_unit_tests_pass_under_node(cwd: Path, suite: str) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node not found: the JS client's unit tests need Node.js >= 18")
     result = subprocess.run(
-        [node, "--test", str(HERE / suite)],
+        [node, "--test", suite],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,

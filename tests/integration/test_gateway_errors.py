@@ -37,7 +37,7 @@ async def test_bad_requests_get_error_codes_and_the_connection_stays(config) -> 
                 ('"a string"', "bad_request"),
                 ('{"op":"dance","id":3}', "unknown_op"),
                 (
-                    '{"op":"subscribe","id":4,"channel":"candles","symbols":["KRAKEN:BTC-USD"]}',
+                    '{"op":"subscribe","id":4,"channel":"nope","symbols":["KRAKEN:BTC-USD"]}',
                     "unknown_channel",
                 ),
                 (

@@ -119,23 +119,42 @@ def test_behind_again_soon_after_a_resync_waits_for_its_next_resync(
     kernel[7] = s.out.written
     clock.t += 600 * MS
     hub.check_slow(lambda *a: pytest.fail("closed"))
+    feed(market, hub, 3)  # dropped while behind: the client's book needs a snapshot
     kernel[7] = 0
     hub.check_slow(lambda *a: pytest.fail("closed"))  # resync 1
     assert s.resyncs == 1
-    feed(market, hub, 3)
+    feed(market, hub, 4)
     kernel[7] = 10_000
     clock.t += 600 * MS
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert s.behind_since is not None
+    feed(market, hub, 5)
     kernel[7] = 0
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert s.resyncs == 1 and s.behind_since is not None  # caught up, but too soon
-    feed(market, hub, 4)
+    feed(market, hub, 6)
     assert types(s)[-1] != "order_book_update" or s.dropped >= 1  # still no deltas
     clock.t += 5_000 * MS
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert s.resyncs == 2 and s.behind_since is None
     assert types(s)[-2:] == ["status:resync", "order_book_snapshot"]
+
+
+def test_behind_but_nothing_lost_goes_on_without_a_resync(kernel: dict[int, int]) -> None:
+    """Late, but every message was written before it fell behind and none was due
+    while it was: its books are whole, a snapshot would resend what it holds."""
+    market, hub, s, clock = make(kernel)
+    feed(market, hub, 2)
+    kernel[7] = s.out.written
+    clock.t += 600 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is not None
+    before = types(s)
+    kernel[7] = 0
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is None and s.resyncs == 0 and types(s) == before
+    feed(market, hub, 3)
+    assert types(s)[-1] == "order_book_update"  # deltas flow again, chained
 
 
 def test_behind_too_long_is_closed_1013(kernel: dict[int, int]) -> None:
@@ -210,24 +229,23 @@ def pings(s: Session) -> list[bytes]:
     return [payload for opcode, payload in frames_of(s.conn) if opcode == 0x9]
 
 
-def test_a_probe_follows_data_once_the_oldest_unconfirmed_write_is_an_interval_old(
+def test_a_probe_rides_on_data_one_outstanding_and_one_per_interval_at_most(
     kernel: dict[int, int],
 ) -> None:
     market, hub, s, clock = probed(kernel)
+    writes = s.conn.transport.writes
     feed(market, hub, 2)
-    assert pings(s) == []  # all that is unconfirmed is younger than the interval
-    clock.t += 100 * MS
-    feed(market, hub, 3)
     assert len(pings(s)) == 1 and frames_of(s.conn)[-1][0] == 0x9  # after the data
-    clock.t += 100 * MS
-    feed(market, hub, 4)
+    assert s.conn.transport.writes == writes + 1  # in the same write: no syscall of its own
+    feed(market, hub, 3)
     assert len(pings(s)) == 1  # one outstanding at a time
     s.on_pong(pings(s)[-1])
-    feed(market, hub, 5)
-    assert len(pings(s)) == 1  # update 4 is unconfirmed but only just written
+    assert len(s.out.marks) == 1  # update 2 confirmed read; update 3 came after the probe
+    feed(market, hub, 4)
+    assert len(pings(s)) == 1  # answered, but the last one is younger than the interval
     clock.t += 100 * MS
-    feed(market, hub, 6)
-    assert len(pings(s)) == 2
+    feed(market, hub, 5)
+    assert len(pings(s)) == 2 and frames_of(s.conn)[-1][0] == 0x9
 
 
 def test_quiet_data_is_probed_on_its_own_and_a_silent_client_falls_behind(
@@ -237,7 +255,7 @@ def test_quiet_data_is_probed_on_its_own_and_a_silent_client_falls_behind(
     feed(market, hub, 2)
     clock.t += 200 * MS
     hub.check_slow(lambda *a: pytest.fail("closed"))
-    assert len(pings(s)) == 1  # nothing more to write: the check asked on its own
+    assert len(pings(s)) == 1  # the one that rode on the data, still outstanding
     s.on_pong(pings(s)[-1])  # the client read everything so far
     feed(market, hub, 3)
     clock.t += 200 * MS
@@ -256,6 +274,7 @@ def test_a_client_behind_is_probed_on_its_own_and_resynced_when_it_answers(
     clock.t += 600 * MS
     hub.check_slow(lambda *a: None)
     assert s.behind_since is not None
+    feed(market, hub, 3)  # dropped while behind
     unanswered = len(pings(s))
     clock.t += 100 * MS
     hub.check_slow(lambda *a: None)
