@@ -169,10 +169,10 @@ class GatewayServer:
     def new_session(self, conn: ServerConnection) -> Session:
         query = parse_qs(urlsplit(conn.request.path).query) if conn.request else {}
         fmt = (query.get("format") or [""])[0]
-        if conn.subprotocol == JSON_PROTOCOL or fmt == "json":
-            binary = False
-        elif conn.subprotocol == PB_PROTOCOL or fmt == "protobuf":
-            binary = True
+        if conn.subprotocol:  # negotiated: it names the frames this connection gets
+            binary = conn.subprotocol == PB_PROTOCOL
+        elif fmt in ("json", "protobuf"):
+            binary = fmt == "protobuf"
         else:
             binary = self.cfg.use_binary_protocol
         batch = (query.get("batch") or ["false"])[0].lower() in ("1", "true", "yes")

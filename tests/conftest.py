@@ -5,7 +5,8 @@ Also the suite's rules:
 - Hypothesis profiles: ``ci`` (200 examples, random; chosen when ``CI=true``), ``dev``
   (the default, 50 examples, random) and ``fast`` (10 examples, derandomized: a quick
   local check). ``MDGW_HYPOTHESIS_PROFILE`` or ``--hypothesis-profile`` picks another.
-  The core's model tests set no ``max_examples`` of their own, so the profile decides.
+  The core's model tests set no ``max_examples`` of their own, so the profile decides;
+  tests that want more on CI ask ``tests.examples.examples(n)``, scaled by the profile.
 - Skips are counted: with ``--strict-skips`` (on by default when ``CI=true``) a skip
   whose reason is not in ``ALLOWED_SKIPS`` fails the run, so a test CI is meant to
   run can never pass by not running.
@@ -26,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from mdgw.config import Config, KafkaConfig, load_config
+from tests.examples import CI_EXAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -34,7 +36,7 @@ ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 settings.register_profile(
     "ci",
-    max_examples=200,
+    max_examples=CI_EXAMPLES,
     deadline=None,
     print_blob=True,  # a failure on CI prints the blob that reproduces it locally
     suppress_health_check=[HealthCheck.too_slow],

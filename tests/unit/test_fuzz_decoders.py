@@ -27,8 +27,11 @@ from gateway.protocol import ProtocolError, Request, parse_request
 from schemas import codec
 from schemas import market_data_pb2 as pb
 from schemas.errors import SchemaError
+from tests.examples import examples
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 # ---- schemas.codec.decode -------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from core.types import Exchange, Statistics, Trade
 from schemas import market_data_pb2 as pb
 from schemas.errors import DecodeError, ValidationError
 from schemas.stats_codec import decode_stats, encode_stats
+from tests.examples import examples
 
 T0 = 1_764_000_000 * SECOND_NS
 STREAMS = [
@@ -132,7 +133,7 @@ def scenario(draw: st.DrawFn) -> tuple[int, int, list[Trade], int, list[int]]:
     return window, bucket, trades, cut, nows
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(scenario())
 def test_bucketed_stats_equal_a_naive_recomputation_across_a_restart(case: tuple) -> None:
     window, bucket, trades, cut, nows = case
@@ -160,7 +161,7 @@ def test_bucketed_stats_equal_a_naive_recomputation_across_a_restart(case: tuple
         assert restarted.trades(stream, 1000) == whole.trades(stream, 1000)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.data())
 def test_symbol_stats_merge_the_venues_windows(data: st.DataObject) -> None:
     window, bucket = 10 * MINUTE_NS, MINUTE_NS

@@ -19,8 +19,9 @@ from producers.captures.errors import CaptureError
 from producers.captures.kraken import KrakenHandler
 from producers.captures.native import iter_records
 from producers.captures.tardis import BOOK_COLUMNS, parse_row
+from tests.examples import examples
 
-FUZZ = settings(max_examples=150, deadline=None)
+FUZZ = settings(max_examples=examples(150), deadline=None)
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
 numbers_as_text = st.from_regex(r"\A-?[0-9]{1,6}(\.[0-9]{0,8})?\Z") | st.sampled_from(
@@ -129,7 +130,7 @@ def test_native_records_and_sniff(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.binary(max_size=80) | st.text(max_size=80).map(str.encode), max_size=8))
 def test_whole_file_never_raises(lines: list[bytes]) -> None:
     prefix = (

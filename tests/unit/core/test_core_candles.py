@@ -20,6 +20,7 @@ from core.candles import (
 from core.market import Market
 from core.stats import MINUTE_NS, SECOND_NS, RollingStats
 from core.types import Exchange, Trade
+from tests.examples import examples
 
 T0 = 1_764_000_000 * SECOND_NS  # a day boundary is not required: intervals are epoch-aligned
 
@@ -111,7 +112,7 @@ def from_trades(trades: list[Trade], interval: str) -> list[Candle]:
 
 
 @pytest.mark.parametrize("interval", list(INTERVALS))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(trades=tapes())
 def test_candles_of_trades_equal_naive(interval: str, trades: list[Trade]) -> None:
     got = from_trades(trades, interval)
@@ -121,7 +122,7 @@ def test_candles_of_trades_equal_naive(interval: str, trades: list[Trade]) -> No
 
 
 @pytest.mark.parametrize("interval", [i for i in INTERVALS if INTERVALS[i] % MINUTE_NS == 0])
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(trades=tapes())
 def test_candles_of_statistics_buckets_equal_naive(interval: str, trades: list[Trade]) -> None:
     """The REST path over the statistics' minute buckets (what a checkpoint restores)."""
@@ -151,7 +152,7 @@ def live(trades: list[Trade], interval: str) -> tuple[list[Candle], list[Trade],
 
 
 @pytest.mark.parametrize("interval", list(INTERVALS))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(trades=tapes())
 def test_live_builder_equals_naive(interval: str, trades: list[Trade]) -> None:
     closed, taken, b = live(trades, interval)
@@ -168,7 +169,7 @@ def test_live_builder_equals_naive(interval: str, trades: list[Trade]) -> None:
 
 
 @pytest.mark.parametrize("interval", list(INTERVALS))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(trades=tapes(), cut=st.integers(0, 60))
 def test_seeded_builder_continues_exactly(interval: str, trades: list[Trade], cut: int) -> None:
     """A subscriber arriving mid-interval: the builder starts from the statistics' minutes

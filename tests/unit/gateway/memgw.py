@@ -7,11 +7,13 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from mdgw_client import Event, MarketDataClient
 
 from core.types import BookUpdate
 from gateway.app import Gateway, start_gateway
+from gateway.clock import Clock as GatewayClock
 from mdgw.config import Config, GatewayConfig, KafkaConfig
 from mdgw.kafka.memory import MemoryBroker
 from tests.unit.kafka.memkafka import Clock, broker_for, feed
@@ -37,19 +39,33 @@ async def eventually(pred: Callable[[], object], timeout: float = 10.0) -> None:
 
 @asynccontextmanager
 async def memory_gateway(
-    deltas: int = 40, config: Config = CONFIG
+    deltas: int = 40, config: Config = CONFIG, **parts: Any
 ) -> AsyncIterator[tuple[Gateway, MemoryBroker, History, Clock]]:
-    """A ready gateway over a broker holding one stream's history (see ``feed``)."""
+    """A ready gateway over a broker holding one stream's history (see ``feed``);
+    ``parts`` go to the :class:`Gateway` (e.g. ``clock``)."""
     clock = Clock()
     broker = broker_for(KAFKA, clock)
     states = feed(broker, KAFKA, clock, deltas)
-    rt = await start_gateway(config, sources=broker, sink=broker)
+    rt = await start_gateway(config, sources=broker, sink=broker, **parts)
     await eventually(lambda: rt.server.is_ready() and rt.market.book(STREAM) is not None)
     try:
         yield rt, broker, states, clock
     finally:
         if not rt.server.shutting_down:
             await rt.stop(timeout=2)
+
+
+class GatewayTime:
+    """A gateway clock the test moves: wall and monotonic ns start now and stand still."""
+
+    def __init__(self) -> None:
+        self.wall = time.time_ns()
+        self.mono = time.monotonic_ns()
+        self.clock = GatewayClock(wall_ns=lambda: self.wall, mono_ns=lambda: self.mono)
+
+    def advance(self, seconds: float) -> None:
+        self.wall += int(seconds * 1e9)
+        self.mono += int(seconds * 1e9)
 
 
 def url(rt: Gateway) -> str:

@@ -10,11 +10,11 @@ import pytest
 from mdgw_client import MarketDataClient
 from websockets.asyncio.client import connect
 
-from core.candles import INTERVALS, base_ns, candles_of_parts, fold_parts
+from core.candles import CLOSE_GRACE_NS, INTERVALS, base_ns, candles_of_parts, fold_parts
 from core.stats import SECOND_NS
 from core.types import Exchange, Trade
 from gateway.candles import CandleKey
-from tests.unit.gateway.memgw import KAFKA, STREAM, eventually, memory_gateway, url
+from tests.unit.gateway.memgw import KAFKA, STREAM, GatewayTime, eventually, memory_gateway, url
 from tests.unit.kafka.memkafka import publisher
 
 
@@ -82,7 +82,8 @@ async def test_candles_follow_the_trades(fmt: str, interval: str) -> None:
 
 
 async def test_a_quiet_interval_is_closed_by_the_timer() -> None:
-    async with memory_gateway() as (rt, broker, _states, clock):
+    t = GatewayTime()
+    async with memory_gateway(clock=t.clock) as (rt, broker, _states, clock):
         pub = publisher(broker, KAFKA, clock)
         ts = clock.ns()
         pub.publish(Trade(Exchange.BINANCE, "BTC-USDT", ts, "q1", 100.0, 1.0, "sell", 1))
@@ -103,6 +104,8 @@ async def test_a_quiet_interval_is_closed_by_the_timer() -> None:
                 m = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
                 if m["type"] == "candle":
                     msgs.append(m)
+                    # the interval (1 s) and the close grace (2 s) pass on the gateway's clock
+                    t.advance((SECOND_NS + CLOSE_GRACE_NS) / 1e9)
             assert [m["closed"] for m in msgs] == [False, True]  # no trade after: the timer
             assert msgs[1]["trades"] == 1 and msgs[1]["open_time"] == ts // SECOND_NS * SECOND_NS
 

@@ -85,3 +85,35 @@ def test_open_file_limit_is_raised_to_the_hard_limit(caplog: pytest.LogCaptureFi
             assert raise_open_file_limit()[0] >= soft
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_open_file_limit_stays_when_raising_it_fails(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(_which: int, _limits: tuple[int, int]) -> None:
+        raise ValueError("not allowed")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (256, 4096))
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    with caplog.at_level("WARNING", logger="gateway.limits"):
+        assert raise_open_file_limit() == (256, 4096)
+    assert "stays 256 (raising to 4096 failed: not allowed)" in caplog.text
+
+
+def test_an_unlimited_hard_limit_raises_to_a_million(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_to: list[tuple[int, int]] = []
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (1024, resource.RLIM_INFINITY))
+    monkeypatch.setattr(resource, "setrlimit", lambda _which, limits: set_to.append(limits))
+    assert raise_open_file_limit() == (1_048_576, resource.RLIM_INFINITY)
+    assert set_to == [(1_048_576, resource.RLIM_INFINITY)]
+
+
+def test_an_open_file_limit_already_at_the_hard_limit_is_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def never(_which: int, _limits: tuple[int, int]) -> None:
+        raise AssertionError("setrlimit called")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (4096, 4096))
+    monkeypatch.setattr(resource, "setrlimit", never)
+    assert raise_open_file_limit() == (4096, 4096)

@@ -1,0 +1,88 @@
+"""Gateway wiring (gateway/app.py) on the memory broker: TLS on the WebSocket port, and
+timers that survive a failing tick."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import ssl
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidMessage
+
+from gateway.app import _every, tls_context
+from tests.unit.gateway.memgw import CONFIG, memory_gateway
+
+
+def self_signed(tmp: Path) -> tuple[str, str]:
+    """A certificate for localhost and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_no_certificate_means_no_tls() -> None:
+    assert tls_context("", "") is None
+
+
+async def test_wss_with_the_configured_certificate(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    gw = dataclasses.replace(CONFIG.gateway, tls_cert=cert, tls_key=key)
+    async with memory_gateway(5, dataclasses.replace(CONFIG, gateway=gw)) as (rt, *_):
+        trusted = ssl.create_default_context(cafile=cert)
+        async with connect(f"wss://localhost:{rt.port}/ws", ssl=trusted) as ws:
+            await ws.ping()
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await connect(f"wss://localhost:{rt.port}/ws", ssl=ssl.create_default_context())
+        with pytest.raises(InvalidMessage):  # plain HTTP to a TLS port: no handshake
+            await asyncio.wait_for(connect(f"ws://localhost:{rt.port}/ws"), 10)
+
+
+async def test_a_timer_logs_a_failing_tick_and_keeps_ticking(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ticks = 0
+    third = asyncio.Event()
+
+    def tick() -> None:
+        nonlocal ticks
+        ticks += 1
+        if ticks == 1:
+            raise RuntimeError("boom")
+        if ticks == 3:
+            third.set()
+
+    timer = asyncio.create_task(_every(0, tick))
+    try:
+        await asyncio.wait_for(third.wait(), 10)
+    finally:
+        timer.cancel()
+    assert "timer tick failed" in caplog.text and "boom" in caplog.text
