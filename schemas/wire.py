@@ -85,34 +85,18 @@ def book_pb(u: BookUpdate, *, aggregated: bool = False, replay: object = None) -
 def bbo_json(b: Bbo) -> bytes:
     """Best bid/offer (docs/protocol.md §4.8): ``bid``/``ask`` are ``[p, q]``, or
     ``[p, q, "VENUE"]`` across venues, or null for an empty side."""
-    if b.exchange:
-        return orjson.dumps(
-            {
-                "type": "bbo",
-                "exchange": _NAMES[b.exchange],
-                "symbol": b.symbol,
-                "timestamp": b.timestamp_ns,
-                "sequence": b.sequence,
-                "prev_sequence": b.prev_sequence,
-                "bid": b.bid,
-                "ask": b.ask,
-                "ingest_ts": b.ingest_ns,
-                "gateway_ts": b.gateway_ns,
-            }
-        )
-    return orjson.dumps(
-        {
-            "type": "bbo",
-            "symbol": b.symbol,
-            "timestamp": b.timestamp_ns,
-            "sequence": b.sequence,
-            "prev_sequence": b.prev_sequence,
-            "bid": b.bid,
-            "ask": b.ask,
-            "ingest_ts": b.ingest_ns,
-            "gateway_ts": b.gateway_ns,
-        }
-    )
+    d: dict[str, Any] = {"type": "bbo"}
+    if b.exchange:  # one venue's stream; across venues the venue is in each side
+        d["exchange"] = _NAMES[b.exchange]
+    d["symbol"] = b.symbol
+    d["timestamp"] = b.timestamp_ns
+    d["sequence"] = b.sequence
+    d["prev_sequence"] = b.prev_sequence
+    d["bid"] = b.bid
+    d["ask"] = b.ask
+    d["ingest_ts"] = b.ingest_ns
+    d["gateway_ts"] = b.gateway_ns
+    return orjson.dumps(d)
 
 
 def _bbo_level(quote: Any, out: Any) -> None:
