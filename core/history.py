@@ -80,6 +80,12 @@ class ViewHistory(Generic[T]):
         self.last = sequence
         while len(self._items) > self.max_messages:
             self._drop_oldest()
+        # the age bound is a memory bound too, not only a read-time filter: a view
+        # nobody resumes from holds max_age_ns of messages, not max_messages
+        cutoff = now_ns - self.max_age_ns
+        times = self._times
+        while times[0] < cutoff:
+            self._drop_oldest()
 
     def expire(self, now_ns: int) -> None:
         """Drop messages older than ``max_age_ns``."""

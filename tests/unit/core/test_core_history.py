@@ -49,6 +49,14 @@ class TestSince:
         assert h.since(12, 10 * SEC) == [] and len(h) == 0
         assert h.since(11, 10 * SEC) is None
 
+    def test_age_bounds_memory_without_any_read(self) -> None:
+        """Nobody resumes: what is held is max_age of messages, not max_messages."""
+        h: ViewHistory[int] = ViewHistory(1000, 1 * SEC, sequence=0)
+        for s in range(1, 101):
+            h.append(s, s - 1, s, s * SEC // 10)  # 10 a second for 10 s
+        assert len(h) == 11  # the last second: 9.0 s .. 10.0 s
+        assert h.since(89, 10 * SEC) == list(range(90, 101))
+
     def test_reset_forgets_the_old_chain(self) -> None:
         h: ViewHistory[int] = ViewHistory(100, 10 * SEC, sequence=10)
         chain(h, [11, 12])
