@@ -20,7 +20,6 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from core.types import parse_stream_key
 from gateway import authz
 from gateway.auth import AuthError, TokenVerifier
 from gateway.candles import CandleKey
@@ -412,11 +411,3 @@ def bearer_token(request: Request) -> str:
         return auth[7:].strip()
     query = parse_qs(urlsplit(request.path).query)
     return (query.get("token") or [""])[0]
-
-
-def validate_stream(name: str) -> bool:
-    try:
-        parse_stream_key(name)
-    except ValueError:
-        return False
-    return True
