@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING
 from core.bbo import Bbo, BboBoard, BboTopic
 from core.book import ApplyResult
 from core.types import Exchange
-from gateway import framing
-from gateway.outbox import DELTA
 from gateway.session import Session
 from gateway.subscriptions import StreamKey
 from schemas import wire
@@ -92,22 +90,9 @@ class BboFanout:
             return
         hub = self.hub
         msg.gateway_ns = hub.clock()
-        now = hub.mono()
-        touched = hub._touched
-        for group, encode, opcode in (
-            (subs.json, wire.bbo_json, framing.TEXT),
-            (subs.pb, wire.bbo_pb, framing.BINARY),
-        ):
-            if not group:
-                continue
-            payload = encode(msg)
-            framed = framing.frame(opcode, payload)  # once for every plain client
-            for s in group:
-                if s.behind_since is None:
-                    if s.out.add(framed if s.framed else payload, DELTA, now):
-                        touched.append(s)
-                else:
-                    s.dropped += 1
+        jframe = wire.bbo_json(msg) if subs.json else None
+        pframe = wire.bbo_pb(msg) if subs.pb else None
+        hub.queue_delta(subs, jframe, pframe, hub.mono())
 
     def resync(self, session: Session, name: str) -> None:
         """After a slow consumer's resync: the current top (its chain starts again)."""

@@ -361,34 +361,17 @@ class Hub:
         msg.gateway_ns = self.clock()
         now = self.mono()
         agg = slot.key.aggregated
-        touched = self._touched
         # tracing hook: encode/broadcast spans when a sampled record caused this message
         span = tracing.encode_started(slot.key.name, slot.key.depth) if tracing.ENABLED else None
         subscribers = self.subscribers(slot.key)
-        frames: list[bytes | None] = [None, None]
-        for i, subs, encode, opcode in (
-            (0, subscribers.json, wire.book_json, framing.TEXT),
-            (1, subscribers.pb, wire.book_pb, framing.BINARY),
-        ):
-            if not subs:
-                continue
-            frames[i] = payload = encode(msg, aggregated=agg)
-            framed = framing.frame(opcode, payload)  # framed once for every plain client
-            for s in subs:
-                if s.behind_since is None:
-                    # Outbox.add for a DELTA, inlined: this loop runs per client per message
-                    pending = s.out.pending
-                    if not pending:
-                        s.out.pending_since = now
-                        touched.append(s)
-                    pending.append(framed if s.framed else payload)
-                else:
-                    s.dropped += 1
+        jframe = wire.book_json(msg, aggregated=agg) if subscribers.json else None
+        pframe = wire.book_pb(msg, aggregated=agg) if subscribers.pb else None
+        self.queue_delta(subscribers, jframe, pframe, now)
         if msg.is_snapshot:  # the view restarted its chain
             slot.history.reset(msg.sequence)
         else:
             slot.history.append(
-                msg.sequence, msg.prev_sequence, HistoryEntry(msg, frames[0], frames[1]), now
+                msg.sequence, msg.prev_sequence, HistoryEntry(msg, jframe, pframe), now
             )
         if span is not None:  # tracing hook: encode ends, broadcast runs until flush()
             tracing.encode_finished(span, len(subscribers))
@@ -405,6 +388,35 @@ class Hub:
             wire.trade_json(trade, wall) if subs.json else b"",
             wire.trade_pb(trade, wall) if subs.pb else b"",
         )
+
+    def queue_delta(
+        self,
+        subs: Subscribers[Session],
+        json_frame: bytes | None,
+        pb_frame: bytes | None,
+        now: int,
+    ) -> None:
+        """A topic's droppable message (book data, bbo), encoded once per format (None:
+        no subscriber of that format), to each subscriber not behind; one behind counts
+        it as dropped. Framed once for the plain clients; written with the next flush."""
+        touched = self._touched
+        for group, payload, opcode in (
+            (subs.json, json_frame, framing.TEXT),
+            (subs.pb, pb_frame, framing.BINARY),
+        ):
+            if not group or payload is None:
+                continue
+            framed = framing.frame(opcode, payload)
+            for s in group:
+                if s.behind_since is None:
+                    # Outbox.add for a DELTA, inlined: this loop runs per client per message
+                    pending = s.out.pending
+                    if not pending:
+                        s.out.pending_since = now
+                        touched.append(s)
+                    pending.append(framed if s.framed else payload)
+                else:
+                    s.dropped += 1
 
     def queue_keep(self, subs: Subscribers[Session], json_frame: bytes, pb_frame: bytes) -> None:
         """A topic's message, encoded once per format, to each subscriber, never dropped
