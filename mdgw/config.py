@@ -74,14 +74,16 @@ class KafkaConfig:
     """Replication factor of created topics."""
     retention_ms: int = 7 * 24 * 3600 * 1000
     """Retention of the book, trades and checkpoint topics: the time-travel horizon."""
-    producer_linger_ms: float = 0.5
-    """Producers' linger.ms: how long a record may wait to share a batch (latency vs CPU,
-    bench/README.md)."""
+    producer_linger_ms: float = 0.0
+    """Producers' linger.ms: how long a record may wait to share a batch. Any value above
+    0 costs about 1 ms at the median (librdkafka's timer ticks in ms; bench/README.md)."""
     fetch_wait_max_ms: int = 100
     """Consumers' fetch.wait.max.ms: how long the broker holds a fetch that has less
     than fetch_min_bytes (an empty fetch is answered as soon as data arrives)."""
     fetch_min_bytes: int = 1
-    """Consumers' fetch.min.bytes: 1 = answer a fetch as soon as any record is there."""
+    """Consumers' fetch.min.bytes: 1 = answer a fetch as soon as any record is there;
+    larger (with a small fetch_wait_max_ms) batches records: less CPU per record on both
+    sides, up to fetch_wait_max_ms more latency (bench/README.md)."""
 
 
 @dataclass(frozen=True)

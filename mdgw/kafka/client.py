@@ -132,6 +132,9 @@ def consumer_conf(cfg: KafkaConfig, group_id: str, **extra: object) -> dict:
         "fetch.wait.max.ms": cfg.fetch_wait_max_ms,
         "fetch.min.bytes": cfg.fetch_min_bytes,
         "queued.max.messages.kbytes": 65536,
+        # librdkafka leaves Nagle on: a small request written while the previous one is
+        # unacknowledged waits for that ACK, tens of ms at the tail (bench/README.md).
+        "socket.nagle.disable": True,
         "enable.partition.eof": False,
         "reconnect.backoff.ms": 100,
         "reconnect.backoff.max.ms": 2000,

@@ -63,6 +63,7 @@ class KafkaSink:
             "acks": "all",
             "linger.ms": cfg.producer_linger_ms if linger_ms is None else linger_ms,
             "compression.type": "lz4",
+            "socket.nagle.disable": True,  # see consumer_conf
             "message.max.bytes": 8_388_608,
             "queue.buffering.max.messages": 500_000,
             "delivery.timeout.ms": 300_000,
