@@ -586,40 +586,63 @@ def overload(p: Plan, server: Server, meter: Meter, name: str, responsive: bool)
     return out
 
 
+INGEST_FETCH: dict[str, dict[str, object]] = {
+    "default": {},
+    # the broker holds a fetch until 64 KiB or 5 ms: fewer, larger batches
+    "batched": {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 5},
+}
+"""Consumer fetch settings the ingest workload compares (CPU per record vs the Kafka hop)."""
+
+
 def ingest(p: Plan) -> dict[str, Any]:
-    """Gateway CPU per record consumed with no clients; broker CPU with and without it."""
+    """Gateway CPU per record consumed with no clients, for each of :data:`INGEST_FETCH`,
+    with the Kafka hop meanwhile; broker CPU with and without the gateway."""
     a = p.a
     rows: list[dict[str, Any]] = []
-    gw = Gateway()
-    cfg = gw.cfg
-    meter = Meter(gw, p.broker)
-    try:
-        for rate in a.ingest_rates:
-            m0 = gw.metrics()
-            w = measure(gw, meter, rate, a.ingest_s, a.settle, scrape=True)
-            r0 = st.prom_sum(w.m0 or m0, "kafka_records_consumed_total") or 0.0
-            r1 = st.prom_sum(w.m1, "kafka_records_consumed_total")
-            wall = w.t1 - w.t0
-            records = (r1 - r0) if r1 is not None else float("nan")
-            per_s = records / wall
-            rows.append(
-                {
-                    "rate": rate,
-                    "records_per_s": round(per_s, 1),
-                    "gateway_cores": w.cpu["server"],
-                    "gateway_us_per_record": round(w.cpu["server"] / per_s * 1e6, 2)
-                    if per_s > 0
-                    else float("nan"),
-                    "broker_cores_with_gateway": w.cpu.get("broker", float("nan")),
-                    "feed_cores": w.cpu.get("feed", float("nan")),
-                }
-            )
-            log(f"  ingest {rate:,.0f}/s: {rows[-1]}")
-    finally:
-        gw.proc.stop(20)
+    cfg = None
+    for fetch, env in INGEST_FETCH.items():
+        gw = Gateway(**env)
+        cfg = cfg or gw.cfg
+        meter = Meter(gw, p.broker)
+        try:
+            for rate in a.ingest_rates:
+                m0 = gw.metrics()
+                w = measure(gw, meter, rate, a.ingest_s, a.settle, scrape=True)
+                r0 = st.prom_sum(w.m0 or m0, "kafka_records_consumed_total") or 0.0
+                r1 = st.prom_sum(w.m1, "kafka_records_consumed_total")
+                wall = w.t1 - w.t0
+                records = (r1 - r0) if r1 is not None else float("nan")
+                per_s = records / wall
+                kafka = st.hop_summary(w.m0 or m0, w.m1, "gateway_hop_seconds", hop="kafka")
+                rows.append(
+                    {
+                        "fetch": fetch,
+                        "fetch_env": env,
+                        "rate": rate,
+                        "records_per_s": round(per_s, 1),
+                        "gateway_cores": w.cpu["server"],
+                        "gateway_us_per_record": round(w.cpu["server"] / per_s * 1e6, 2)
+                        if per_s > 0
+                        else float("nan"),
+                        "kafka_hop": kafka,
+                        "broker_cores_with_gateway": w.cpu.get("broker", float("nan")),
+                        "feed_cores": w.cpu.get("feed", float("nan")),
+                    }
+                )
+                log(f"  ingest {fetch} {rate:,.0f}/s: {rows[-1]}")
+        finally:
+            gw.proc.stop(20)
+            if gw.cfg is not cfg:
+                with contextlib.suppress(Exception):
+                    drop_topics(gw.cfg.kafka)
+    assert cfg is not None
     # the same feeds with no consumer: the broker's own cost of taking them
+    no_consumer: dict[float, float] = {}
     try:
         for row in rows:
+            if row["rate"] in no_consumer:
+                row["broker_cores_without_gateway"] = no_consumer[row["rate"]]
+                continue
             feed = procs.spawn(
                 "simnogw",
                 [
@@ -642,6 +665,7 @@ def ingest(p: Plan) -> dict[str, Any]:
             time.sleep(a.ingest_s)
             b1 = procs.cpu_seconds(p.broker) if p.broker else 0.0
             row["broker_cores_without_gateway"] = round((b1 - b0) / (time.time() - t0), 3)
+            no_consumer[row["rate"]] = row["broker_cores_without_gateway"]
             feed.popen.wait(60)
     finally:
         with contextlib.suppress(Exception):
@@ -712,7 +736,7 @@ def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     if {"moderate", "hops", "big", "overload", "kafka"} & set(only):
         log("gateway (1 worker)")
         try:
-            gw = Gateway()
+            gw = Gateway(workers=a.gateway_workers)
             gm = Meter(gw, p.broker)
             try:
                 if {"moderate", "hops", "kafka"} & set(only):
@@ -842,6 +866,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(ALL)}")
     ap.add_argument("--clients", type=int, default=1000)
+    ap.add_argument(
+        "--gateway-workers", type=int, default=1, help="--workers of the measured gateway"
+    )
     ap.add_argument("--client-procs", type=int, default=2)
     ap.add_argument("--big-clients", type=int, default=10_000)
     ap.add_argument("--big-procs", type=int, default=8)
