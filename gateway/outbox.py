@@ -21,6 +21,8 @@ KEEP = 0
 
 PROBE_MAGIC = b"mdgw"
 """Prefix of the gateway's probe pings (websockets' keep-alive pings use 4 random bytes)."""
+PROBE_LEN = len(PROBE_MAGIC) + 8
+"""A probe's payload: the prefix and an 8-byte sequence number."""
 
 _MAX_MARKS = 64
 """Marks kept per client; past that, neighbours merge (ages only get older: safe)."""
