@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 import ssl
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -117,7 +118,8 @@ class Gateway:
         self.port = 0
         self.started = clock.mono()
         self.tasks: list[asyncio.Task[None]] = []
-        self.ws: Server | None = None
+        self.listeners: list[Server] = []
+        """The listening sockets' servers (``gateway.listen_sockets`` of them)."""
 
     def is_ready(self) -> bool:
         return self.ready
@@ -141,8 +143,9 @@ class Gateway:
         self.consumer.start(
             loop, self._batch_handler(catch_up), _drained_handler(self.hub, self.materializer)
         )
-        self.ws = ws = await _serve(config, self.server, self.reuse_port)
-        self.port = ws.sockets[0].getsockname()[1] if ws.sockets else g.port
+        self.listeners = await _serve(config, self.server, self.reuse_port)
+        first = self.listeners[0]
+        self.port = first.sockets[0].getsockname()[1] if first.sockets else g.port
         self.tasks = _timers(g, self.hub, self.server, self.market, self.sink, self.consumer)
         if catch_up.done and not self.ready:
             self._caught_up()
@@ -200,14 +203,15 @@ class Gateway:
         self.server.shutting_down = True
         for task in self.tasks:
             task.cancel()
-        ws = self.ws
-        if ws is not None:
-            ws.close(close_connections=False)
+        if self.listeners:
+            for ws in self.listeners:
+                ws.close(close_connections=False)
             for s in list(self.hub.sessions):
                 close_later(s, 1001, "server shutting down", grace=min(2.0, timeout / 4))
             with contextlib.suppress(TimeoutError):
                 left_s = max(0.1, min(3.0, deadline - loop.time()))
-                await asyncio.wait_for(ws.wait_closed(), left_s)
+                closed = asyncio.gather(*(ws.wait_closed() for ws in self.listeners))
+                await asyncio.wait_for(closed, left_s)
         await asyncio.to_thread(self.consumer.close)
         self.replays.pool.shutdown(wait=False, cancel_futures=True)
         self.materializer.flush_snapshots()
@@ -233,32 +237,14 @@ def tune_gc() -> None:
     log.info("gc: %d start-up objects frozen", gc.get_freeze_count())
 
 
-FLUSH_SLICE_NS = 10_000_000
-"""Writing to clients pauses after 10 ms to let handshakes and control messages run."""
-
-
 def _drained_handler(hub: Hub, mat: Materializer) -> Callable[[list[Batch]], None]:
     """After the batches queued at one wake-up are applied: one flush for all of them
     (a client gets one write however many batches touched it), then the hop metrics.
     A flush that runs out of its slice goes on in the next loop turn."""
-    loop = asyncio.get_running_loop()
-    scheduled = False
-
-    def flush_slice() -> None:
-        nonlocal scheduled
-        hub.flush(FLUSH_SLICE_NS)
-        if hub.backlog and not scheduled:
-            scheduled = True
-            loop.call_soon(continued)
-
-    def continued() -> None:
-        nonlocal scheduled
-        scheduled = False
-        flush_slice()
 
     def on_drained(batches: list[Batch]) -> None:
         applied = time.perf_counter_ns()
-        flush_slice()
+        hub.flush_slice()
         done = time.perf_counter_ns()
         fanout = (done - applied) / 1e9
         for b in batches:
@@ -267,6 +253,8 @@ def _drained_handler(hub: Hub, mat: Materializer) -> Callable[[list[Batch]], Non
             metrics.observe_many(metrics.BROADCAST_LATENCY, (done - b.received_ns) / 1e9, n)
             metrics.observe_many(HOP_HANDOFF, (b.loop_ns - b.received_ns) / 1e9, n)
             metrics.observe_many(HOP_FANOUT, fanout, n)
+        if not batches:  # a big batch goes on in the next turn: measured when it ends
+            return
         apply_s = (applied - batches[0].loop_ns) / 1e9 / max(1, len(batches))
         metrics.observe_many(HOP_APPLY, apply_s, sum(len(b.records) for b in batches))
         ingest = mat.last_ingest_ns
@@ -284,26 +272,50 @@ HOP_APPLY = metrics.HOP_LATENCY.labels("apply")
 HOP_FANOUT = metrics.HOP_LATENCY.labels("fanout")
 
 
-async def _serve(config: Config, server: GatewayServer, reuse_port: bool) -> Any:
+async def _serve(config: Config, server: GatewayServer, reuse_port: bool) -> list[Server]:
+    """``gateway.listen_sockets`` servers on one port. libuv (uvloop) accepts one
+    connection per listening socket per loop turn (libuv/libuv#3696): with one socket, a
+    gateway whose loop turns take tens of ms under load took a connection per turn and
+    1,000 clients waited in the accept queue (bench/README.md). With SO_REUSEPORT the
+    kernel spreads connections over the sockets, and each turn accepts one per socket."""
     g = config.gateway
-    return await serve(
-        server.handler,
-        g.host,
-        g.port,
-        create_connection=GatewayConnection,
-        process_request=server.process_request,
-        select_subprotocol=server.select_subprotocol,
-        subprotocols=[Subprotocol(JSON_PROTOCOL), Subprotocol(PB_PROTOCOL)],
-        compression="deflate" if g.compression else None,
-        max_size=g.max_message_size,
-        ping_interval=g.ping_interval or None,
-        ping_timeout=g.connection_timeout or None,
-        open_timeout=g.handshake_timeout,
-        ssl=tls_context(g.tls_cert, g.tls_key),
-        reuse_port=reuse_port or None,
-        origins=None,
-        backlog=4096,  # thousands of clients connect at once after a restart
-    )
+    count = g.listen_sockets if sys.platform.startswith("linux") else 1
+    options: dict[str, Any] = {
+        "create_connection": GatewayConnection,
+        "process_request": server.process_request,
+        "select_subprotocol": server.select_subprotocol,
+        "subprotocols": [Subprotocol(JSON_PROTOCOL), Subprotocol(PB_PROTOCOL)],
+        "compression": "deflate" if g.compression else None,
+        "max_size": g.max_message_size,
+        "ping_interval": g.ping_interval or None,
+        "ping_timeout": g.connection_timeout or None,
+        "open_timeout": g.handshake_timeout,
+        "ssl": tls_context(g.tls_cert, g.tls_key),
+        "origins": None,
+        "backlog": 4096,  # thousands of clients connect at once after a restart
+    }
+    if count > 1 and not reuse_port and g.port:
+        _check_port_free(g.host, g.port)
+    shared = reuse_port or count > 1
+    first = await serve(server.handler, g.host, g.port, reuse_port=shared or None, **options)
+    port = first.sockets[0].getsockname()[1] if first.sockets else g.port
+    listeners = [first]
+    try:
+        for _ in range(count - 1):
+            listeners.append(await serve(server.handler, g.host, port, reuse_port=True, **options))
+    except BaseException:
+        for ws in listeners:
+            ws.close()
+        raise
+    return listeners
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """OSError (address in use) if something listens on the port already: with
+    SO_REUSEPORT a second gateway would otherwise join the first one's port silently."""
+    import socket
+
+    socket.create_server((host, port)).close()
 
 
 def _timers(

@@ -101,7 +101,7 @@ class CandleChannel:
             closed = builder.due(wall, self.grace_ns)
             if closed is not None:
                 self._send(key, closed)
-        self.hub.flush()
+        self.hub.flush_slice()
 
     def _send(self, key: CandleKey, c: Candle) -> None:
         subs = self.hub.subs.get(key)

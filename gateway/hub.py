@@ -13,6 +13,7 @@ path (``gateway.bbo``), run first for every record.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -99,6 +100,10 @@ def _encode_snapshot(snap: BookUpdate, binary: bool, aggregated: bool) -> bytes:
     )
 
 
+FLUSH_SLICE_NS = 10_000_000
+"""Writing to clients pauses after 10 ms to let handshakes and control messages run."""
+
+
 class Hub:
     """Owns the views and subscriptions; turns market events into client frames."""
 
@@ -133,6 +138,8 @@ class Hub:
         self.snapshot_frames = SnapshotFrames(_encode_snapshot, self.clock)
         """Snapshot frames encoded once per view version, like deltas."""
         self._touched: list[Session] = []
+        self._continuing = False
+        """A flush slice is scheduled for the next loop turn."""
         self._waiting: set[Session] = set()
         """Sessions with queued data held back while their transport drains."""
         self._watch: set[Session] = set()
@@ -442,7 +449,7 @@ class Hub:
                 msg = slot.view.flush()
                 if msg is not None:
                     self.deliver(slot, msg)
-        self.flush()
+        self.flush_slice()
         if self._idle:
             self.drop_idle()
 
@@ -488,6 +495,26 @@ class Hub:
             tracing.broadcast_flushed()
         return frames
 
+    def flush_slice(self) -> None:
+        """Write for at most :data:`FLUSH_SLICE_NS`; what is left goes on at the next loop
+        turn, after the I/O that came meanwhile (handshakes, control messages). The hot
+        path and every timer flush this way: a timer writing a whole backlog at once
+        would hold the loop for as long as the backlog takes."""
+        self.flush(FLUSH_SLICE_NS)
+        if not self._touched or self._continuing:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a synchronous caller (tests, tools): write the rest now
+            self.flush()
+            return
+        self._continuing = True
+        loop.call_soon(self._continue)
+
+    def _continue(self) -> None:
+        self._continuing = False
+        self.flush_slice()
+
     @property
     def backlog(self) -> bool:
         """Data is queued for some client and waits for the next flush."""
@@ -516,14 +543,14 @@ class Hub:
         part = self._hb_round[-self._hb_step :]
         del self._hb_round[-self._hb_step :]
         self.queue_all((s for s in part if s in self.sessions), json_frame, pb_frame)
-        self.flush()
+        self.flush_slice()
 
     def send_stats(self, now_ns: int) -> None:
         for key, subs in list(self.subs.channel("stats").items()):
             stats = self.market.stats(key.name, now_ns)
             if stats is not None:
                 self.queue_keep(subs, wire.stats_json(stats), wire.stats_pb(stats))
-        self.flush()
+        self.flush_slice()
 
     # ---- freshness (docs/protocol.md §4.6) -------------------------------------------
 

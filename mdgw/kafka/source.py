@@ -103,6 +103,8 @@ class Batch:
     """time.time_ns at the same moment (compared with producers' ingest_ns)."""
     loop_ns: int = 0
     """perf_counter_ns when the event loop started on them."""
+    handled: int = 0
+    """Records handed to the loop's handler so far (a batch may span loop turns)."""
 
 
 @dataclass(slots=True)
@@ -126,6 +128,30 @@ def load_snapshots(
             rec.value, int_header(rec.headers, BOOK_PARTITION), int_header(rec.headers, BOOK_OFFSET)
         )
     return latest
+
+
+CHUNK = 64
+"""Records handled between two looks at the clock: a batch of 2,000 records, each
+fanned out to hundreds of clients, is longer than the loop's whole budget."""
+
+
+def _handle_some(batch: Batch, on_batch: Callable[[list[Record]], None], deadline: int) -> bool:
+    """Hand ``batch``'s records on from ``batch.handled``, ``CHUNK`` at a time, until all
+    are handled (True) or ``deadline`` (perf_counter ns) has passed (False)."""
+    records = batch.records
+    start = batch.handled
+    if start == 0 and len(records) <= CHUNK:
+        batch.handled = len(records)
+        on_batch(records)
+        return True
+    while start < len(records):
+        end = start + CHUNK
+        batch.handled = min(end, len(records))
+        on_batch(records[start:end])
+        start = end
+        if start < len(records) and time.perf_counter_ns() > deadline:
+            return False
+    return True
 
 
 class ThreadedConsumer:
@@ -201,12 +227,15 @@ class ThreadedConsumer:
         on_drained: Callable[[list[Batch]], None] | None = None,
         budget_s: float = 0.02,
     ) -> None:
-        """Hand batches to ``on_batch`` on the loop, then ``on_drained`` with those handled.
+        """Hand batches to ``on_batch`` on the loop, then, every loop turn that handled
+        records, ``on_drained`` with the batches finished in it (possibly none: a big
+        batch spans turns, and what it produced so far is flushed all the same).
 
         The thread queues batches and wakes the loop only when it is not already due
         to run (one ``call_soon_threadsafe``, i.e. one self-pipe write, per wake-up,
-        not per batch). The loop handles what is queued within ``budget_s``, then lets
-        other callbacks and I/O run (handshakes, control messages) before the rest.
+        not per batch). The loop handles what is queued within ``budget_s``, looking at
+        the clock every :data:`CHUNK` records, then lets other callbacks and I/O run
+        (handshakes, control messages) before the rest.
         """
         queue: deque[Batch] = deque()
         scheduled = threading.Event()
@@ -216,23 +245,32 @@ class ThreadedConsumer:
             t0 = time.perf_counter_ns()
             deadline = t0 + int(budget_s * 1e9)
             done: list[Batch] = []
+            handled = False
             try:
                 while queue:
-                    batch = queue.popleft()
-                    batch.loop_ns = time.perf_counter_ns()
-                    try:
-                        on_batch(batch.records)
-                    finally:
-                        self._inflight.release()
+                    batch = queue[0]
+                    handled = True
+                    if not batch.loop_ns:
+                        batch.loop_ns = time.perf_counter_ns()
+                    if not _handle_some(batch, on_batch, deadline):
+                        break  # the budget ran out inside this batch: the rest waits
+                    queue.popleft()
+                    self._inflight.release()
                     done.append(batch)
                     if queue and time.perf_counter_ns() > deadline:
-                        if not scheduled.is_set():
-                            scheduled.set()
-                            loop.call_soon(drain)
                         break
+            except BaseException:
+                # a record that breaks the handler: its batch is given up, as before
+                if queue:
+                    queue.popleft()
+                    self._inflight.release()
+                raise
             finally:
-                if on_drained is not None and done:
-                    on_drained(done)
+                if queue and not scheduled.is_set():
+                    scheduled.set()
+                    loop.call_soon(drain)
+                if on_drained is not None and handled:
+                    on_drained(done)  # the batches finished in this turn (maybe none yet)
 
         def run() -> None:
             while not self._stop.is_set():

@@ -342,3 +342,27 @@ def test_a_running_replay_is_paced_by_itself_not_judged_by_age(kernel: dict[int,
     s.replays.clear()
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert s.behind_since is not None and s.behind_reason == "lag"
+
+
+async def test_timers_flush_one_slice_and_leave_the_rest_to_the_next_loop_turn(
+    kernel: dict[int, int],
+) -> None:
+    """A heartbeat (or any timer) over a backlog writes one slice, then yields to the
+    I/O that came meanwhile: it never writes the whole backlog in one loop turn."""
+    import asyncio
+
+    from gateway.hub import FLUSH_SLICE_NS
+
+    _market, hub, s, _ = make(kernel)
+    every = [s] + [Session(FakeConn(), binary=False, batch=False) for _ in range(299)]
+    for x in every[1:]:
+        hub.add_session(x)
+        hub.add_view(x, KEY)
+    ticks = iter(range(0, 10**15, FLUSH_SLICE_NS // 2))  # each clock read: half a slice
+    hub.mono = lambda: next(ticks)
+    hub.heartbeat_slice(b'{"type":"heartbeat"}', b"", 1)
+    beat = {x for x in every if "heartbeat" in types(x)}
+    assert 0 < len(beat) < len(every) and hub.backlog
+    for _ in range(10):
+        await asyncio.sleep(0)  # the next loop turns go on writing
+    assert all("heartbeat" in types(x) for x in every) and not hub.backlog

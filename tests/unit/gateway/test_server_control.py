@@ -369,16 +369,17 @@ async def test_control_messages_are_rate_limited_per_connection() -> None:
 async def test_replay_is_refused_where_replays_are_not_enabled() -> None:
     hub = Hub(Market(), high_water=CONFIG.gateway.high_water_bytes)
     server = GatewayServer(CONFIG.gateway, hub)  # no replay handler
-    ws_server = await _serve(CONFIG, server, False)
+    listeners = await _serve(CONFIG, server, False)
     try:
-        port = ws_server.sockets[0].getsockname()[1]
+        port = listeners[0].sockets[0].getsockname()[1]
         async with connect(f"ws://127.0.0.1:{port}/ws?format=json") as ws:
             for op in ("replay", "cancel_replay"):
                 req = {"op": op, "id": op, "channel": "book", "symbols": [STREAM], "from": 1}
                 assert await error(ws, **req) == ("bad_request", "replay is not enabled here")
     finally:
-        ws_server.close()
-        await ws_server.wait_closed()
+        for ws_server in listeners:
+            ws_server.close()
+            await ws_server.wait_closed()
 
 
 async def test_closing_a_connection_cancels_its_replays() -> None:

@@ -1,0 +1,59 @@
+"""The loop's share of a consumed batch is bounded by time, inside a batch too: a batch
+of 2,000 records fanned out to many clients must not hold the loop for its whole length
+(handshakes and control messages wait behind it)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from mdgw.config import KafkaConfig
+from mdgw.kafka import source
+from mdgw.kafka.client import Record
+from mdgw.kafka.source import Batch, ThreadedConsumer
+from tests.unit.kafka.memkafka import broker_for
+
+CFG = KafkaConfig(partitions=1)
+
+
+async def test_a_big_batch_is_handled_over_several_loop_turns_in_order() -> None:
+    broker = broker_for(CFG)
+    for i in range(1000):
+        broker.send(CFG.book_topic, "k", str(i).encode(), partition=0)
+    consumer = ThreadedConsumer(CFG, "g", sources=broker, max_batch=2000)
+    consumer.assign([(CFG.book_topic, 0, 0)])
+    seen: list[bytes] = []
+    calls: list[int] = []
+    drained: list[list[Batch]] = []
+    turns = 0
+    done = asyncio.Event()
+
+    def on_batch(records: list[Record]) -> None:
+        calls.append(len(records))
+        for r in records:
+            seen.append(r.value or b"")
+            time.sleep(0.0001)  # 0.1 ms a record: the batch is 100 ms, the budget 5 ms
+        if len(seen) == 1000:
+            done.set()
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while not done.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_turns())
+    consumer.start(asyncio.get_running_loop(), on_batch, drained.append, budget_s=0.005)
+    try:
+        await asyncio.wait_for(done.wait(), 20)
+    finally:
+        consumer.close()
+        await counter
+    assert seen == [str(i).encode() for i in range(1000)]  # each once, in order
+    assert max(calls) <= source.CHUNK
+    assert turns >= 1000 // (source.CHUNK * 2)  # other callbacks ran between the chunks
+    handed = [b for batch in drained for b in batch]
+    assert sum(len(b.records) for b in handed) == 1000  # each batch reported once, whole
+    assert all(b.handled == len(b.records) for b in handed)
+    # every turn that handled records reported, finished batches or not (its flush)
+    assert len(drained) > 1 and any(not batch for batch in drained)
