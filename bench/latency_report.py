@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import RESULTS
+from mdgw.config import KafkaConfig
 
 
 def fmt(v: Any, digits: int = 1) -> str:
@@ -286,8 +287,10 @@ def tables(res: dict[str, Any]) -> list[Table]:
                 fmt(c.get("feed"), 3),
                 fmt(c.get("broker"), 3),
             )
+        k = KafkaConfig()
         t.caption = (
-            "defaults today: linger.ms 1 (simulator), fetch.wait.max.ms 5, fetch.min.bytes 1"
+            f"defaults: linger.ms {k.producer_linger_ms:g}, fetch.wait.max.ms "
+            f"{k.fetch_wait_max_ms}, fetch.min.bytes {k.fetch_min_bytes}"
         )
         out.append(t)
     return out
