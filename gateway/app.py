@@ -312,10 +312,17 @@ async def _serve(config: Config, server: GatewayServer, reuse_port: bool) -> lis
 
 def _check_port_free(host: str, port: int) -> None:
     """OSError (address in use) if something listens on the port already: with
-    SO_REUSEPORT a second gateway would otherwise join the first one's port silently."""
+    SO_REUSEPORT a second gateway would otherwise join the first one's port silently.
+    Binds every address the host resolves to, as asyncio's ``create_server`` does."""
     import socket
 
-    socket.create_server((host, port)).close()
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    for family, kind, proto, _name, addr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(addr)
 
 
 def _timers(
