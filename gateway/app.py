@@ -144,8 +144,7 @@ class Gateway:
             loop, self._batch_handler(catch_up), _drained_handler(self.hub, self.materializer)
         )
         self.listeners = await _serve(config, self.server, self.reuse_port)
-        first = self.listeners[0]
-        self.port = first.sockets[0].getsockname()[1] if first.sockets else g.port
+        self.port = _bound_port(self.listeners[0], g.port)
         self.tasks = _timers(g, self.hub, self.server, self.market, self.sink, self.consumer)
         if catch_up.done and not self.ready:
             self._caught_up()
@@ -298,7 +297,7 @@ async def _serve(config: Config, server: GatewayServer, reuse_port: bool) -> lis
         _check_port_free(g.host, g.port)
     shared = reuse_port or count > 1
     first = await serve(server.handler, g.host, g.port, reuse_port=shared or None, **options)
-    port = first.sockets[0].getsockname()[1] if first.sockets else g.port
+    port = _bound_port(first, g.port)
     listeners = [first]
     try:
         for _ in range(count - 1):
@@ -308,6 +307,11 @@ async def _serve(config: Config, server: GatewayServer, reuse_port: bool) -> lis
             ws.close()
         raise
     return listeners
+
+
+def _bound_port(listener: Server, asked: int) -> int:
+    """The port a listener got (``asked`` may be 0: any free port)."""
+    return listener.sockets[0].getsockname()[1] if listener.sockets else asked
 
 
 def _check_port_free(host: str, port: int) -> None:

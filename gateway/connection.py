@@ -9,7 +9,7 @@ the session wrote (gateway/session.py); everything else goes on to websockets
 Every client that receives data answers a probe about every 100 ms, so pongs are
 most of what a gateway reads: ``data_received`` recognises a read made only of
 probe pongs, at a frame boundary, and hands them over without websockets' frame
-parser (4.8 -> ~1 µs per pong in process; bench/README.md).
+parser (4.9 -> 2.0 µs per pong in process; bench/README.md).
 """
 
 from __future__ import annotations

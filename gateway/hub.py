@@ -501,7 +501,7 @@ class Hub:
         path and every timer flush this way: a timer writing a whole backlog at once
         would hold the loop for as long as the backlog takes."""
         self.flush(FLUSH_SLICE_NS)
-        if not self._touched or self._continuing:
+        if not self.backlog or self._continuing:
             return
         try:
             loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from websockets.server import ServerProtocol
 
 from gateway.connection import GatewayConnection, probe_answers
 from gateway.outbox import PROBE_MAGIC
+from tests.unit.gateway.fakes import FakeTransport
 
 
 def client_frame(opcode: int, payload: bytes, mask: bytes = b"\x11\x22\x33\x44") -> bytes:
@@ -24,23 +25,6 @@ def client_frame(opcode: int, payload: bytes, mask: bytes = b"\x11\x22\x33\x44")
 
 def probe(seq: int) -> bytes:
     return PROBE_MAGIC + seq.to_bytes(8, "big")
-
-
-class _Transport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
 
 
 class Recording(GatewayConnection):
@@ -65,7 +49,7 @@ def conn() -> Any:
         proto.parser = proto.parse()
         next(proto.parser)
         c = Recording(proto, object())
-        c.transport = _Transport()  # type: ignore[assignment]
+        c.transport = FakeTransport()  # type: ignore[assignment]
         c.answers = []  # type: ignore[attr-defined]
         c.on_probe = c.answers.append  # type: ignore[attr-defined]
         return c
