@@ -758,7 +758,16 @@ def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     rate = p.moderate * a.clients / a.big_clients
                     log(f"gateway: {a.big_clients} clients at {rate:,.1f}/s")
                     gw_big = guarded(
-                        "gateway big", steady, p, gw, gm, rate, a.big_clients, a.big_procs, "gbig"
+                        "gateway big",
+                        steady,
+                        p,
+                        gw,
+                        gm,
+                        rate,
+                        a.big_clients,
+                        a.big_procs,
+                        "gbig",
+                        scrape=True,
                     )
                 if "overload" in only:
                     log(f"gateway overload {p.overload:,.0f}/s")

@@ -6,8 +6,8 @@ every stream reaches a third of the clients) at depth 20 (``--depth``), speed ra
 (``--channel bbo``: their best bid/offer), and records for every book message its age,
 receive time minus ``ingest_ts`` (both ``time.time_ns()`` on this machine), into a
 log-linear histogram per wall-clock second (``bench.latency_stats.bucket``). Per client
-it keeps messages and the largest age per second, ``status`` ``resync`` times and its
-close code. ``--pingers N``: the first N clients also send ``{"op":"ping","id":n}``
+it keeps messages and the largest age per second, ``status`` ``resync`` and ``behind``
+times and its close code. ``--pingers N``: the first N clients also send ``{"op":"ping","id":n}``
 every ``--ping-ms`` and time the pong.
 
 It stops by itself after ``--duration`` s (or at SIGUSR1/SIGTERM) and writes one
@@ -53,6 +53,7 @@ class Recorder:
         self.counts: list[list[int]] = [[] for _ in range(clients)]
         self.max_age_ms: list[list[int]] = [[] for _ in range(clients)]
         self.resync_ns: list[list[int]] = [[] for _ in range(clients)]
+        self.behind_ns: list[list[int]] = [[] for _ in range(clients)]
         self.close: list[tuple[int, int] | None] = [None] * clients
         self.connected_ns = [0] * clients
         self.connect_ms = [-1.0] * clients
@@ -121,6 +122,10 @@ class Recorder:
             self.status[st] = self.status.get(st, 0) + 1
             if st == "resync":
                 self.resync_ns[k].append(now)
+            elif st == "behind":
+                told = self.behind_ns[k]
+                if not told or now - told[-1] > 1_000_000:  # one per stream, read together
+                    told.append(now)
         elif kind == "pong":
             n = msg.get("id")
             if isinstance(n, int) and 0 <= n < len(self.ping_sent_ns):
@@ -153,6 +158,7 @@ class Recorder:
                 "counts": self.counts,
                 "max_age_ms": self.max_age_ms,
                 "resync_ns": self.resync_ns,
+                "behind_ns": self.behind_ns,
                 "close": self.close,
                 "connected_ns": self.connected_ns,
                 "connect_ms": self.connect_ms,

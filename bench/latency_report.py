@@ -59,6 +59,14 @@ def latency_rows(floor: Any, gw: Any) -> list[tuple[str, ...]]:
     return rows
 
 
+WHO_WAS_TOLD = (
+    ("clients current", "current"),
+    ("clients told behind (in window)", "clients_told_behind"),
+    ("clients told (behind/resync/closed)", "told"),
+    ("clients silently behind", "silent_behind"),
+)
+
+
 def compare(title: str, floor: Any, gw: Any, extra: list[tuple[str, ...]] | None = None) -> Table:
     t = Table(title=title)
     for c in ("", "floor", "gateway", "gateway - floor", "ratio"):
@@ -111,6 +119,8 @@ def tables(res: dict[str, Any]) -> list[Table]:
         fb = m["floor"].get("frame_bytes") if _ok(m.get("floor")) else None
         gb = m["gateway"].get("frame_bytes") if _ok(m.get("gateway")) else None
         t.add_row("book frame bytes", fmt(fb, 0), fmt(gb, 0), "", ratio(gb, fb))
+        for label, k in WHO_WAS_TOLD:
+            t.add_row(label, fmt(_get(m.get("floor"), k)), fmt(_get(m.get("gateway"), k)), "", "")
         t.caption = "target: p99 (gateway - floor) <= 2 ms, p50 <= 0.5 ms"
         out.append(t)
     hops = res.get("hops")
@@ -140,9 +150,7 @@ def tables(res: dict[str, Any]) -> list[Table]:
             ("resync messages", "resync_messages"),
             ("clients resynced", "clients_resynced"),
             ("clients closed", "clients_closed"),
-            ("clients current", "current"),
-            ("clients told (resync/closed)", "told"),
-            ("clients silently behind", "silent_behind"),
+            *WHO_WAS_TOLD,
         ):
             extra.append((label, fmt(_get(f, key)), fmt(_get(g, key)), "", ""))
         dropped = f.get("floor_counters", {}).get("dropped") if _ok(f) else None

@@ -167,6 +167,10 @@ def hop_summary(before: str, after: str, name: str, **match: str) -> dict[str, A
 # ---- client results -> one window -------------------------------------------------------
 
 
+TOLD_LOOKBACK_S = 5.0
+"""A client told ``behind`` this long before a window (the gateway's ``slow_timeout``)
+is still in the episode it was told about: resynced, caught up or closed within it."""
+
 SLACK_S = 0.1
 """A window read a few ms after a whole second still covers that second."""
 
@@ -187,15 +191,15 @@ def window(
     """Everything the client processes saw in the whole seconds of ``[t0, t1)``.
 
     Per client: messages received (the spread), its largest age, whether it was
-    told (``status`` ``resync`` or a close) and whether it is current: every
-    message younger than ``stale_s`` and something received in the last
-    ``quiet_s`` seconds of the window. A client neither current nor told sat
-    behind silently.
+    told (``status`` ``behind`` or ``resync`` in the window or ``TOLD_LOOKBACK_S``
+    before it, or a close) and whether it is current: every message younger than
+    ``stale_s`` and something received in the last ``quiet_s`` seconds of the
+    window. A client neither current nor told sat behind silently.
     """
     secs = window_seconds(t0, t1)
     hist: list[int] = []
     per_client: list[int] = []
-    current = told = silent = closed = resynced = 0
+    current = told = silent = closed = resynced = told_behind = 0
     closes: dict[str, int] = {}
     resync_msgs = 0
     book_messages = 0
@@ -222,6 +226,11 @@ def window(
             book_messages += n
             rs = [t for t in pc["resync_ns"][i] if t0n <= t < t1n]
             resync_msgs += len(rs)
+            since = t0n - int(TOLD_LOOKBACK_S * 1e9)
+            behind_ns = pc.get("behind_ns", [[]] * len(pc["counts"]))[i]
+            bs = [t for t in [*behind_ns, *pc["resync_ns"][i]] if since <= t < t1n]
+            if any(t0n <= t < t1n for t in behind_ns):
+                told_behind += 1
             close = pc["close"][i]
             was_closed = bool(close) and close[1] < t1n
             if was_closed:
@@ -231,7 +240,7 @@ def window(
                 resynced += 1
             if worst <= stale_s * 1e3 and recent > 0 and not was_closed:
                 current += 1
-            elif rs or was_closed:
+            elif bs or was_closed:
                 told += 1
             else:
                 silent += 1
@@ -254,6 +263,7 @@ def window(
         },
         "resync_messages": resync_msgs,
         "clients_resynced": resynced,
+        "clients_told_behind": told_behind,
         "closes": closes,
         "clients_closed": closed,
         "current": current,

@@ -170,9 +170,18 @@ class Gateway:
     def _batch_handler(self, catch_up: CatchUp) -> Callable[[list[Record]], None]:
         """What the loop does with each consumed batch: apply it, track catch-up."""
         handle = self.materializer.handle
+        hub, consumer = self.hub, self.consumer
 
         def on_batch(records: list[Record]) -> None:
-            handle(records)
+            # a client's lag counts from when the records reached this process, not from
+            # when the loop got to them (docs/protocol.md §4.6)
+            batch = consumer.current
+            if batch is not None:
+                hub.arrived_ns = hub.mono() - (time.perf_counter_ns() - batch.received_ns)
+            try:
+                handle(records)
+            finally:
+                hub.arrived_ns = 0
             if catch_up.observe(records) and not self.ready:
                 self._caught_up()
 

@@ -92,7 +92,7 @@ class BboFanout:
         msg.gateway_ns = hub.clock()
         jframe = wire.bbo_json(msg) if subs.json else None
         pframe = wire.bbo_pb(msg) if subs.pb else None
-        hub.queue_delta(subs, jframe, pframe, hub.mono())
+        hub.queue_delta(subs, jframe, pframe, hub.data_ns())
 
     def resync(self, session: Session, name: str) -> None:
         """After a slow consumer's resync: the current top (its chain starts again)."""

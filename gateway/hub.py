@@ -92,6 +92,14 @@ def status_fields(key: ViewKey) -> dict[str, str]:
     return {"exchange": exchange.name, "symbol": symbol}
 
 
+def bbo_fields(name: str) -> dict[str, str]:
+    """A bbo topic's fields: one venue's stream, or a canonical symbol across venues."""
+    if ":" not in name:
+        return {"symbol": name}
+    exchange, symbol = parse_stream_key(name)
+    return {"exchange": exchange.name, "symbol": symbol}
+
+
 def _encode_snapshot(snap: BookUpdate, binary: bool, aggregated: bool) -> bytes:
     return (
         wire.book_pb(snap, aggregated=aggregated)
@@ -125,6 +133,9 @@ class Hub:
         """Wall clock (ns): the ``gateway_ts`` stamped on messages."""
         self.mono = clock.mono_ns
         """Monotonic clock (ns): ages and timeouts."""
+        self.arrived_ns = 0
+        """Monotonic ns the records being handled reached the process (0: not handling
+        consumed records); a message's age for the freshness policy counts from here."""
         self.high_water = high_water
         self.slow_timeout = slow_timeout
         self.max_lag_ns = max_lag_ms * 1_000_000
@@ -364,9 +375,14 @@ class Hub:
             self.mark_stale(slot, reason)
         self.bbo.stream_lost(stream, reason)
 
+    def data_ns(self) -> int:
+        """When a message made now from consumed records counts as queued: when they
+        reached the process (time waiting for the loop is the client's lag too)."""
+        return self.arrived_ns or self.mono()
+
     def deliver(self, slot: ViewSlot, msg: BookUpdate) -> None:
         msg.gateway_ns = self.clock()
-        now = self.mono()
+        now = self.data_ns()
         agg = slot.key.aggregated
         # tracing hook: encode/broadcast spans when a sampled record caused this message
         span = tracing.encode_started(slot.key.name, slot.key.depth) if tracing.ENABLED else None
@@ -428,7 +444,7 @@ class Hub:
     def queue_keep(self, subs: Subscribers[Session], json_frame: bytes, pb_frame: bytes) -> None:
         """A topic's message, encoded once per format, to each subscriber, never dropped
         (like trades); written with the next flush. Framed once for the plain clients."""
-        now = self.mono()
+        now = self.data_ns()
         touched = self._touched
         for group, payload, opcode in (
             (subs.json, json_frame, framing.TEXT),
@@ -570,6 +586,24 @@ class Hub:
         metrics.BEHIND.labels(reason).inc()
         if dropped:
             metrics.DELTAS_DROPPED.inc(dropped)
+        # told at once, after what it was already sent: its books pause until a resync
+        # (or "caught_up" when it lost nothing); it never sits behind without knowing
+        lag_ms = s.out.age(self.mono()) // 1_000_000
+        self.tell_streams(s, "behind", reason=reason, lag_ms=lag_ms)
+
+    def tell_streams(self, s: Session, status: str, **fields: object) -> None:
+        """One ``status`` per stream the client follows (book views and bbo), one write."""
+        streams: dict[tuple[str, ...], dict[str, str]] = {}
+        for key in self.subs.of(s):
+            if isinstance(key, ViewKey):
+                f = status_fields(key)
+            elif key.channel == BBO:
+                f = bbo_fields(key.name)
+            else:
+                continue
+            streams[tuple(f.values())] = f
+        if streams:
+            s.send_controls([{**f, "status": status, **fields} for _, f in sorted(streams.items())])
 
     def check_fresh(self) -> None:
         """Find clients whose oldest unread message is older than ``max_lag``.
@@ -648,6 +682,7 @@ class Hub:
         s.behind_since = None
         self._behind.discard(s)
         metrics.SLOW_CAUGHT_UP.inc()
+        self.tell_streams(s, "caught_up")
 
     def resync_behind(self, s: Session, now: float) -> None:
         """A drained client gets ``status resync`` and a fresh snapshot per book view."""

@@ -50,7 +50,7 @@ class Outbox:
         """Queue one message; True when it is the first of this tick (caller schedules)."""
         pending = self.pending
         first = not pending
-        if first:
+        if first or now < self.pending_since:
             self.pending_since = now
         if kind == KEEP:
             self.keep.append(len(pending))
@@ -71,6 +71,10 @@ class Outbox:
         if not queued_at:
             return
         marks = self.marks
+        # Bytes written earlier but queued later (a snapshot at subscribe, then data that
+        # had waited for the loop) are unread while these are: their age is this one's.
+        while marks and marks[-1][1] >= queued_at:
+            marks.pop()
         if len(marks) >= _MAX_MARKS:
             _, at = marks.popleft()
             end2, at2 = marks.popleft()

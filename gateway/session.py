@@ -167,6 +167,11 @@ class Session:
         self.flush(force=True)
         self._write([wire.control(kind, **fields)], True, 0)
 
+    def send_controls(self, messages: list[dict[str, Any]], kind: str = "status") -> None:
+        """Several JSON control messages of one ``kind`` in one write (after queued data)."""
+        self.flush(force=True)
+        self._write([wire.control(kind, **m) for m in messages], True, 0)
+
     def send_data(self, frame: bytes, now: int = 0) -> None:
         """Write one data message now, in this session's format (after queued data);
         ``now`` is the monotonic ns it counts as queued at (default: the clock now)."""

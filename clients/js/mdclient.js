@@ -112,6 +112,7 @@ export class LocalBook {
     this.checksum = 0; // the server's checksum of the last message applied
     this.lastCheck = "pending"; // pending | valid | mismatch
     this.stale = false; // the server said "stale" and no snapshot came since
+    this.behind = false; // the server said "behind": whole but old until resync/caught_up
     this.messages = 0;
     this.breaks = 0;
     this.resyncs = 0;
@@ -147,6 +148,7 @@ export class LocalBook {
     this.sequence = BigInt(sequence);
     this.valid = true;
     this.stale = false;
+    this.behind = false;
   }
 
   /** Apply a delta (quantity 0 removes the level, else sets it), then cut to depth. */
@@ -558,6 +560,10 @@ export class MarketDataClient {
     if (kind === "bbo") return this._bbo(msg, now);
     const key = `${msg.exchange ?? ""}:${msg.symbol ?? ""}`;
     if (kind === "subscribed" && "resumed" in msg) this._resumed(msg);
+    if (kind === "status" && (msg.status === "behind" || msg.status === "caught_up")) {
+      const book = this.books.get("exchange" in msg ? key : `agg:${msg.symbol ?? ""}`);
+      if (book) book.behind = msg.status === "behind";
+    }
     if (kind === "status" && (msg.status === "stale" || msg.status === "resync")) {
       const aggKey = "exchange" in msg ? key : `agg:${msg.symbol ?? ""}`;
       const book = this.books.get(aggKey);

@@ -180,6 +180,8 @@ class ThreadedConsumer:
         self.last_error = ""
         self.connected = False
         self._positions: dict[tuple[str, int], int] = {}
+        self.current: Batch | None = None
+        """The batch whose records the loop's handler is being given (None between)."""
 
     def _on_client_error(self, err: SourceError) -> None:
         if err.code == BROKERS_DOWN:
@@ -252,6 +254,7 @@ class ThreadedConsumer:
                     handled = True
                     if not batch.loop_ns:
                         batch.loop_ns = time.perf_counter_ns()
+                    self.current = batch
                     if not _handle_some(batch, on_batch, deadline):
                         break  # the budget ran out inside this batch: the rest waits
                     queue.popleft()
@@ -266,6 +269,7 @@ class ThreadedConsumer:
                     self._inflight.release()
                 raise
             finally:
+                self.current = None
                 if queue and not scheduled.is_set():
                     scheduled.set()
                     loop.call_soon(drain)

@@ -266,6 +266,25 @@ test("aggregated resync names the canonical symbol; status stale invalidates the
   assert.equal(events.at(-1).kind, "status");
 });
 
+test("status behind marks the book until caught_up or the next snapshot", () => {
+  const { client, ws, events } = newClient();
+  client.subscribe("book", ["BINANCE:ETH-USDT"], { depth: 10 });
+  const [snap] = FRAMES.map((f) => JSON.parse(f));
+  ws.frame(JSON.stringify(snap));
+  const told = { type: "status", exchange: "BINANCE", symbol: "ETH-USDT", reason: "lag" };
+  ws.frame(JSON.stringify({ ...told, status: "behind", lag_ms: 612 }));
+  assert.equal(events.at(-1).kind, "status");
+  assert.equal(client.book("BINANCE:ETH-USDT").behind, true);
+  assert.equal(client.book("BINANCE:ETH-USDT").valid, true);
+  ws.frame(JSON.stringify({ ...told, status: "caught_up" }));
+  assert.equal(client.book("BINANCE:ETH-USDT").behind, false);
+  ws.frame(JSON.stringify({ ...told, status: "behind" }));
+  ws.frame(JSON.stringify({ ...told, status: "resync" }));
+  ws.frame(JSON.stringify(snap));
+  assert.equal(client.book("BINANCE:ETH-USDT").behind, false);
+  assert.equal(client.book("BINANCE:ETH-USDT").valid, true);
+});
+
 test("messages of an unsubscribed book are reported, not applied", () => {
   const { client, ws, events } = newClient();
   client.subscribe("book", ["BINANCE:ETH-USDT"], { depth: 10 });

@@ -151,11 +151,14 @@ async def test_slow_consumer_is_resynced_then_exact_and_stuck_one_closed(config:
 def _assert_resync_then_snapshot(
     log: list[tuple[str, str, Any]], streams: list[str], symbols: list[str]
 ) -> None:
-    """For every view: a `resync` status, and after it a snapshot before any update."""
+    """For every view: told `behind`, then a `resync` status, and after it a snapshot
+    before any update."""
     views = [(s, s) for s in streams] + [(s, f":{s}") for s in symbols]
     for key, status_key in views:  # book events carry the subscribed name, statuses EX:SYM
         seen = [(kind, k) for kind, k2, k in log if k2 == (status_key if kind == "status" else key)]
         marks = [i for i, (kind, k) in enumerate(seen) if kind == "status" and k == "resync"]
         assert marks, f"{key}: no `status resync` in {seen[:5]}"
+        told = [i for i, (kind, k) in enumerate(seen) if kind == "status" and k == "behind"]
+        assert told and told[0] < marks[0], f"{key}: not told `behind` before its resync"
         after = [k for kind, k in seen[marks[-1] + 1 :] if kind == "book"]
         assert after and after[0].endswith("_snapshot"), f"{key}: after resync {after[:3]}"

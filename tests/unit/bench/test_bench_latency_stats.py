@@ -192,3 +192,16 @@ def test_pings_and_connects() -> None:
 def test_window_seconds_of_an_aligned_window_keep_its_first_second() -> None:
     assert st.window_seconds(1000.004, 1004.006) == range(1000, 1004)
     assert st.window_seconds(1000.5, 1005.0) == range(1001, 1005)
+
+
+def test_told_behind_in_the_window_or_just_before_it_is_not_silent() -> None:
+    s = 1_000_000_000
+    r = proc_result(1000)
+    r["per_client"]["behind_ns"] = [[], [], [], [(1000 - 4) * s], []]  # the silent one, told
+    w = st.window([r], 1000.5, 1005.0)
+    assert (w["current"], w["told"], w["silent_behind"]) == (1, 3, 0)
+    assert w["clients_told_behind"] == 0  # told before the window, not in it
+    r["per_client"]["behind_ns"][3] = [(1000 - 6) * s]  # an episode long over: silent again
+    assert st.window([r], 1000.5, 1005.0)["silent_behind"] == 1
+    r["per_client"]["behind_ns"][3] = [(1000 + 2) * s]
+    assert st.window([r], 1000.5, 1005.0)["clients_told_behind"] == 1

@@ -136,3 +136,22 @@ async def test_bbo_chain_and_protobuf(sockets: list[FakeWS]) -> None:
     for m in decode_frame(frames[0], protobuf=True, batch=False):
         await c._handle(m, 0)  # a new connection: a new chain
     assert c.sequence_breaks == 1
+
+
+async def test_behind_marks_the_book_until_caught_up_or_a_snapshot(sockets: list[FakeWS]) -> None:
+    c = MarketDataClient("ws://gw/ws")
+    await c.connect()
+    await c.subscribe("book", [STREAM], depth=0)
+    await c._handle(snap(10), 0)
+    book = c.book(STREAM)
+    assert book is not None and not book.behind
+    told = {"type": "status", "exchange": "KRAKEN", "symbol": "BTC-USD", "reason": "lag"}
+    ev = await c._handle({**told, "status": "behind", "lag_ms": 612}, 0)
+    assert ev is not None and ev.kind == "status" and book.behind and book.valid
+    await c._handle({**told, "status": "caught_up"}, 0)
+    assert not book.behind and book.valid  # whole: nothing was lost
+    await c._handle({**told, "status": "behind"}, 0)
+    await c._handle({**told, "status": "resync"}, 0)
+    assert book.behind and not book.valid
+    await c._handle(snap(20), 0)
+    assert not book.behind and book.valid

@@ -37,6 +37,8 @@ class FakeTransport:
     def write(self, data: bytes) -> None:
         self.data += data
         self.writes += 1
+        if self.buffered:  # like a real transport: what follows held bytes waits too
+            self.buffered += len(data)
 
     def get_write_buffer_size(self) -> int:
         return self.buffered

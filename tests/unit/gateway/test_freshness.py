@@ -103,8 +103,17 @@ def test_old_data_in_the_kernel_queue_means_behind_then_resync(kernel: dict[int,
     clock.t += 300 * MS
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert s.behind_since is not None and s.behind_reason == "lag"
+    told = messages_of(s.conn)[-1]  # told at once, per stream it follows
+    assert told == {
+        "type": "status",
+        "exchange": "KRAKEN",
+        "symbol": "BTC-USD",
+        "status": "behind",
+        "reason": "lag",
+        "lag_ms": 600,
+    }
     feed(market, hub, 3)  # not queued for a client behind
-    assert s.dropped == 1 and types(s)[-1] == "order_book_update"
+    assert s.dropped == 1 and types(s)[-2:] == ["order_book_update", "status:behind"]
     kernel[7] = 0  # the client read everything
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert types(s)[-2:] == ["status:resync", "order_book_snapshot"]
@@ -154,7 +163,9 @@ def test_behind_by_its_probe_alone_and_nothing_lost_goes_on_without_a_resync(
     before = types(s)
     s.on_pong(pings(s)[-1])
     hub.check_slow(lambda *a: pytest.fail("closed"))
-    assert s.behind_since is None and s.resyncs == 0 and types(s) == before
+    assert s.behind_since is None and s.resyncs == 0
+    assert types(s) == [*before, "status:caught_up"]  # told it is current again, no snapshot
+    assert before[-1] == "status:behind"
     feed(market, hub, 3)
     assert types(s)[-1] == "order_book_update"  # deltas flow again, chained
 
@@ -366,3 +377,35 @@ async def test_timers_flush_one_slice_and_leave_the_rest_to_the_next_loop_turn(
     for _ in range(10):
         await asyncio.sleep(0)  # the next loop turns go on writing
     assert all("heartbeat" in types(x) for x in every) and not hub.backlog
+
+
+def test_one_behind_status_per_stream_followed_book_and_bbo_alike(kernel: dict[int, int]) -> None:
+    """A client on a stream's book and its bbo, and on a canonical symbol's bbo, is told
+    once per stream, in one write, before anything else is held back."""
+    market, hub, s, clock = make(kernel)
+    assert hub.bbo.subscribe(s, "KRAKEN:BTC-USD") and hub.bbo.subscribe(s, "BTC-USD")
+    feed(market, hub, 2)
+    kernel[7] = s.out.written
+    writes = s.conn.transport.writes
+    clock.t += 600 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.conn.transport.writes == writes + 1
+    told = [m for m in messages_of(s.conn) if m.get("status") == "behind"]
+    assert [(m.get("exchange"), m["symbol"]) for m in told] == [
+        (None, "BTC-USD"),
+        ("KRAKEN", "BTC-USD"),
+    ]
+
+
+def test_lag_counts_from_when_the_records_reached_the_process(kernel: dict[int, int]) -> None:
+    """Records that waited 400 ms for the loop leave 100 ms of ``max_lag``: the client is
+    behind 100 ms after they are written, not 500 ms."""
+    market, hub, s, clock = make(kernel)
+    hub.arrived_ns = clock.t - 400 * MS
+    feed(market, hub, 2)
+    hub.arrived_ns = 0
+    kernel[7] = s.out.written
+    clock.t += 150 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is not None
+    assert messages_of(s.conn)[-1]["lag_ms"] == 550

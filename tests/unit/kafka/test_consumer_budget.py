@@ -57,3 +57,30 @@ async def test_a_big_batch_is_handled_over_several_loop_turns_in_order() -> None
     assert all(b.handled == len(b.records) for b in handed)
     # every turn that handled records reported, finished batches or not (its flush)
     assert len(drained) > 1 and any(not batch for batch in drained)
+
+
+async def test_the_handler_sees_the_batch_it_is_given_and_when_it_arrived() -> None:
+    """``current`` is the batch being handed over (the gateway counts clients' lag from
+    its arrival), and None between turns."""
+    broker = broker_for(CFG)
+    for i in range(10):
+        broker.send(CFG.book_topic, "k", str(i).encode(), partition=0)
+    consumer = ThreadedConsumer(CFG, "g", sources=broker)
+    consumer.assign([(CFG.book_topic, 0, 0)])
+    seen: list[tuple[int, int]] = []
+    done = asyncio.Event()
+
+    def on_batch(records: list[Record]) -> None:
+        batch = consumer.current
+        assert batch is not None and records[0] in batch.records
+        seen.append((batch.received_ns, time.perf_counter_ns()))
+        if sum(1 for _ in seen) and records[-1].value == b"9":
+            done.set()
+
+    consumer.start(asyncio.get_running_loop(), on_batch)
+    try:
+        await asyncio.wait_for(done.wait(), 20)
+    finally:
+        consumer.close()
+    assert consumer.current is None
+    assert all(0 < received <= handled for received, handled in seen)

@@ -80,6 +80,9 @@ class LocalBook:
     messages: int = 0
     breaks: int = 0
     resyncs: int = 0
+    behind: bool = False
+    """The server said this client is behind (``status`` ``behind``): no updates come
+    until a snapshot (after ``resync``) or ``caught_up``; the book is whole but old."""
     resume_from: int | None = None
     """Sequence a reconnect asked to resume from (docs/protocol.md §4.10), until the
     server answers."""
@@ -116,6 +119,7 @@ class LocalBook:
         self._bids, self._asks = _Side(), _Side()
         self.apply(bids, asks, sequence)
         self.valid = True
+        self.behind = False
         self.resume_from = None
 
     def apply(

@@ -329,7 +329,13 @@ class MarketDataClient:
             series = self.candles.get((key, msg.get("interval", "")))
             if series is not None:
                 series.update(msg)
-        if kind == "status" and msg.get("status") in ("stale", "resync"):
+        status = msg.get("status") if kind == "status" else None
+        if status in ("behind", "caught_up"):
+            agg_key = f"agg:{msg.get('symbol', '')}" if "exchange" not in msg else key
+            book = self.books.get(agg_key)
+            if book is not None:
+                book.behind = status == "behind"
+        if status in ("stale", "resync"):
             agg_key = f"agg:{msg.get('symbol', '')}" if "exchange" not in msg else key
             book = self.books.get(agg_key)
             if book is not None:
