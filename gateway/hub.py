@@ -86,15 +86,12 @@ class HistoryEntry:
 
 
 def status_fields(key: ViewKey) -> dict[str, str]:
-    if key.aggregated:
-        return {"symbol": key.name}
-    exchange, symbol = parse_stream_key(key.name)
-    return {"exchange": exchange.name, "symbol": symbol}
+    return stream_fields(key.name, key.aggregated)
 
 
-def bbo_fields(name: str) -> dict[str, str]:
-    """A bbo topic's fields: one venue's stream, or a canonical symbol across venues."""
-    if ":" not in name:
+def stream_fields(name: str, across_venues: bool) -> dict[str, str]:
+    """What names a stream in a ``status``: a venue's stream, or a canonical symbol."""
+    if across_venues:
         return {"symbol": name}
     exchange, symbol = parse_stream_key(name)
     return {"exchange": exchange.name, "symbol": symbol}
@@ -573,7 +570,8 @@ class Hub:
     def fall_behind(self, s: Session, reason: str) -> None:
         """The client is behind: its queued book messages go, no more are queued until
         it has drained; then ``check_slow`` resyncs it (or closes it)."""
-        s.behind_since = self.mono() / 1e9
+        now = self.mono()
+        s.behind_since = now / 1e9
         s.behind_reason = reason
         self._behind.add(s)
         held = s.unsent()
@@ -588,8 +586,7 @@ class Hub:
             metrics.DELTAS_DROPPED.inc(dropped)
         # told at once, after what it was already sent: its books pause until a resync
         # (or "caught_up" when it lost nothing); it never sits behind without knowing
-        lag_ms = s.out.age(self.mono()) // 1_000_000
-        self.tell_streams(s, "behind", reason=reason, lag_ms=lag_ms)
+        self.tell_streams(s, "behind", reason=reason, lag_ms=s.out.age(now) // 1_000_000)
 
     def tell_streams(self, s: Session, status: str, **fields: object) -> None:
         """One ``status`` per stream the client follows (book views and bbo), one write."""
@@ -598,7 +595,7 @@ class Hub:
             if isinstance(key, ViewKey):
                 f = status_fields(key)
             elif key.channel == BBO:
-                f = bbo_fields(key.name)
+                f = stream_fields(key.name, ":" not in key.name)
             else:
                 continue
             streams[tuple(f.values())] = f

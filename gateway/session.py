@@ -164,8 +164,7 @@ class Session:
 
     def send_control(self, kind: str, **fields: Any) -> None:
         """A JSON control reply, written now (after any queued data, to keep order)."""
-        self.flush(force=True)
-        self._write([wire.control(kind, **fields)], True, 0)
+        self.send_controls([fields], kind)
 
     def send_controls(self, messages: list[dict[str, Any]], kind: str = "status") -> None:
         """Several JSON control messages of one ``kind`` in one write (after queued data)."""

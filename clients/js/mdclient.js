@@ -560,13 +560,13 @@ export class MarketDataClient {
     if (kind === "bbo") return this._bbo(msg, now);
     const key = `${msg.exchange ?? ""}:${msg.symbol ?? ""}`;
     if (kind === "subscribed" && "resumed" in msg) this._resumed(msg);
+    const statusBook = () => this.books.get("exchange" in msg ? key : `agg:${msg.symbol ?? ""}`);
     if (kind === "status" && (msg.status === "behind" || msg.status === "caught_up")) {
-      const book = this.books.get("exchange" in msg ? key : `agg:${msg.symbol ?? ""}`);
+      const book = statusBook();
       if (book) book.behind = msg.status === "behind";
     }
     if (kind === "status" && (msg.status === "stale" || msg.status === "resync")) {
-      const aggKey = "exchange" in msg ? key : `agg:${msg.symbol ?? ""}`;
-      const book = this.books.get(aggKey);
+      const book = statusBook();
       if (book) {
         book.valid = false;
         book.resumeFrom = null;

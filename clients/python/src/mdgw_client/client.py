@@ -331,13 +331,11 @@ class MarketDataClient:
                 series.update(msg)
         status = msg.get("status") if kind == "status" else None
         if status in ("behind", "caught_up"):
-            agg_key = f"agg:{msg.get('symbol', '')}" if "exchange" not in msg else key
-            book = self.books.get(agg_key)
+            book = self._status_book(msg, key)
             if book is not None:
                 book.behind = status == "behind"
         if status in ("stale", "resync"):
-            agg_key = f"agg:{msg.get('symbol', '')}" if "exchange" not in msg else key
-            book = self.books.get(agg_key)
+            book = self._status_book(msg, key)
             if book is not None:
                 book.valid = False
                 book.resume_from = None
@@ -345,6 +343,10 @@ class MarketDataClient:
             if bbo_key in self._bbo_seq:
                 self._bbo_seq[bbo_key] = None
         return Event("stats" if kind == "statistics" else kind, key, msg, now)
+
+    def _status_book(self, msg: Message, key: str) -> LocalBook | None:
+        """The book a ``status`` names (aggregated ones carry ``symbol`` only)."""
+        return self.books.get(key if "exchange" in msg else f"agg:{msg.get('symbol', '')}")
 
     def _bbo(self, msg: Message, now: int) -> Event:
         exchange = msg.get("exchange")
