@@ -283,6 +283,10 @@ test("status behind marks the book until caught_up or the next snapshot", () => 
   ws.frame(JSON.stringify(snap));
   assert.equal(client.book("BINANCE:ETH-USDT").behind, false);
   assert.equal(client.book("BINANCE:ETH-USDT").valid, true);
+  ws.frame(JSON.stringify({ type: "status", status: "behind" })); // names no book
+  ws.frame(JSON.stringify({ ...told, symbol: "NOPE", status: "behind" }));
+  assert.equal(events.at(-1).kind, "status");
+  assert.equal(client.book("BINANCE:ETH-USDT").behind, false);
 });
 
 test("messages of an unsubscribed book are reported, not applied", () => {

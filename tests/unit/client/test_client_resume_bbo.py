@@ -155,3 +155,6 @@ async def test_behind_marks_the_book_until_caught_up_or_a_snapshot(sockets: list
     assert book.behind and not book.valid
     await c._handle(snap(20), 0)
     assert not book.behind and book.valid
+    for odd in ({"status": "behind"}, {**told, "symbol": "NOPE", "status": "behind"}):
+        ev = await c._handle({"type": "status", **odd}, 0)  # names no book: passed on as is
+        assert ev is not None and ev.kind == "status" and not book.behind
