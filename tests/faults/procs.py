@@ -81,10 +81,16 @@ class Proc:
         self.popen.wait(10)
 
     def term(self, timeout: float = 30.0) -> int:
-        """SIGTERM and wait; returns the exit code."""
+        """SIGTERM and wait; returns the exit code. A process still running after
+        ``timeout`` fails the test with its last output (what it was doing)."""
         if self.alive():
             self.popen.send_signal(signal.SIGTERM)
-        return self.popen.wait(timeout)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{self.name} still running {timeout:.0f} s after SIGTERM:\n{self.tail()}"
+            ) from None
 
     def close(self) -> None:
         if self.alive():
