@@ -131,7 +131,8 @@ def test_demo_observe_starts_prometheus_and_jaeger_with_tracing_on(
             url = f"{query}/api/traces?service={tracing.GATEWAY_SERVICE}&limit=20"
             for t in (get_json(url) or {}).get("data") or []:
                 names = {p["serviceName"] for p in t["processes"].values()}
-                if names == {tracing.PRODUCER_SERVICE, tracing.GATEWAY_SERVICE}:
+                # the API materializes the same records, so its process span may join
+                if {tracing.PRODUCER_SERVICE, tracing.GATEWAY_SERVICE} <= names:
                     return t
             return None
 
@@ -144,7 +145,8 @@ def test_demo_observe_starts_prometheus_and_jaeger_with_tracing_on(
         )
         assert listed and all(len(t["trace_id"]) == 32 for t in listed)
         one = get_json(f"{api}/api/v1/traces/{trace['traceID']}")
-        assert one and len(one["spans"]) == len(trace["spans"])
+        # a span exported since (the API's) may have joined the trace meanwhile
+        assert one and len(one["spans"]) >= len(trace["spans"])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a user stops it
