@@ -84,6 +84,7 @@ class Gateway:
             clock=clock,
             high_water=g.high_water_bytes,
             slow_timeout=g.slow_timeout,
+            resync_interval=g.resync_interval,
             max_lag_ms=g.max_lag_ms,
             resume_messages=g.resume_messages,
             resume_ms=g.resume_ms,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -108,6 +109,12 @@ def _encode_snapshot(snap: BookUpdate, binary: bool, aggregated: bool) -> bytes:
 FLUSH_SLICE_NS = 10_000_000
 """Writing to clients pauses after 10 ms to let handshakes and control messages run."""
 
+RESYNC_SHARE = 50
+"""Resyncs in one freshness check stop after ``max_lag / RESYNC_SHARE`` (10 ms at 500 ms;
+the check runs every ``max_lag / 5``, so a tenth of the loop at most): a gateway short of
+CPU that resynced every drained client at once fell further behind and resynced them all
+again (bench/README.md). The rest wait, longest behind first, for the next check."""
+
 
 class Hub:
     """Owns the views and subscriptions; turns market events into client frames."""
@@ -119,6 +126,7 @@ class Hub:
         clock: Clock = SYSTEM_CLOCK,
         high_water: int = 1 << 20,
         slow_timeout: float = 5.0,
+        resync_interval: float = 1.5,
         max_lag_ms: int = 500,
         resume_messages: int = 4096,
         resume_ms: int = 10_000,
@@ -135,6 +143,10 @@ class Hub:
         consumed records); a message's age for the freshness policy counts from here."""
         self.high_water = high_water
         self.slow_timeout = slow_timeout
+        self.resync_interval = resync_interval
+        """Least seconds between two resyncs of one client."""
+        self.work_clock: Callable[[], int] = time.perf_counter_ns
+        """Measures the time resyncs take (:data:`RESYNC_SHARE`); tests replace it."""
         self.max_lag_ns = max_lag_ms * 1_000_000
         self.resume_messages = resume_messages
         self.resume_ns = resume_ms * 1_000_000
@@ -651,12 +663,14 @@ class Hub:
         return out.age(now) <= self.max_lag_ns // 2
 
     def check_slow(self, close: Callable[[Session, int, str], None]) -> None:
-        """Resync clients that have caught up, at most once per ``slow_timeout`` each
+        """Resync clients that have caught up, at most once per ``resync_interval`` each
         (a client that keeps falling behind would otherwise cost a full snapshot every
-        few hundred ms); close (1013) those that stay behind for ``slow_timeout``."""
+        few hundred ms) and for :data:`RESYNC_SHARE` of the time; close (1013) those that
+        stay behind for ``slow_timeout``."""
         self.check_fresh()
         mono = self.mono()
         now = mono / 1e9
+        due: list[Session] = []
         for s in list(self._behind):
             if s.behind_since is None or s.closing or s not in self.sessions:
                 self._behind.discard(s)
@@ -664,13 +678,23 @@ class Hub:
             if self.drained(s, mono):
                 if s.dropped == s.dropped_before:
                     self.caught_up(s)  # late, but nothing was dropped: its books are whole
-                elif s.last_resync is None or now - s.last_resync >= self.slow_timeout:
-                    self.resync_behind(s, now)
+                elif s.last_resync is None or now - s.last_resync >= self.resync_interval:
+                    due.append(s)
                 # else: caught up, but resynced lately; its next resync comes when due
             elif now - s.behind_since > self.slow_timeout:
                 metrics.SLOW_DISCONNECTS.inc()
                 self.remove_session(s)
                 close(s, 1013, "slow consumer")
+        if not due:
+            return
+        due.sort(key=lambda s: s.behind_since or 0.0)
+        work = self.work_clock
+        deadline = work() + self.max_lag_ns // RESYNC_SHARE
+        for i, s in enumerate(due):
+            if i and work() > deadline:
+                metrics.RESYNCS_DEFERRED.inc(len(due) - i)
+                break
+            self.resync_behind(s, now)
 
     def caught_up(self, s: Session) -> None:
         """A client judged behind by its probe alone (nothing held in our queues or
@@ -688,13 +712,15 @@ class Hub:
         s.resyncs += 1
         self._behind.discard(s)
         metrics.SLOW_RESYNCS.inc()
-        for key in self.subs.of(s):
-            if not isinstance(key, ViewKey):
-                if key.channel == BBO:
-                    self.bbo.resync(s, key.name)
-                continue
-            slot = self.views.get(key)
-            if slot is None or slot.stale:
-                continue
-            s.send_control("status", **status_fields(key), status="resync", reason="slow consumer")
-            self.send_snapshot(s, slot)
+        with s.cork():  # every status and snapshot in one write
+            for key in self.subs.of(s):
+                if not isinstance(key, ViewKey):
+                    if key.channel == BBO:
+                        self.bbo.resync(s, key.name)
+                    continue
+                slot = self.views.get(key)
+                if slot is None or slot.stale:
+                    continue
+                fields = status_fields(key)
+                s.send_control("status", **fields, status="resync", reason="slow consumer")
+                self.send_snapshot(s, slot)

@@ -18,13 +18,14 @@ queue (``SIOCOUTQ``) is the measure, blind to the peer's receive buffer.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import itertools
 import socket
 import struct
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -140,6 +141,8 @@ class Session:
     framed: bool = False
     """Data is queued as whole frames (no compression, no batching): the hub frames each
     message once for all such subscribers and a flush only joins them."""
+    corked: list[tuple[bytes, int, int]] | None = None
+    """Writes held by :meth:`cork` (bytes, messages, queued at), sent as one."""
 
     def __post_init__(self) -> None:
         self.framed = not self.compression and not self.batch
@@ -221,8 +224,29 @@ class Session:
             data = framing.frames(framing.TEXT if text else framing.BINARY, frames)
         self._send(data, len(frames), queued_at)
 
+    @contextlib.contextmanager
+    def cork(self) -> Iterator[None]:
+        """Everything written inside goes out in one ``transport.write`` at the end, in
+        order: a resync's statuses and snapshots cost one send, not two per book."""
+        if self.corked is not None:  # already corked: the outer cork sends
+            yield
+            return
+        self.corked = []
+        try:
+            yield
+        finally:
+            parts, self.corked = self.corked, None
+            if parts:
+                # the write's age is its oldest message's (0: control replies only)
+                ats = [at for _, _, at in parts if at]
+                data = b"".join(d for d, _, _ in parts)
+                self._send(data, sum(n for _, n, _ in parts), min(ats) if ats else 0)
+
     def _send(self, data: bytes, frames: int, queued_at: int) -> None:
         """Framed bytes, one ``transport.write``; counted for the freshness marks."""
+        if self.corked is not None:
+            self.corked.append((data, frames, queued_at))
+            return
         transport = self.conn.transport
         if self.conn.protocol.state is not State.OPEN or transport is None:
             return

@@ -135,8 +135,10 @@ class GatewayConfig:
     high_water_bytes: int = 1_048_576
     """Unsent bytes past which a client's deltas are dropped and it is resynced."""
     slow_timeout: float = 5.0
-    """Seconds a client may stay behind before 1013; also the least time between two
-    resyncs of one client."""
+    """Seconds a client may stay behind before 1013."""
+    resync_interval: float = 1.5
+    """Least seconds between two resyncs of one client (a client that keeps falling
+    behind waits this long, caught up but without data, for its next snapshot)."""
     max_lag_ms: int = 500
     """Age of the oldest book message still queued for a client (in the process or the
     kernel's send queue) past which it is resynced (docs/protocol.md §4.6)."""
@@ -480,6 +482,7 @@ def _validate_latency(config: Config) -> None:
         ("gateway.send_buffer_bytes", g.send_buffer_bytes),
         ("kafka.producer_linger_ms", k.producer_linger_ms),
         ("kafka.fetch_wait_max_ms", k.fetch_wait_max_ms),
+        ("gateway.resync_interval", g.resync_interval),
     ):
         if value < 0:
             raise ConfigError(f"{where} must be >= 0, got {value}")

@@ -46,6 +46,10 @@ END_TO_END_LATENCY = Histogram(
 MESSAGES_SENT = Counter("ws_messages_sent_total", "Data and control messages sent")
 BYTES_SENT = Counter("ws_bytes_sent_total", "Payload bytes sent to WebSocket clients")
 SLOW_RESYNCS = Counter("slow_consumer_resyncs_total", "Clients resynced after falling behind")
+RESYNCS_DEFERRED = Counter(
+    "slow_consumer_resyncs_deferred_total",
+    "Resyncs due but left to the next freshness check: the check's time for them was spent",
+)
 SLOW_CAUGHT_UP = Counter(
     "slow_consumer_caught_up_total",
     "Clients that fell behind, lost nothing while behind and went on without a resync",

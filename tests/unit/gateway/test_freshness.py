@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from core.market import Market
@@ -40,7 +41,9 @@ def kernel(monkeypatch: Any) -> dict[int, int]:
     return queue
 
 
-def make(kernel: dict[int, int]) -> tuple[Market, Hub, Session, Clock]:
+def make(
+    kernel: dict[int, int], resync_interval: float = 5.0
+) -> tuple[Market, Hub, Session, Clock]:
     market = Market(verify_checksums=False)
     market.apply_book(
         BookUpdate(Exchange.KRAKEN, "BTC-USD", 1, 1, [(100.0, 1.0)], [(101.0, 1.0)], True), 0
@@ -51,6 +54,7 @@ def make(kernel: dict[int, int]) -> tuple[Market, Hub, Session, Clock]:
         clock=GatewayClock(mono_ns=clock),
         high_water=1 << 20,
         slow_timeout=5.0,
+        resync_interval=resync_interval,
         max_lag_ms=500,
     )
     s = Session(FakeConn(), binary=False, batch=False, fd=7)
@@ -120,10 +124,12 @@ def test_old_data_in_the_kernel_queue_means_behind_then_resync(kernel: dict[int,
     assert messages_of(s.conn)[-1]["sequence"] == 3 and s.resyncs == 1
 
 
+@pytest.mark.parametrize("interval", [5.0, 1.5, 1.0])
 def test_behind_again_soon_after_a_resync_waits_for_its_next_resync(
-    kernel: dict[int, int],
+    kernel: dict[int, int], interval: float
 ) -> None:
-    market, hub, s, clock = make(kernel)
+    market, hub, s, clock = make(kernel, interval)
+    wait_ms = int(interval * 1000)
     feed(market, hub, 2)
     kernel[7] = s.out.written
     clock.t += 600 * MS
@@ -143,7 +149,10 @@ def test_behind_again_soon_after_a_resync_waits_for_its_next_resync(
     assert s.resyncs == 1 and s.behind_since is not None  # caught up, but too soon
     feed(market, hub, 6)
     assert types(s)[-1] != "order_book_update" or s.dropped >= 1  # still no deltas
-    clock.t += 5_000 * MS
+    clock.t += (wait_ms - 700) * MS  # 100 ms short of the interval since resync 1
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.resyncs == 1
+    clock.t += 150 * MS
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert s.resyncs == 2 and s.behind_since is None
     assert types(s)[-2:] == ["status:resync", "order_book_snapshot"]
@@ -409,3 +418,77 @@ def test_lag_counts_from_when_the_records_reached_the_process(kernel: dict[int, 
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert s.behind_since is not None
     assert messages_of(s.conn)[-1]["lag_ms"] == 550
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_resync_is_one_write_of_every_status_and_snapshot_in_order(
+    kernel: dict[int, int], binary: bool
+) -> None:
+    """A client on two views of a stream and its bbo gets, when resynced, a status and a
+    snapshot per view and a status and the top for the bbo, in one write (statuses are
+    text frames, data in the client's format)."""
+    market, hub, _, clock = make(kernel)
+    s = Session(FakeConn(), binary=binary, batch=False, fd=8)
+    kernel[8] = 0
+    hub.add_session(s)
+    deep = ViewKey(False, "KRAKEN:BTC-USD", 20, False)
+    hub.add_view(s, KEY)
+    hub.add_view(s, deep)
+    assert hub.bbo.subscribe(s, "KRAKEN:BTC-USD")
+    feed(market, hub, 2)
+    kernel[8] = s.out.written
+    clock.t += 600 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is not None
+    feed(market, hub, 3)  # dropped: the client needs a snapshot
+    kernel[8] = 0
+    writes, before = s.conn.transport.writes, len(frames_of(s.conn))
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.resyncs == 1 and s.conn.transport.writes == writes + 1
+    got = frames_of(s.conn)[before:]
+    data_op = 0x2 if binary else 0x1
+    assert [op for op, _ in got] == [0x1, data_op] * 3
+    for _, p in got[::2]:
+        assert orjson.loads(p) == {
+            "type": "status",
+            "exchange": "KRAKEN",
+            "symbol": "BTC-USD",
+            "status": "resync",
+            "reason": "slow consumer",
+        }
+    if not binary:
+        data = [orjson.loads(p) for _, p in got[1::2]]
+        assert sorted(m["type"] for m in data) == ["bbo"] + ["order_book_snapshot"] * 2
+    assert s.out.marks and s.out.marks[-1][0] == s.out.written  # one mark for the write
+
+
+def test_resyncs_stop_when_their_share_of_the_check_is_spent_longest_behind_first(
+    kernel: dict[int, int],
+) -> None:
+    """Four drained clients due a resync; each resync takes 6 ms of the check's 10 ms
+    (max_lag 500 / RESYNC_SHARE): two go now, longest behind first, two at the next
+    check. None is closed meanwhile: a client waiting for its resync has drained."""
+    market, hub, first, clock = make(kernel)
+    sessions = [first]
+    for fd in (8, 9, 10):
+        s = Session(FakeConn(), binary=False, batch=False, fd=fd)
+        kernel[fd] = 0
+        hub.add_session(s)
+        hub.add_view(s, KEY)
+        sessions.append(s)
+    for i, s in enumerate(reversed(sessions)):  # the last session falls behind first
+        feed(market, hub, 2 + i)
+        kernel[s.fd] = s.out.written  # the others read theirs
+        clock.t += 600 * MS
+        hub.check_slow(lambda *a: pytest.fail("closed"))
+        assert s.behind_since is not None
+    feed(market, hub, 6)  # dropped for all: each needs a snapshot
+    for s in sessions:
+        kernel[s.fd] = 0
+    spent = iter(range(0, 10**9, 6 * MS))
+    hub.work_clock = lambda: next(spent)
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert [s.resyncs for s in sessions] == [0, 0, 1, 1]
+    clock.t += 100 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert [s.resyncs for s in sessions] == [1, 1, 1, 1]
