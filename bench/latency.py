@@ -636,41 +636,78 @@ def ingest(p: Plan) -> dict[str, Any]:
                 with contextlib.suppress(Exception):
                     drop_topics(gw.cfg.kafka)
     assert cfg is not None
-    # the same feeds with no consumer: the broker's own cost of taking them
-    no_consumer: dict[float, float] = {}
+    # The same feeds without the gateway: first with no consumer (the broker's own cost
+    # of taking them), then with the bare decode loop (bench.ingest_floor, the floor of
+    # what reading and decoding these records can cost), once per fetch setting.
+    floors: dict[tuple[str, float], dict[str, float]] = {}
     try:
         for row in rows:
-            if row["rate"] in no_consumer:
-                row["broker_cores_without_gateway"] = no_consumer[row["rate"]]
-                continue
-            feed = procs.spawn(
-                "simnogw",
-                [
-                    procs.PY,
-                    "-m",
-                    "mdgw",
-                    "simulate",
-                    "--rate",
-                    str(row["rate"]),
-                    "--symbols",
-                    str(SYMBOLS),
-                    "--duration",
-                    str(a.settle + a.ingest_s + 1.5),
-                ],
-                procs.kafka_env(cfg),
-            )
-            time.sleep(a.settle + 1.0)
-            t0 = time.time()
-            b0 = procs.cpu_seconds(p.broker) if p.broker else 0.0
-            time.sleep(a.ingest_s)
-            b1 = procs.cpu_seconds(p.broker) if p.broker else 0.0
-            row["broker_cores_without_gateway"] = round((b1 - b0) / (time.time() - t0), 3)
-            no_consumer[row["rate"]] = row["broker_cores_without_gateway"]
-            feed.popen.wait(60)
+            key = (str(row["fetch"]), float(row["rate"]))
+            if key not in floors:
+                floors[key] = ingest_floor(p, cfg, row["rate"], row["fetch_env"])
+                log(f"  ingest floor {key[0]} {key[1]:,.0f}/s: {floors[key]}")
+            f = floors[key]
+            row["broker_cores_without_gateway"] = f["broker_cores_no_consumer"]
+            row["floor_records_per_s"] = f["records_per_s"]
+            row["floor_cores"] = f["cores"]
+            row["floor_us_per_record"] = f["us_per_record"]
+            row["broker_cores_with_floor"] = f["broker_cores_with_floor"]
+            if f["us_per_record"] > 0:
+                row["us_over_floor"] = round(row["gateway_us_per_record"] - f["us_per_record"], 2)
+                row["ratio_to_floor"] = round(row["gateway_us_per_record"] / f["us_per_record"], 2)
     finally:
         with contextlib.suppress(Exception):
             drop_topics(cfg.kafka)
     return {"rates": rows}
+
+
+def ingest_floor(
+    p: Plan, cfg: Config, rate: float, fetch_env: dict[str, object]
+) -> dict[str, float]:
+    """One feed at ``rate``: the broker's CPU with no consumer, then the bare decode
+    loop's CPU per record (and the broker's beside it) with the same fetch settings."""
+    a = p.a
+    duration = str(2 * (a.settle + a.ingest_s) + 3.0)
+    sim = ["simulate", "--rate", str(rate), "--symbols", str(SYMBOLS), "--duration", duration]
+    feed = procs.spawn("simfloor", [procs.PY, "-m", "mdgw", *sim], procs.kafka_env(cfg))
+    count = Path(tempfile.mkdtemp(prefix="bench-ingest-floor-")) / "count"
+    floor: procs.Proc | None = None
+    try:
+        time.sleep(a.settle + 1.0)
+        t0, b0 = time.time(), procs.cpu_seconds(p.broker) if p.broker else 0.0
+        time.sleep(a.ingest_s)
+        b1 = procs.cpu_seconds(p.broker) if p.broker else 0.0
+        no_consumer = (b1 - b0) / (time.time() - t0)
+        env = procs.kafka_env(cfg, **fetch_env)
+        floor = procs.spawn("ingestfloor", [procs.PY, "-m", "bench.ingest_floor", str(count)], env)
+        time.sleep(a.settle + 1.0)
+
+        def decoded() -> int:
+            try:
+                return int(count.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                return 0
+
+        t0, n0, c0 = time.time(), decoded(), floor.cpu()
+        b0 = procs.cpu_seconds(p.broker) if p.broker else 0.0
+        time.sleep(a.ingest_s)
+        t1, n1, c1 = time.time(), decoded(), floor.cpu()
+        b1 = procs.cpu_seconds(p.broker) if p.broker else 0.0
+        per_s = (n1 - n0) / (t1 - t0)
+        cores = (c1 - c0) / (t1 - t0)
+        return {
+            "records_per_s": round(per_s, 1),
+            "cores": round(cores, 4),
+            "us_per_record": round(cores / per_s * 1e6, 2) if per_s > 0 else float("nan"),
+            "broker_cores_no_consumer": round(no_consumer, 3),
+            "broker_cores_with_floor": round((b1 - b0) / (t1 - t0), 3),
+        }
+    finally:
+        if floor is not None:
+            floor.popen.terminate()
+            floor.popen.wait(30)
+        feed.popen.wait(60)
+        shutil.rmtree(count.parent, ignore_errors=True)
 
 
 def diff(floor: dict[str, Any] | None, gw: dict[str, Any] | None) -> dict[str, float]:
