@@ -10,6 +10,11 @@ Every client that receives data answers a probe about every 100 ms, so pongs are
 most of what a gateway reads: ``data_received`` recognises a read made only of
 probe pongs, at a frame boundary, and hands them over without websockets' frame
 parser (4.9 -> 2.0 µs per pong in process; bench/README.md).
+
+A read made only of small text frames that are all ``ping`` requests is answered the
+same way, in the read itself: through websockets a ping waits for its handler task's
+turn, behind every callback queued before it (batches, flush slices), and the control
+path must not queue behind fan-out (docs/protocol.md §4.2).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ _PONG_HEAD = bytes((0x80 | Opcode.PONG.value, 0x80 | PROBE_LEN))
 """FIN + pong opcode, then the mask bit + the payload length of a probe's answer."""
 _PONG_FRAME = len(_PONG_HEAD) + 4 + PROBE_LEN
 """A client's pong to a probe: header, 4-byte mask (clients always mask), payload."""
+_TEXT_FIRST = bytes((0x80 | Opcode.TEXT.value,))
+"""FIN + text opcode: a whole, uncompressed text frame."""
 _AT_EOF = StreamReader.at_eof.__code__
 """websockets' frame parser waits here, between two frames, for more bytes."""
 
@@ -50,8 +57,31 @@ def probe_answers(data: bytes) -> list[bytes] | None:
     return out
 
 
+def small_texts(data: bytes) -> list[bytes] | None:
+    """The unmasked payloads if ``data`` is nothing but whole, masked, unfragmented text
+    frames of under 126 bytes each, else None."""
+    out: list[bytes] = []
+    at, size = 0, len(data)
+    while at < size:
+        if data[at] != _TEXT_FIRST[0] or size - at < 6 or not data[at + 1] & 0x80:
+            return None
+        length = data[at + 1] & 0x7F
+        start = at + 6
+        end = start + length
+        if length >= 126 or end > size:
+            return None
+        mask = data[at + 2 : start] * (length // 4 + 1)
+        body = int.from_bytes(data[start:end], "big") ^ int.from_bytes(mask[:length], "big")
+        out.append(body.to_bytes(length, "big"))
+        at = end
+    return out or None
+
+
 class GatewayConnection(ServerConnection):
     on_probe: Callable[[bytes], None] | None = None
+    on_pings: Callable[[list[bytes]], bool] | None = None
+    """Given the payloads of a read of small text frames: answers them at once and
+    returns True if they are all pings; False leaves them to websockets."""
 
     def data_received(self, data: bytes) -> None:
         on_probe = self.on_probe
@@ -60,6 +90,11 @@ class GatewayConnection(ServerConnection):
             if answers is not None:
                 for payload in answers:
                     on_probe(payload)
+                return
+        on_pings = self.on_pings
+        if on_pings is not None and data[:1] == _TEXT_FIRST and self._between_frames():
+            texts = small_texts(data)
+            if texts is not None and on_pings(texts):
                 return
         super().data_received(data)
 

@@ -194,18 +194,16 @@ class GatewayServer:
         session.claims = getattr(conn, "claims", None) or {}
         session.tokens = float(self.cfg.control_burst)
         self.hub.add_session(session)
+        bucket = TokenBucket(self.cfg.control_rate, self.cfg.control_burst)
         if isinstance(conn, GatewayConnection):
             conn.on_probe = session.on_pong
+            conn.on_pings = lambda texts: self.answer_pings(session, bucket, texts)
         self.per_subject[session.subject] = self.per_subject.get(session.subject, 0) + 1
         metrics.WS_CONNECTIONS_TOTAL.inc()
         metrics.WS_CONNECTIONS_ACTIVE.inc()
-        bucket = TokenBucket(self.cfg.control_rate, self.cfg.control_burst)
         try:
             async for message in conn:
-                session.last_activity = self.clock.mono()
-                if not bucket.allow(session.last_activity):
-                    metrics.RATE_LIMITED.labels("ws_control").inc()
-                    self.refuse(session, ProtocolError("rate_limited", "too many messages"))
+                if not self.allow(session, bucket):
                     continue
                 try:
                     self.dispatch(session, message)
@@ -223,6 +221,32 @@ class GatewayServer:
             metrics.WS_CONNECTIONS_ACTIVE.dec()
             self.sent.fold(session, closed=True)
 
+    def allow(self, session: Session, bucket: TokenBucket) -> bool:
+        """A control message arrived: within the connection's rate, or refused."""
+        session.last_activity = self.clock.mono()
+        if bucket.allow(session.last_activity):
+            return True
+        metrics.RATE_LIMITED.labels("ws_control").inc()
+        self.refuse(session, ProtocolError("rate_limited", "too many messages"))
+        return False
+
+    def answer_pings(self, session: Session, bucket: TokenBucket, texts: list[bytes]) -> bool:
+        """A read of nothing but ``ping`` requests, answered in the read (one write per
+        pong, after the data already written): False if any is something else."""
+        try:
+            reqs = [parse_request(t) for t in texts]
+        except ProtocolError:
+            return False  # websockets reads it and the handler refuses it as usual
+        if any(req.op != "ping" for req in reqs):
+            return False
+        for req in reqs:
+            if self.allow(session, bucket):
+                self.pong(session, req)
+        return True
+
+    def pong(self, session: Session, req: ControlRequest) -> None:
+        session.send_control("pong", id=req.id, timestamp=self.clock.wall_ns())
+
     def refuse(self, session: Session, e: ProtocolError) -> None:
         metrics.CLIENT_ERRORS.labels(e.code).inc()
         session.send_control("error", id=e.req_id, code=e.code, message=e.message)
@@ -237,7 +261,7 @@ class GatewayServer:
         req = parse_request(message)
         op = req.op
         if op == "ping":
-            session.send_control("pong", id=req.id, timestamp=self.clock.wall_ns())
+            self.pong(session, req)
         elif op == "subscribe":
             self.subscribe(session, req)
         elif op == "unsubscribe":

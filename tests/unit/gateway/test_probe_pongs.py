@@ -12,7 +12,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from gateway.connection import GatewayConnection, probe_answers
+from gateway.connection import GatewayConnection, probe_answers, small_texts
 from gateway.outbox import PROBE_MAGIC
 from tests.unit.gateway.fakes import FakeTransport
 
@@ -175,3 +175,48 @@ async def test_a_real_client_answers_probes_through_the_fast_path(monkeypatch) -
                         break
             await eventually(lambda: session.out.probe_at < 0 and session.out.probe_seq >= 2)
     assert sum(fast) >= 2
+
+
+# ---- pings answered in the read ------------------------------------------------------
+
+
+def test_small_texts_unmasks_a_read_of_small_text_frames() -> None:
+    a, b = b'{"op":"ping","id":1}', b'{"op":"ping","id":"x"}' + b" " * 90
+    data = client_frame(0x1, a) + client_frame(0x1, b, b"\xff\x00\xa5\x5a")
+    assert small_texts(data) == [a, b]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        client_frame(0x1, b'{"op":"ping"}')[:-1],  # cut short
+        client_frame(0x1, b'{"op":"ping"}') + client_frame(0xA, probe(1)),  # then a pong
+        client_frame(0x2, b'{"op":"ping"}'),  # binary
+        bytes((0x01, 0x80 | 13)) + bytes(4) + b'{"op":"ping"}',  # not final: fragmented
+        bytes((0xC1, 0x80 | 13)) + bytes(4) + b'{"op":"ping"}',  # RSV1: compressed
+        bytes((0x81, 13)) + b'{"op":"ping"}',  # unmasked: websockets must refuse it
+        bytes((0x81, 0x80 | 126, 0, 126)) + bytes(4 + 126),  # 126 bytes and more
+    ],
+)
+def test_small_texts_refuses(data: bytes) -> None:
+    assert small_texts(data) is None
+
+
+def test_a_read_of_pings_is_answered_in_the_read_and_anything_else_is_not(conn: Any) -> None:
+    handled: list[list[bytes]] = []
+
+    def on_pings(texts: list[bytes]) -> bool:
+        if all(t.startswith(b'{"op":"ping"') for t in texts):
+            handled.append(texts)
+            return True
+        return False
+
+    conn.on_pings = on_pings
+    pings = client_frame(0x1, b'{"op":"ping","id":1}') + client_frame(0x1, b'{"op":"ping"}')
+    conn.data_received(pings)
+    assert handled == [[b'{"op":"ping","id":1}', b'{"op":"ping"}']] and conn.parsed == []
+    sub = b'{"op":"subscribe","channel":"book","symbols":["KRAKEN:BTC-USD"]}'
+    conn.data_received(client_frame(0x1, b'{"op":"ping","id":2}') + client_frame(0x1, sub))
+    assert len(handled) == 1  # a read that is not all pings goes to websockets, in order
+    assert [f.data for f in conn.parsed] == [b'{"op":"ping","id":2}', sub]

@@ -125,6 +125,33 @@ async def test_ping_is_answered_with_the_gateway_time(gw) -> None:
         assert pong == {"type": "pong", "id": 7, "timestamp": t.wall}
 
 
+async def test_pings_are_answered_in_the_read_not_by_the_handler_task(gw, monkeypatch) -> None:
+    """A read of nothing but pings is answered where it is read (gateway/connection.py):
+    the handler's dispatch never sees them; a malformed one still goes the usual way."""
+    rt, _broker, _clock, t = gw
+    seen: list[str] = []
+    dispatch = GatewayServer.dispatch
+
+    def counted(self: GatewayServer, session: Any, message: str | bytes) -> None:
+        seen.append(str(message))
+        dispatch(self, session, message)
+
+    monkeypatch.setattr(GatewayServer, "dispatch", counted)
+    # uncompressed (a compressed frame goes through websockets, which inflates it)
+    async with connect(url(rt) + "?format=json", compression=None) as ws:
+        for i in range(3):
+            await send(ws, op="ping", id=i)
+            assert await reply(ws, "pong") == {"type": "pong", "id": i, "timestamp": t.wall}
+        assert seen == []
+        await send(ws, op="ping", id=[1])
+        refused = await reply(ws, "error")
+        assert (refused["code"], refused["message"]) == (
+            "bad_request",
+            "id must be an integer or a string",
+        )
+        assert len(seen) == 1
+
+
 # ---- subscribe / unsubscribe -------------------------------------------------------------
 
 
