@@ -46,6 +46,9 @@ class FakeTransport:
     def is_closing(self) -> bool:
         return self.closing
 
+    def abort(self) -> None:
+        self.closing = True
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return default
 

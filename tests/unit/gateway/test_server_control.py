@@ -436,3 +436,25 @@ async def test_shutdown_aborts_a_peer_that_never_answers_the_close() -> None:
                 assert all(t is None or t.is_closing() for t in server_side)
             finally:
                 mute.transport.abort()
+
+
+async def test_a_read_of_pings_over_the_limit_stops_at_the_abuse_close() -> None:
+    """Pings answered in the read keep the connection's rate limit and abuse count: a
+    read of 100 pings gets its burst of pongs, refusals up to the strike limit, the
+    1008 close, and nothing after."""
+    from gateway.ratelimit import TokenBucket
+    from gateway.session import Session
+    from tests.unit.gateway.fakes import FakeConn, messages_of
+
+    class Closable(FakeConn):
+        async def close(self, code: int = 1000, reason: str = "") -> None:
+            self.closed = (code, reason)
+
+    cfg = configured(control_rate=1.0, control_burst=3, abuse_strikes=5).gateway
+    server = GatewayServer(cfg, Hub(Market(), high_water=cfg.high_water_bytes))
+    session = Session(Closable(), binary=False, batch=False)
+    bucket = TokenBucket(cfg.control_rate, cfg.control_burst)
+    assert server.answer_pings(session, bucket, [b'{"op":"ping","id":1}'] * 100)
+    got = [(m["type"], m.get("code")) for m in messages_of(session.conn)]
+    assert got == [("pong", None)] * 3 + [("error", "rate_limited")] * 5
+    await eventually(lambda: getattr(session.conn, "closed", None) == (1008, "repeated abuse"))
