@@ -177,11 +177,20 @@ class ReplayManager:
             ]
             tasks = [asyncio.ensure_future(r) for r in runs]
             try:
-                await asyncio.gather(*tasks)
+                done = await asyncio.gather(*tasks)
             finally:  # one symbol failing ends the whole replay, not just its own part
                 for t in tasks:
                     t.cancel()
+            joins = [j for j in done if j is not None]
+            for key, _ in joins:  # the subscribe checks, before anything is sent
+                new = not self.hub.subs.has(session, key)
+                self._authorize_join(session, "book", key.name, req, new=new)
             session.send_control("replay_complete", id=req.id, live=req.to_ns is None)
+            # In the same callback as replay_complete, so no live message reaches the
+            # client before it: a client moves its replayed books to the live names on
+            # replay_complete, and a live delta before it would find no book to chain on.
+            for key, view in joins:
+                self._join(session, key, view)
         except ProtocolError as e:
             session.send_control("error", id=req.id, code=e.code, message=e.message)
         except HistoryError as e:
@@ -269,7 +278,10 @@ class ReplayManager:
             raise HistoryError("unknown_symbol", f"{stream}: no history known yet")
         return pos.partition
 
-    async def _book(self, session: Session, req: Request, stream: str) -> None:
+    async def _book(
+        self, session: Session, req: Request, stream: str
+    ) -> tuple[ViewKey, DepthView] | None:
+        """Replay one stream's book; with ``"to":"live"``, the live view it may join."""
         exchange, symbol = parse_stream_key(stream)
         partition = self._partition(stream)
         k = self.kafka
@@ -329,13 +341,17 @@ class ReplayManager:
                 msg = view.on_update()
                 if msg is not None:
                     self._send(session, req, msg)
-            if req.to_ns is None and await self._try_join(session, req, stream, book, view):
-                return
+            if req.to_ns is None:
+                join = await self._try_join(session, req, stream, book, view)
+                if join is not None:
+                    return join
         if view is None:
             view = self._start_view(session, req, book)
         if req.to_ns is None:
-            while not await self._try_join(session, req, stream, book, view):
+            while (join := await self._try_join(session, req, stream, book, view)) is None:
                 await asyncio.sleep(0.01)
+            return join
+        return None
 
     def _start_view(self, session: Session, req: Request, book: OrderBook) -> DepthView:
         view = DepthView(book, req.depth)
@@ -353,27 +369,32 @@ class ReplayManager:
 
     async def _try_join(
         self, session: Session, req: Request, stream: str, book: OrderBook, view: DepthView
-    ) -> bool:
-        """Hand the client to the live view once the replayed book equals the live one."""
+    ) -> tuple[ViewKey, DepthView] | None:
+        """The live view to hand the client to, once the replayed book equals the live
+        one (``_run`` joins it right after ``replay_complete``)."""
         live = self.hub.market.book(stream)
         if live is None or live.stale:
-            return False
+            return None
         while live.sequence < book.sequence:  # replay read ahead of the live consumer
             await asyncio.sleep(0.005)
         if live.sequence != book.sequence:
-            return False
+            return None
         key = ViewKey(False, stream, req.depth, False)
+        if self.hub.slot(key) is None:
+            return None
+        return key, view
+
+    def _join(self, session: Session, key: ViewKey, view: DepthView) -> None:
+        """Subscribe the client to the live view: its next delta chains on the replayed
+        messages if the two views are at the same message, else a live snapshot."""
         slot = self.hub.slot(key)
-        if slot is None:
-            return False
-        self._authorize_join(session, "book", stream, req, new=not self.hub.subs.has(session, key))
         seamless = (
-            slot.view.last_sequence == view.last_sequence
+            slot is not None
+            and slot.view.last_sequence == view.last_sequence
             and slot.view.sent_bids == view.sent_bids
             and slot.view.sent_asks == view.sent_asks
         )
         self.hub.add_view(session, key, snapshot=not seamless)
-        return True
 
     # ---- trades --------------------------------------------------------------------
 

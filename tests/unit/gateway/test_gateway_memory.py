@@ -72,6 +72,34 @@ async def test_replay_to_live_hands_over_without_a_gap(gw) -> None:
         assert c.checksum_failures == 0 and c.sequence_breaks == 0
 
 
+async def test_replay_to_live_says_complete_before_any_live_message(gw, monkeypatch) -> None:
+    """The client moves its replayed book to the live name on replay_complete: the live
+    view is joined only after it is written (a live delta in between found no book to
+    chain on, and the next one broke the chain: a CI failure of test_time_travel)."""
+    from gateway.hub import Hub
+    from gateway.session import Session
+
+    rt, _broker, states = gw
+    order: list[str] = []
+    add_view, send_control = Hub.add_view, Session.send_control
+
+    def spy_add_view(self: Hub, session: Session, key, *, snapshot: bool = True) -> bool:
+        order.append(f"join {key.name}")
+        return add_view(self, session, key, snapshot=snapshot)
+
+    def spy_send_control(self: Session, kind: str, **fields: object) -> None:
+        order.append(kind)
+        send_control(self, kind, **fields)
+
+    monkeypatch.setattr(Hub, "add_view", spy_add_view)
+    monkeypatch.setattr(Session, "send_control", spy_send_control)
+    async with MarketDataClient(url(rt), fmt="json") as c:
+        await c.replay("book", [STREAM], states[20][0], "live", depth=0, speed=0)
+        await events_until(c, "replay_complete")
+    assert f"join {STREAM}" in order
+    assert order.index("replay_complete") < order.index(f"join {STREAM}"), order
+
+
 async def test_replay_before_retention_is_history_unavailable(gw) -> None:
     rt, broker, states = gw
     part = broker.records(KAFKA.book_topic)[0].partition
