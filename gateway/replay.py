@@ -181,16 +181,7 @@ class ReplayManager:
             finally:  # one symbol failing ends the whole replay, not just its own part
                 for t in tasks:
                     t.cancel()
-            joins = [j for j in done if j is not None]
-            for key, _ in joins:  # the subscribe checks, before anything is sent
-                new = not self.hub.subs.has(session, key)
-                self._authorize_join(session, "book", key.name, req, new=new)
-            session.send_control("replay_complete", id=req.id, live=req.to_ns is None)
-            # In the same callback as replay_complete, so no live message reaches the
-            # client before it: a client moves its replayed books to the live names on
-            # replay_complete, and a live delta before it would find no book to chain on.
-            for key, view in joins:
-                self._join(session, key, view)
+            self._complete(session, req, [j for j in done if j is not None])
         except ProtocolError as e:
             session.send_control("error", id=req.id, code=e.code, message=e.message)
         except HistoryError as e:
@@ -383,6 +374,20 @@ class ReplayManager:
         if self.hub.slot(key) is None:
             return None
         return key, view
+
+    def _complete(
+        self, session: Session, req: Request, joins: list[tuple[ViewKey, DepthView]]
+    ) -> None:
+        """``replay_complete``, then the live views joined, in one callback: no live
+        message reaches the client before it (a client moves its replayed books to the
+        live names on ``replay_complete``; a live delta before it would find no book to
+        chain on). The joins pass the subscribe checks first, before anything is sent."""
+        for key, _ in joins:
+            new = not self.hub.subs.has(session, key)
+            self._authorize_join(session, "book", key.name, req, new=new)
+        session.send_control("replay_complete", id=req.id, live=req.to_ns is None)
+        for key, view in joins:
+            self._join(session, key, view)
 
     def _join(self, session: Session, key: ViewKey, view: DepthView) -> None:
         """Subscribe the client to the live view: its next delta chains on the replayed

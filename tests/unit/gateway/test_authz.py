@@ -113,12 +113,15 @@ async def test_joining_live_is_checked_again_with_the_claims_of_now() -> None:
     replayed.apply(snapshot(1, [(100.0, 1.0)], [(101.0, 1.0)]))
     view = manager._start_view(s, req, replayed)
     s.claims = {"sub": "alice", "symbols": ["COINBASE:ETH-USD"]}  # re-authenticated, narrower
+    join = await manager._try_join(s, req, STREAM, replayed, view)
+    assert join is not None
     with pytest.raises(ProtocolError) as e:
-        await manager._try_join(s, req, STREAM, replayed, view)
+        manager._complete(s, req, [join])
     assert e.value.code == "forbidden"
     assert ViewKey(False, STREAM, 20, False) not in hub.subs.of(s)
+    assert not any(b"replay_complete" in f for _, f in frames_of(s.conn))
     s.claims = {"sub": "alice"}
-    assert await manager._try_join(s, req, STREAM, replayed, view)
+    manager._complete(s, req, [join])
     assert ViewKey(False, STREAM, 20, False) in hub.subs.of(s)
 
 
