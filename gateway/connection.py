@@ -39,6 +39,13 @@ _AT_EOF = StreamReader.at_eof.__code__
 """websockets' frame parser waits here, between two frames, for more bytes."""
 
 
+def _unmask(mask: bytes, body: bytes) -> bytes:
+    """A client frame's payload: ``body`` XOR the 4-byte ``mask`` repeated (RFC 6455)."""
+    size = len(body)
+    key = (mask * (size // 4 + 1))[:size]
+    return (int.from_bytes(body, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
+
+
 def probe_answers(data: bytes) -> list[bytes] | None:
     """The unmasked payloads if ``data`` is nothing but probe pongs, else None."""
     size = len(data)
@@ -48,9 +55,7 @@ def probe_answers(data: bytes) -> list[bytes] | None:
     for at in range(0, size, _PONG_FRAME):
         if data[at : at + 2] != _PONG_HEAD:
             return None
-        mask = int.from_bytes(data[at + 2 : at + 6] * 3, "big")
-        body = int.from_bytes(data[at + 6 : at + _PONG_FRAME], "big")
-        payload = (body ^ mask).to_bytes(PROBE_LEN, "big")
+        payload = _unmask(data[at + 2 : at + 6], data[at + 6 : at + _PONG_FRAME])
         if payload[:4] != PROBE_MAGIC:
             return None
         out.append(payload)
@@ -70,9 +75,7 @@ def small_texts(data: bytes) -> list[bytes] | None:
         end = start + length
         if length >= 126 or end > size:
             return None
-        mask = data[at + 2 : start] * (length // 4 + 1)
-        body = int.from_bytes(data[start:end], "big") ^ int.from_bytes(mask[:length], "big")
-        out.append(body.to_bytes(length, "big"))
+        out.append(_unmask(data[at + 2 : start], data[start:end]))
         at = end
     return out or None
 

@@ -333,13 +333,13 @@ class ReplayManager:
                 if msg is not None:
                     self._send(session, req, msg)
             if req.to_ns is None:
-                join = await self._try_join(session, req, stream, book, view)
+                join = await self._try_join(req, stream, book, view)
                 if join is not None:
                     return join
         if view is None:
             view = self._start_view(session, req, book)
         if req.to_ns is None:
-            while (join := await self._try_join(session, req, stream, book, view)) is None:
+            while (join := await self._try_join(req, stream, book, view)) is None:
                 await asyncio.sleep(0.01)
             return join
         return None
@@ -359,10 +359,10 @@ class ReplayManager:
         session.send_data(frame)
 
     async def _try_join(
-        self, session: Session, req: Request, stream: str, book: OrderBook, view: DepthView
+        self, req: Request, stream: str, book: OrderBook, view: DepthView
     ) -> tuple[ViewKey, DepthView] | None:
         """The live view to hand the client to, once the replayed book equals the live
-        one (``_run`` joins it right after ``replay_complete``)."""
+        one (:meth:`_complete` joins it right after ``replay_complete``)."""
         live = self.hub.market.book(stream)
         if live is None or live.stale:
             return None

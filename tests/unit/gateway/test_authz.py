@@ -113,7 +113,7 @@ async def test_joining_live_is_checked_again_with_the_claims_of_now() -> None:
     replayed.apply(snapshot(1, [(100.0, 1.0)], [(101.0, 1.0)]))
     view = manager._start_view(s, req, replayed)
     s.claims = {"sub": "alice", "symbols": ["COINBASE:ETH-USD"]}  # re-authenticated, narrower
-    join = await manager._try_join(s, req, STREAM, replayed, view)
+    join = await manager._try_join(req, STREAM, replayed, view)
     assert join is not None
     with pytest.raises(ProtocolError) as e:
         manager._complete(s, req, [join])
