@@ -57,11 +57,16 @@ def make(
         resync_interval=resync_interval,
         max_lag_ms=500,
     )
-    s = Session(FakeConn(), binary=False, batch=False, fd=7)
-    kernel[7] = 0
+    return market, hub, client(hub, kernel, 7), clock
+
+
+def client(hub: Hub, kernel: dict[int, int], fd: int, binary: bool = False) -> Session:
+    """A session on ``KEY`` whose fake kernel send queue (``kernel[fd]``) is empty."""
+    s = Session(FakeConn(), binary=binary, batch=False, fd=fd)
+    kernel[fd] = 0
     hub.add_session(s)
     hub.add_view(s, KEY)
-    return market, hub, s, clock
+    return s
 
 
 def feed(market: Market, hub: Hub, seq: int) -> None:
@@ -428,12 +433,8 @@ def test_a_resync_is_one_write_of_every_status_and_snapshot_in_order(
     snapshot per view and a status and the top for the bbo, in one write (statuses are
     text frames, data in the client's format)."""
     market, hub, _, clock = make(kernel)
-    s = Session(FakeConn(), binary=binary, batch=False, fd=8)
-    kernel[8] = 0
-    hub.add_session(s)
-    deep = ViewKey(False, "KRAKEN:BTC-USD", 20, False)
-    hub.add_view(s, KEY)
-    hub.add_view(s, deep)
+    s = client(hub, kernel, 8, binary)
+    hub.add_view(s, ViewKey(False, "KRAKEN:BTC-USD", 20, False))
     assert hub.bbo.subscribe(s, "KRAKEN:BTC-USD")
     feed(market, hub, 2)
     kernel[8] = s.out.written
@@ -469,13 +470,7 @@ def test_resyncs_stop_when_their_share_of_the_check_is_spent_longest_behind_firs
     (max_lag 500 / RESYNC_SHARE): two go now, longest behind first, two at the next
     check. None is closed meanwhile: a client waiting for its resync has drained."""
     market, hub, first, clock = make(kernel)
-    sessions = [first]
-    for fd in (8, 9, 10):
-        s = Session(FakeConn(), binary=False, batch=False, fd=fd)
-        kernel[fd] = 0
-        hub.add_session(s)
-        hub.add_view(s, KEY)
-        sessions.append(s)
+    sessions = [first] + [client(hub, kernel, fd) for fd in (8, 9, 10)]
     for i, s in enumerate(reversed(sessions)):  # the last session falls behind first
         feed(market, hub, 2 + i)
         kernel[s.fd] = s.out.written  # the others read theirs
