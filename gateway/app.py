@@ -20,9 +20,10 @@ from core.market import Market
 from gateway.auth import TokenVerifier
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.connection import GatewayConnection
-from gateway.hub import Hub
+from gateway.hub import CHECK_SLICE_NS, Hub
 from gateway.replay import ReplayManager
 from gateway.server import JSON_PROTOCOL, PB_PROTOCOL, GatewayServer, close_later
+from gateway.session import Session
 from gateway.sharding import Shards
 from mdgw import metrics, tracing
 from mdgw.catchup import CatchUp, bootstrap_with_retry
@@ -141,6 +142,7 @@ class Gateway:
         else:  # replica: read every partition, from the compacted snapshots on
             result = await bootstrap_with_retry(k, self.materializer, self.consumer)
             catch_up = CatchUp(result.catch_up, started=t0)
+        watch_gc()
         self.consumer.start(
             loop, self._batch_handler(catch_up), _drained_handler(self.hub, self.materializer)
         )
@@ -235,6 +237,29 @@ async def start_gateway(config: Config, **parts: Any) -> Gateway:
     gateway = Gateway(config, **parts)
     await gateway.start()
     return gateway
+
+
+_gc_watched = False
+
+
+def watch_gc() -> None:
+    """Every collection's pause in ``gateway_gc_pause_seconds``: a full one over a heap of
+    thousands of connections holds every client for tens of ms."""
+    started = 0
+    global _gc_watched
+    if _gc_watched:  # one per process (tests start several gateways)
+        return
+    _gc_watched = True
+    pauses = [metrics.GC_PAUSE.labels(str(g)) for g in range(3)]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter_ns()
+        elif started:
+            pauses[info["generation"]].observe((time.perf_counter_ns() - started) / 1e9)
+
+    gc.callbacks.append(on_gc)
 
 
 def tune_gc() -> None:
@@ -357,8 +382,20 @@ def _timers(
     def stats() -> None:
         hub.send_stats(time.time_ns())
 
+    checking = False  # a freshness check is under way in slices (it goes on where it stopped)
+
+    def close(s: Session, code: int, reason: str) -> None:
+        close_later(s, code, reason)
+
     def slow() -> None:
-        hub.check_slow(lambda s, code, reason: close_later(s, code, reason))
+        if not checking:
+            check_more()
+
+    def check_more() -> None:
+        nonlocal checking
+        checking = not hub.check_slow(close, CHECK_SLICE_NS)
+        if checking:
+            asyncio.get_running_loop().call_soon(check_more)
 
     def housekeeping() -> None:
         sink.poll()

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from core import packed
 from core.book import ApplyResult
 from core.history import ViewHistory
 from core.market import Market
@@ -66,24 +67,25 @@ class ViewSlot:
     ``resume_ms`` so a lone client that lost its connection can resume."""
 
 
-class HistoryEntry:
-    """A delivered view message and its frames, encoded when first needed."""
+HistoryEntry = tuple[Any, ...]
+"""A delivered view message: its JSON and protobuf frames (None: nobody took that
+format then), then, when one is missing, the message itself (``core.packed``, to
+encode it on a resume). One flat tuple of atoms: thousands per view cost the
+garbage collector nothing."""
 
-    __slots__ = ("json", "msg", "pb")
 
-    def __init__(self, msg: BookUpdate, json: bytes | None, pb: bytes | None) -> None:
-        self.msg = msg
-        self.json = json
-        self.pb = pb
+def history_entry(msg: BookUpdate, json: bytes | None, pb: bytes | None) -> HistoryEntry:
+    if json is not None and pb is not None:
+        return (json, pb)
+    return packed.pack(msg, (json, pb))
 
-    def frame(self, binary: bool, aggregated: bool) -> bytes:
-        if binary:
-            if self.pb is None:
-                self.pb = wire.book_pb(self.msg, aggregated=aggregated)
-            return self.pb
-        if self.json is None:
-            self.json = wire.book_json(self.msg, aggregated=aggregated)
-        return self.json
+
+def entry_frame(entry: HistoryEntry, binary: bool, aggregated: bool) -> bytes:
+    """The entry's frame in this format (encoded now if nobody took it when delivered)."""
+    frame: bytes | None = entry[1] if binary else entry[0]
+    if frame is None:
+        frame = _encode_snapshot(packed.unpack(entry, 2), binary, aggregated)
+    return frame
 
 
 def status_fields(key: ViewKey) -> dict[str, str]:
@@ -106,8 +108,12 @@ def _encode_snapshot(snap: BookUpdate, binary: bool, aggregated: bool) -> bytes:
     )
 
 
-FLUSH_SLICE_NS = 10_000_000
-"""Writing to clients pauses after 10 ms to let handshakes and control messages run."""
+FLUSH_SLICE_NS = 5_000_000
+"""Writing to clients pauses after 5 ms to let handshakes and control messages run."""
+
+CHECK_SLICE_NS = 5_000_000
+"""A freshness check (``check_slow``) over thousands of clients runs in slices of 5 ms
+with the loop's I/O between them: a ping waits for one slice, not the whole check."""
 
 RESYNC_SHARE = 50
 """Resyncs in one freshness check stop after ``max_lag / RESYNC_SHARE`` (10 ms at 500 ms;
@@ -165,6 +171,8 @@ class Hub:
         self._watch: set[Session] = set()
         """Sessions with written data not yet confirmed delivered (freshness checks)."""
         self._behind: set[Session] = set()
+        self._slow_steps: Iterator[None] | None = None
+        """A ``check_slow`` under way (it runs in slices)."""
         self._rotation = 0
         self._hb_round: list[Session] = []
         self._hb_step = 1
@@ -297,7 +305,7 @@ class Hub:
         entries = slot.history.since(since, self.mono())
         if entries is None:
             return None
-        return [e.frame(binary, key.aggregated) for e in entries]
+        return [entry_frame(e, binary, key.aggregated) for e in entries]
 
     def send_resumed(self, session: Session, frames: list[bytes]) -> None:
         """A resumed view's missed messages, written now in one write (in order, after
@@ -403,7 +411,7 @@ class Hub:
             slot.history.reset(msg.sequence)
         else:
             slot.history.append(
-                msg.sequence, msg.prev_sequence, HistoryEntry(msg, jframe, pframe), now
+                msg.sequence, msg.prev_sequence, history_entry(msg, jframe, pframe), now
             )
         if span is not None:  # tracing hook: encode ends, broadcast runs until flush()
             tracing.encode_finished(span, len(subscribers))
@@ -524,7 +532,11 @@ class Hub:
         """Write for at most :data:`FLUSH_SLICE_NS`; what is left goes on at the next loop
         turn, after the I/O that came meanwhile (handshakes, control messages). The hot
         path and every timer flush this way: a timer writing a whole backlog at once
-        would hold the loop for as long as the backlog takes."""
+        would hold the loop for as long as the backlog takes. One slice per turn: while
+        one is scheduled, new data waits for it (a batch, a conflation tick and a
+        heartbeat in one turn wrote a slice each)."""
+        if self._continuing:
+            return  # the slice already scheduled writes this too, after the I/O
         self.flush(FLUSH_SLICE_NS)
         if not self.backlog or self._continuing:
             return
@@ -615,38 +627,43 @@ class Hub:
             s.send_controls([{**f, "status": status, **fields} for _, f in sorted(streams.items())])
 
     def check_fresh(self) -> None:
-        """Find clients whose oldest unread message is older than ``max_lag``.
+        """Find clients whose oldest unread message is older than ``max_lag`` (all at
+        once; ``check_slow`` runs the same steps in slices)."""
+        for _ in self._fresh_steps():
+            pass
+
+    def _fresh_steps(self) -> Iterator[None]:
+        """``check_fresh``, one client per step.
 
         With probes, a client whose data went quiet gets a probe of its own once its
         oldest unconfirmed write is a probe interval old; without, the kernel is asked
         (one ioctl) only about a client whose oldest unconfirmed write is older than
         half of ``max_lag``."""
-        now = self.mono()
         max_lag = self.max_lag_ns
         half = max_lag // 2
-        done: list[Session] = []
-        for s in self._watch:
+        for s in list(self._watch):  # a copy: other callbacks run between slices
+            yield
             out = s.out
-            if s.behind_since is not None or s.replays:
+            if s.behind_since is not None or s.replays or s not in self.sessions:
                 # a running replay streams history as fast as the client reads it, paced
                 # by the replay itself: its age is not live data's (the high-water mark
                 # still applies)
                 continue
+            now = self.mono()
             if out.marks:
                 if s.probe_ns:
                     s.send_probe()  # due when the oldest unconfirmed write is an interval old
                 elif now - out.marks[0][1] > half:
                     out.confirm(s.unsent())
             if not out.marks and not out.pending:
-                done.append(s)
+                self._watch.discard(s)
                 continue
             if out.age(now) > max_lag:
                 self.fall_behind(s, "lag")
-        for s in done:
-            self._watch.discard(s)
-        for s in self._waiting:  # held back by a full kernel queue: nothing written yet
-            if s.behind_since is None and s.out.age(now) > max_lag:
+        for s in list(self._waiting):  # held back by a full kernel queue: nothing written
+            if s.behind_since is None and s.out.age(self.mono()) > max_lag:
                 self.fall_behind(s, "lag")
+                yield
 
     def drained(self, s: Session, now: int) -> bool:
         """A client behind has received what was old: its transport is below a quarter of
@@ -662,16 +679,36 @@ class Hub:
             out.confirm(s.unsent())
         return out.age(now) <= self.max_lag_ns // 2
 
-    def check_slow(self, close: Callable[[Session, int, str], None]) -> None:
-        """Resync clients that have caught up, at most once per ``resync_interval`` each
-        (a client that keeps falling behind would otherwise cost a full snapshot every
-        few hundred ms) and for :data:`RESYNC_SHARE` of the time; close (1013) those that
-        stay behind for ``slow_timeout``."""
-        self.check_fresh()
+    def check_slow(self, close: Callable[[Session, int, str], None], budget_ns: int = 0) -> bool:
+        """Find clients behind (``check_fresh``); resync those that have caught up, at
+        most once per ``resync_interval`` each (a client that keeps falling behind would
+        otherwise cost a full snapshot every few hundred ms) and for
+        :data:`RESYNC_SHARE` of the time; close (1013) those that stay behind for
+        ``slow_timeout``.
+
+        With ``budget_ns`` the check stops once it has run that long and returns False:
+        the caller lets the loop poll its sockets (a ping, a handshake must not wait for
+        a check over 10,000 clients) and calls again to go on where it stopped. A new
+        check starts only when the last one is done."""
+        steps = self._slow_steps
+        if steps is None:
+            steps = self._slow_steps = self._slow_check(close)
+        work = self.work_clock
+        deadline = work() + budget_ns if budget_ns else 0
+        for _ in steps:
+            if deadline and work() > deadline:
+                return False
+        self._slow_steps = None
+        return True
+
+    def _slow_check(self, close: Callable[[Session, int, str], None]) -> Iterator[None]:
+        """``check_slow``'s work, one client per step."""
+        yield from self._fresh_steps()
         mono = self.mono()
         now = mono / 1e9
         due: list[Session] = []
         for s in list(self._behind):
+            yield
             if s.behind_since is None or s.closing or s not in self.sessions:
                 self._behind.discard(s)
                 continue
@@ -685,16 +722,20 @@ class Hub:
                 metrics.SLOW_DISCONNECTS.inc()
                 self.remove_session(s)
                 close(s, 1013, "slow consumer")
-        if not due:
-            return
         due.sort(key=lambda s: s.behind_since or 0.0)
         work = self.work_clock
-        deadline = work() + self.max_lag_ns // RESYNC_SHARE
+        share = self.max_lag_ns // RESYNC_SHARE
+        spent = 0
         for i, s in enumerate(due):
-            if i and work() > deadline:
+            if i and spent > share:
                 metrics.RESYNCS_DEFERRED.inc(len(due) - i)
                 break
+            yield
+            if s.behind_since is None or s.closing or s not in self.sessions:
+                continue  # changed while other callbacks ran
+            t = work()
             self.resync_behind(s, now)
+            spent += work() - t
 
     def caught_up(self, s: Session) -> None:
         """A client judged behind by its probe alone (nothing held in our queues or

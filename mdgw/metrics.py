@@ -80,6 +80,12 @@ LOOP_LAG = Histogram(
     "Event-loop responsiveness: how late a 50 ms timer fires (what a control message waits)",
     buckets=LATENCY_BUCKETS,
 )
+GC_PAUSE = Histogram(
+    "gateway_gc_pause_seconds",
+    "Garbage-collector pauses of the event loop's thread, by generation (2 = full)",
+    ["generation"],
+    buckets=LATENCY_BUCKETS,
+)
 SLOW_DISCONNECTS = Counter("slow_consumer_disconnects_total", "Clients closed with 1013")
 CLIENT_ERRORS = Counter("ws_client_errors_total", "Refused client messages", ["code"])
 RECORDS_CONSUMED = Counter("kafka_records_consumed_total", "Records consumed", ["topic"])

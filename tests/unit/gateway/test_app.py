@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import gc
 import ssl
 from pathlib import Path
 
@@ -86,3 +87,26 @@ async def test_a_timer_logs_a_failing_tick_and_keeps_ticking(
     finally:
         timer.cancel()
     assert "timer tick failed" in caplog.text and "boom" in caplog.text
+
+
+def test_every_collection_pause_is_a_metric() -> None:
+    from prometheus_client import REGISTRY
+
+    from gateway.app import watch_gc
+
+    def count(gen: int) -> float:
+        value = REGISTRY.get_sample_value(
+            "gateway_gc_pause_seconds_count", {"generation": str(gen)}
+        )
+        return value or 0.0
+
+    watch_gc()
+    watch_gc()  # once per process, however many gateways start
+    gc.disable()  # no automatic collection in between
+    try:
+        before = [count(g) for g in range(3)]
+        gc.collect()
+        gc.collect(0)
+        assert [count(g) - b for g, b in enumerate(before)] == [1.0, 0.0, 1.0]
+    finally:
+        gc.enable()

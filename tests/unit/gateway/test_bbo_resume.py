@@ -3,6 +3,7 @@ server's control path, without sockets (a fake connection records what is writte
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import orjson
@@ -278,3 +279,42 @@ def test_resume_after_a_slow_consumer_resync_is_exact() -> None:
     local(msgs, mine)
     live = market.book(STREAM)
     assert (mine.sequence, mine.top_bids(), mine.top_asks()) == (5, live.bids(), live.asks())
+
+
+def test_history_entries_are_untracked_and_resume_in_the_format_nobody_took_live() -> None:
+    """An aggregated view delivered only in JSON keeps each message packed flat
+    (``core.packed``: nothing for the garbage collector to walk); a protobuf resume
+    encodes it then, byte for byte what a protobuf subscriber got live."""
+    market, hub, _ = setup()
+    market.apply_book(book(Exchange.COINBASE, 1, [(100.0, 3.0)], [(102.0, 1.0)], True), 0)
+    server = GatewayServer(GatewayConfig(), hub)
+    sub = '{"op":"subscribe","id":1,"channel":"aggregated_book","symbols":["BTC-USD"],"depth":10'
+    j = session(hub)
+    server.dispatch(j, sub + "}")
+    first = data(j)[-1]["sequence"]
+    for seq in range(2, 5):
+        feed(market, hub, book(Exchange.KRAKEN, seq, [(100.0, seq)], [(101.0 - seq / 10, 1.0)]))
+    (slot,) = [v for k, v in hub.views.items() if k.aggregated]
+    entries = list(slot.history.since(first, 10 * SEC) or [])
+    assert len(entries) == 3 and all(e[1] is None for e in entries)  # no protobuf yet
+    gc.collect(0)
+    assert not any(gc.is_tracked(e) for e in entries)
+    live = session(hub, binary=True)  # a protobuf subscriber from now on, for comparison
+    server.dispatch(live, sub + ',"id":2}')
+    feed(market, hub, book(Exchange.KRAKEN, 5, [(100.0, 5.0)], []))
+    p = session(hub, binary=True)
+    server.dispatch(p, sub + f',"since":{first}}}')
+    resumed = [
+        pb.MarketDataMessage.FromString(f).order_book_update for _, f in frames_of(p.conn)[1:]
+    ]
+    assert frames_of(p.conn)[-1][1] == frames_of(live.conn)[-1][1]
+    names = {e.value: e.name for e in Exchange}
+
+    def levels(side: Any) -> list[list[Any]]:
+        return [[lv.price, lv.quantity, {names[v.exchange]: v.quantity for v in lv.venues}]
+                for lv in side]  # fmt: skip
+
+    got = [(u.sequence_number, u.prev_sequence_number, levels(u.bids), levels(u.asks))
+           for u in resumed[:3]]  # fmt: skip
+    sent = [(m["sequence"], m["prev_sequence"], m["bids"], m["asks"]) for m in data(j)[-4:-1]]
+    assert got == sent and len(sent) == 3

@@ -487,3 +487,66 @@ def test_resyncs_stop_when_their_share_of_the_check_is_spent_longest_behind_firs
     clock.t += 100 * MS
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert [s.resyncs for s in sessions] == [1, 1, 1, 1]
+
+
+def test_a_check_with_a_budget_stops_and_goes_on_where_it_stopped(
+    kernel: dict[int, int],
+) -> None:
+    """``check_slow(close, budget_ns)`` over many clients returns False when its slice is
+    spent (the loop polls its sockets meanwhile); the next call goes on with the clients
+    not yet looked at, and a new check starts only once that one is done."""
+    market, hub, first, clock = make(kernel)
+    sessions = [first] + [client(hub, kernel, fd) for fd in range(8, 14)]
+    feed(market, hub, 2)
+    for s in sessions:
+        kernel[s.fd] = s.out.written  # none of it read
+    clock.t += 600 * MS
+    ticks = iter(range(0, 10**9, MS))
+    hub.work_clock = lambda: next(ticks)  # each look at the clock: 1 ms more
+    calls = 0
+    while not hub.check_slow(lambda *a: pytest.fail("closed"), 3 * MS):
+        calls += 1
+        if calls == 1:  # some now, the rest later
+            assert 0 < sum(s.behind_since is not None for s in sessions) < len(sessions)
+        feed(market, hub, 2 + calls)  # other callbacks run between slices
+    assert calls >= 2
+    assert all(s.behind_since is not None for s in sessions)
+    # done: the next call is a new check (the clients have read everything meanwhile)
+    for s in sessions:
+        kernel[s.fd] = 0
+    clock.t += 2_000 * MS
+    assert hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert all(s.behind_since is None and s.resyncs == 1 for s in sessions)
+
+
+def test_a_client_gone_between_slices_is_skipped(kernel: dict[int, int]) -> None:
+    market, hub, first, clock = make(kernel)
+    second = client(hub, kernel, 8)
+    feed(market, hub, 2)
+    for s in (first, second):
+        kernel[s.fd] = s.out.written
+    clock.t += 600 * MS
+    ticks = iter(range(0, 10**9, 10 * MS))
+    hub.work_clock = lambda: next(ticks)
+    hub.check_slow(lambda *a: pytest.fail("closed"), MS)  # one client per slice
+    later = second if first.behind_since is not None else first
+    assert later.behind_since is None
+    hub.remove_session(later)
+    while not hub.check_slow(lambda *a: pytest.fail("closed"), MS):
+        pass
+    assert later.behind_since is None and "status:behind" not in types(later)
+
+
+async def test_one_flush_slice_per_loop_turn(kernel: dict[int, int]) -> None:
+    """While a slice is scheduled for the next turn, another flush_slice writes nothing
+    now: a batch, a conflation tick and a heartbeat in one turn wrote a slice each."""
+    market, hub, s, _ = make(kernel)
+    hub._continuing = True  # a slice is due next turn
+    feed_only = BookUpdate(Exchange.KRAKEN, "BTC-USD", 2, 2, [(100.0, 2.0)], [], False, 1)
+    event = market.apply_book(feed_only, 0)
+    hub.on_book(event.stream, event.result, None)
+    written = s.out.written
+    hub.flush_slice()
+    assert s.out.written == written and hub.backlog
+    hub._continue()
+    assert s.out.written > written and not hub.backlog
