@@ -268,12 +268,14 @@ class Session:
 
     def send_probe(self) -> None:
         """A probe ping on its own (a client behind that gets no data still answers)."""
-        transport = self.conn.transport
         out = self.out
+        now = self.clock()
+        if not out.probe_due(now, self.probe_ns):  # the usual answer, and the cheapest
+            return
+        transport = self.conn.transport
         if self.conn.protocol.state is not State.OPEN or transport is None:
             return
-        now = self.clock()
-        if transport.is_closing() or not out.probe_due(now, self.probe_ns):
+        if transport.is_closing():
             return
         data = framing.ping(out.next_probe())
         transport.write(data)
