@@ -10,6 +10,7 @@ import signal
 import ssl
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -274,19 +275,31 @@ def tune_gc() -> None:
 def _drained_handler(hub: Hub, mat: Materializer) -> Callable[[list[Batch]], None]:
     """After the batches queued at one wake-up are applied: one flush for all of them
     (a client gets one write however many batches touched it), then the hop metrics.
-    A flush that runs out of its slice goes on in the next loop turn."""
+    A flush that runs out of its slice goes on in later loop turns: the batches' fanout
+    and broadcast times are taken when what they queued is written (``Hub.on_written``)."""
+    unwritten: deque[tuple[list[Batch], int, int]] = deque()
+    """Batches applied, when, and the hub's ``queued_mark`` then."""
+
+    def written(flushed: int) -> None:
+        done = time.perf_counter_ns()
+        while unwritten and unwritten[0][2] <= flushed:
+            batches, applied, _ = unwritten.popleft()
+            fanout = (done - applied) / 1e9
+            for b in batches:
+                n = len(b.records)
+                # every record is measured; records handed over together share one observe
+                metrics.observe_many(metrics.BROADCAST_LATENCY, (done - b.received_ns) / 1e9, n)
+                metrics.observe_many(HOP_FANOUT, fanout, n)
+
+    hub.on_written = written
 
     def on_drained(batches: list[Batch]) -> None:
         applied = time.perf_counter_ns()
+        if batches:
+            unwritten.append((batches, applied, hub.queued_mark()))
         hub.flush_slice()
-        done = time.perf_counter_ns()
-        fanout = (done - applied) / 1e9
         for b in batches:
-            n = len(b.records)
-            # every record is measured; records handed over together share one bulk observe
-            metrics.observe_many(metrics.BROADCAST_LATENCY, (done - b.received_ns) / 1e9, n)
-            metrics.observe_many(HOP_HANDOFF, (b.loop_ns - b.received_ns) / 1e9, n)
-            metrics.observe_many(HOP_FANOUT, fanout, n)
+            metrics.observe_many(HOP_HANDOFF, (b.loop_ns - b.received_ns) / 1e9, len(b.records))
         if not batches:  # a big batch goes on in the next turn: measured when it ends
             return
         apply_s = (applied - batches[0].loop_ns) / 1e9 / max(1, len(batches))

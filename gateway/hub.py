@@ -164,6 +164,13 @@ class Hub:
         self.snapshot_frames = SnapshotFrames(_encode_snapshot, self.clock)
         """Snapshot frames encoded once per view version, like deltas."""
         self._touched: list[Session] = []
+        self.on_written: Callable[[int], None] | None = None
+        """Called after each flush with ``flushed``: data queued when ``queued_mark()``
+        was at most that is written (the fanout hop's end)."""
+        self.flushed = 0
+        """Entries of the flush queue processed so far (it is first in, first out)."""
+        self._resumed = False
+        """The last flush ran out of its slice: the next one goes on in the same order."""
         self._continuing = False
         """A flush slice is scheduled for the next loop turn."""
         self._waiting: set[Session] = set()
@@ -499,16 +506,22 @@ class Hub:
         if waiting:
             touched.extend(waiting)
             waiting.clear()
-        if len(touched) > 1:
+        if len(touched) > 1 and not self._resumed:  # a new pass: another client first
             self._rotation = k = (self._rotation + 7919) % len(touched)
             touched = touched[k:] + touched[:k]
+        self._resumed = False
         frames = 0
+        self.flushed += len(touched)
         hw = self.high_water
         watch = self._watch
         deadline = self.mono() + budget_ns if budget_ns else 0
         for i, s in enumerate(touched):
             if deadline and not i & 63 and i and self.mono() > deadline:
+                # the rest first next time, in this order (rotating again could send the
+                # same clients to the back slice after slice)
                 self._touched = touched[i:] + self._touched
+                self._resumed = True
+                self.flushed -= len(touched) - i
                 break
             n = s.flush()
             buffered = s.buffered()
@@ -524,6 +537,8 @@ class Hub:
             if s.burst and buffered <= hw >> 2:
                 s.burst = 0
         self.frames_out += frames
+        if self.on_written is not None:
+            self.on_written(self.flushed)
         if tracing.ENABLED:  # tracing hook: close the broadcast spans of what was written
             tracing.broadcast_flushed()
         return frames
@@ -538,7 +553,7 @@ class Hub:
         if self._continuing:
             return  # the slice already scheduled writes this too, after the I/O
         self.flush(FLUSH_SLICE_NS)
-        if not self.backlog or self._continuing:
+        if not self.backlog:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -551,6 +566,12 @@ class Hub:
     def _continue(self) -> None:
         self._continuing = False
         self.flush_slice()
+
+    def queued_mark(self) -> int:
+        """``flushed`` will reach this once everything queued now is written (within the
+        first slice of a pass, whose order is rotated, a client queued later may be
+        written before one queued earlier: a measure, not a promise)."""
+        return self.flushed + len(self._touched) + len(self._waiting)
 
     @property
     def backlog(self) -> bool:

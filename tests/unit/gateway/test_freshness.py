@@ -546,7 +546,45 @@ async def test_one_flush_slice_per_loop_turn(kernel: dict[int, int]) -> None:
     event = market.apply_book(feed_only, 0)
     hub.on_book(event.stream, event.result, None)
     written = s.out.written
+    ends: list[bool] = []
+    hub.on_written = lambda flushed: ends.append(hub.backlog)  # the fanout hop ends there
     hub.flush_slice()
-    assert s.out.written == written and hub.backlog
+    assert s.out.written == written and hub.backlog and not ends
     hub._continue()
     assert s.out.written > written and not hub.backlog
+    assert ends == [False]  # after the flush that wrote it
+
+
+def test_a_flush_out_of_time_goes_on_in_the_same_order_and_says_when_all_is_written(
+    kernel: dict[int, int],
+) -> None:
+    """Slices of one pass keep its order (a new rotation each slice could send the same
+    clients to the back again and again), first in first out; ``flushed`` reaches the
+    ``queued_mark`` of a message's time once every client queued then is written."""
+    market, hub, first, _ = make(kernel)
+    sessions = [first] + [client(hub, kernel, fd) for fd in range(8, 8 + 200)]
+    for s in sessions:
+        s.out.marks.clear()
+    ticks = iter(range(0, 10**12, MS))
+    hub.mono = lambda: next(ticks)  # 1 ms per look at the clock: one look per 64 clients
+    upd = BookUpdate(Exchange.KRAKEN, "BTC-USD", 2, 2, [(100.0, 2.0)], [], False, 1)
+    event = market.apply_book(upd, 0)
+    hub.on_book(event.stream, event.result, None)
+    queued = [s.id for s in hub._touched]
+    mark = hub.queued_mark()
+    late = client(hub, kernel, 999)
+    order: list[int] = []
+    for s in sessions:
+        s.conn.transport.write = lambda data, s=s: order.append(s.id)  # type: ignore[method-assign]
+    late.conn.transport.write = lambda data: order.append(late.id)  # type: ignore[method-assign]
+    hub.flush(2 * MS)
+    assert 0 < len(order) < len(sessions) and hub.flushed < mark
+    hub.queue_all([late], b"{}", b"")  # queued after the mark, during the pass: after it
+    while hub.flushed < mark:
+        hub.flush(2 * MS)
+    hub.flush(2 * MS)
+    assert order[-1] == late.id and not hub.backlog  # last, written once
+    order.pop()
+    assert sorted(order) == sorted(s.id for s in sessions)  # each once
+    start = queued.index(order[0])
+    assert order == queued[start:] + queued[:start]  # one rotation for the whole pass
