@@ -351,6 +351,17 @@ def plot(res: dict[str, Any], path: Path) -> None:
         ax.set_yscale("log")
         ax.set_title("1. floor capacity steps")
         ax.legend()
+    elif res.get("capacity"):  # --capacity: no search in this run
+        ax.set_axis_off()
+        ax.text(
+            0.5,
+            0.5,
+            f"capacity given: {res['capacity']['rate']:,.0f} updates/s\n"
+            "(--capacity, no search in this run)",
+            ha="center",
+            va="center",
+        )
+        ax.set_title("1. floor capacity")
     ax = axes[0][1]
     groups = [(k, res.get(k)) for k in ("moderate", "big") if res.get(k)]
     labels, fl, gw = [], [], []

@@ -71,7 +71,7 @@ HOP_LATENCY = Histogram(
     "gateway_hop_seconds",
     "Per-hop latency: kafka = producer ingest_ns -> consumer thread (wall clocks, one host); "
     "handoff = consumer thread -> event loop; apply = decode + books + views + encode of a "
-    "batch; fanout = apply end -> frames written",
+    "batch; fanout = apply end -> the last of its clients written",
     ["hop"],
     buckets=LATENCY_BUCKETS,
 )
