@@ -280,8 +280,11 @@ def max_bucket(counts: Sequence[int]) -> int:
 
 
 def pings(results: Iterable[dict[str, Any]], t0: float, t1: float) -> dict[str, Any]:
-    """Ping -> pong round trips (ms) of pings sent in ``[t0, t1)``, and the unanswered ones."""
+    """Ping -> pong round trips (ms) of pings sent in ``[t0, t1)``, and the unanswered ones;
+    ``slow``: the 20 slowest as (seconds after ``t0`` it was sent, ms), to tell one
+    stall that every pinger saw at once from many separate delays."""
     rtts: list[float] = []
+    timed: list[tuple[float, float]] = []
     sent = 0
     for r in results:
         p = r.get("pings") or {}
@@ -290,12 +293,14 @@ def pings(results: Iterable[dict[str, Any]], t0: float, t1: float) -> dict[str, 
                 sent += 1
                 if rtt >= 0:
                     rtts.append(rtt / 1e3)
+                    timed.append((round(s / 1e9 - t0, 3), rtt / 1e3))
     return {
         "sent": sent,
         "answered": len(rtts),
         "p50_ms": percentile(rtts, 0.5),
         "p99_ms": percentile(rtts, 0.99),
         "max_ms": max(rtts, default=math.nan),
+        "slow": sorted(sorted(timed, key=lambda x: -x[1])[:20]),
     }
 
 

@@ -182,6 +182,7 @@ def test_pings_and_connects() -> None:
     p = st.pings([r], 2000.0, 2005.0)
     assert (p["sent"], p["answered"]) == (2, 1)
     assert p["p99_ms"] == pytest.approx(2.0)
+    assert [ms for _, ms in p["slow"]] == [pytest.approx(2.0)]  # when sent, and how slow
     c = st.connects([r, {"error": "x"}])
     assert (c["connected"], c["failed"]) == (4, 1)
     c = st.connects([r, {"error": "never reported", "clients": 500}])
