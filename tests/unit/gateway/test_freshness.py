@@ -7,6 +7,7 @@ if it falls behind again within ``slow_timeout``. Trades are never dropped.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -588,3 +589,41 @@ def test_a_flush_out_of_time_goes_on_in_the_same_order_and_says_when_all_is_writ
     assert sorted(order) == sorted(s.id for s in sessions)  # each once
     start = queued.index(order[0])
     assert order == queued[start:] + queued[:start]  # one rotation for the whole pass
+
+
+def test_the_fanout_hop_of_a_batch_ends_when_its_last_client_is_written(
+    kernel: dict[int, int],
+) -> None:
+    """``_drained_handler`` observes a batch's fanout once ``Hub.flushed`` passes the
+    mark taken when it was applied: not at the end of the first slice (the metric was
+    ~0 when a second slice in a turn wrote nothing)."""
+    from prometheus_client import REGISTRY
+
+    from gateway.app import _drained_handler
+    from mdgw.kafka.source import Batch
+
+    def fanouts() -> float:
+        n = REGISTRY.get_sample_value("gateway_hop_seconds_count", {"hop": "fanout"})
+        return n or 0.0
+
+    market, hub, _first, _ = make(kernel)
+    for fd in range(8, 8 + 199):
+        client(hub, kernel, fd)
+    ticks = iter(range(0, 10**12, MS))
+    hub.mono = lambda: next(ticks)  # 1 ms per look at the clock: a 2 ms slice, 64 clients
+    on_drained = _drained_handler(hub, type("Mat", (), {"last_ingest_ns": 0})())
+    upd = BookUpdate(Exchange.KRAKEN, "BTC-USD", 2, 2, [(100.0, 2.0)], [], False, 1)
+    event = market.apply_book(upd, 0)
+    hub.on_book(event.stream, event.result, None)
+    now = time.perf_counter_ns()
+    batch = Batch([object()] * 3, now, time.time_ns(), now)  # type: ignore[list-item]
+    before = fanouts()
+    hub._continuing = True  # a slice is already due: this turn writes nothing more
+    on_drained([batch])
+    assert fanouts() == before and hub.backlog
+    hub._continuing = False
+    hub.flush(2 * MS)
+    assert fanouts() == before and hub.backlog  # some clients written, not all
+    while hub.backlog:
+        hub.flush(2 * MS)
+    assert fanouts() == before + 3  # the batch's 3 records, once
