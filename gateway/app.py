@@ -24,7 +24,6 @@ from gateway.connection import GatewayConnection
 from gateway.hub import CHECK_SLICE_NS, Hub
 from gateway.replay import ReplayManager
 from gateway.server import JSON_PROTOCOL, PB_PROTOCOL, GatewayServer, close_later
-from gateway.session import Session
 from gateway.sharding import Shards
 from mdgw import metrics, tracing
 from mdgw.catchup import CatchUp, bootstrap_with_retry
@@ -246,11 +245,11 @@ _gc_watched = False
 def watch_gc() -> None:
     """Every collection's pause in ``gateway_gc_pause_seconds``: a full one over a heap of
     thousands of connections holds every client for tens of ms."""
-    started = 0
     global _gc_watched
     if _gc_watched:  # one per process (tests start several gateways)
         return
     _gc_watched = True
+    started = 0
     pauses = [metrics.GC_PAUSE.labels(str(g)) for g in range(3)]
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
@@ -397,16 +396,13 @@ def _timers(
 
     checking = False  # a freshness check is under way in slices (it goes on where it stopped)
 
-    def close(s: Session, code: int, reason: str) -> None:
-        close_later(s, code, reason)
-
     def slow() -> None:
         if not checking:
             check_more()
 
     def check_more() -> None:
         nonlocal checking
-        checking = not hub.check_slow(close, CHECK_SLICE_NS)
+        checking = not hub.check_slow(close_later, CHECK_SLICE_NS)
         if checking:
             asyncio.get_running_loop().call_soon(check_more)
 

@@ -511,7 +511,7 @@ class Hub:
             touched = touched[k:] + touched[:k]
         self._resumed = False
         frames = 0
-        self.flushed += len(touched)
+        processed = len(touched)
         hw = self.high_water
         watch = self._watch
         deadline = self.mono() + budget_ns if budget_ns else 0
@@ -521,7 +521,7 @@ class Hub:
                 # same clients to the back slice after slice)
                 self._touched = touched[i:] + self._touched
                 self._resumed = True
-                self.flushed -= len(touched) - i
+                processed = i
                 break
             n = s.flush()
             buffered = s.buffered()
@@ -537,6 +537,7 @@ class Hub:
             if s.burst and buffered <= hw >> 2:
                 s.burst = 0
         self.frames_out += frames
+        self.flushed += processed
         if self.on_written is not None:
             self.on_written(self.flushed)
         if tracing.ENABLED:  # tracing hook: close the broadcast spans of what was written
@@ -677,12 +678,12 @@ class Hub:
                 # still applies)
                 continue
             now = mono()
-            if out.marks:
+            if marks:
                 if s.probe_ns:
                     s.send_probe()  # due when the oldest unconfirmed write is an interval old
-                elif now - out.marks[0][1] > half:
+                elif now - marks[0][1] > half:
                     out.confirm(s.unsent())
-            if not out.marks and not out.pending:
+            if not marks and not out.pending:
                 self._watch.discard(s)
                 continue
             if out.age(now) > max_lag:
