@@ -25,6 +25,7 @@ from gateway.hub import CHECK_SLICE_NS, Hub
 from gateway.replay import ReplayManager
 from gateway.server import JSON_PROTOCOL, PB_PROTOCOL, GatewayServer, close_later
 from gateway.sharding import Shards
+from gateway.stalls import StallWatch, note_gc
 from mdgw import metrics, tracing
 from mdgw.catchup import CatchUp, bootstrap_with_retry
 from mdgw.config import Config
@@ -120,6 +121,7 @@ class Gateway:
         self.port = 0
         self.started = clock.mono()
         self.tasks: list[asyncio.Task[None]] = []
+        self.stalls = StallWatch(g.stall_ms / 1000, LAG_PERIOD)
         self.listeners: list[Server] = []
         """The listening sockets' servers (``gateway.listen_sockets`` of them)."""
 
@@ -149,6 +151,8 @@ class Gateway:
         self.listeners = await _serve(config, self.server, self.reuse_port)
         self.port = _bound_port(self.listeners[0], g.port)
         self.tasks = _timers(g, self.hub, self.server, self.market, self.sink, self.consumer)
+        self.tasks.append(asyncio.create_task(_loop_lag(self.stalls)))
+        self.stalls.start()
         if catch_up.done and not self.ready:
             self._caught_up()
         log.info(
@@ -214,6 +218,7 @@ class Gateway:
         self.server.shutting_down = True
         for task in self.tasks:
             task.cancel()
+        self.stalls.stop()
         if self.listeners:
             for ws in self.listeners:
                 ws.close(close_connections=False)
@@ -257,7 +262,9 @@ def watch_gc() -> None:
         if phase == "start":
             started = time.perf_counter_ns()
         elif started:
-            pauses[info["generation"]].observe((time.perf_counter_ns() - started) / 1e9)
+            ns = time.perf_counter_ns() - started
+            pauses[info["generation"]].observe(ns / 1e9)
+            note_gc(ns)
 
     gc.callbacks.append(on_gc)
 
@@ -421,17 +428,21 @@ def _timers(
         asyncio.create_task(_every(0.5, housekeeping)),
         asyncio.create_task(_every(1.0, lambda: server.sent.fold_all(hub.sessions))),
         asyncio.create_task(_lag_loop(consumer)),
-        asyncio.create_task(_loop_lag()),
     ]
 
 
-async def _loop_lag(period: float = 0.05) -> None:
+LAG_PERIOD = 0.05
+"""Seconds between two loop-lag timers (each a beat of the stall watch)."""
+
+
+async def _loop_lag(stalls: StallWatch) -> None:
     """How late a timer fires = how long a control message or handshake waits."""
     loop = asyncio.get_running_loop()
     while True:
-        due = loop.time() + period
-        await asyncio.sleep(period)
+        due = loop.time() + LAG_PERIOD
+        await asyncio.sleep(LAG_PERIOD)
         metrics.LOOP_LAG.observe(max(0.0, loop.time() - due))
+        stalls.beat()
 
 
 async def _broker_watch(consumer: ThreadedConsumer, hub: Hub) -> None:

@@ -148,6 +148,9 @@ class GatewayConfig:
     send_buffer_bytes: int = 131_072
     """SO_SNDBUF of client sockets (0 = the OS's autotuning): bounds what can wait,
     undroppable, in the kernel."""
+    stall_ms: int = 250
+    """An event loop held this long is counted and logged with the stack that held it
+    (`gateway_loop_stalls_total`; 0 = off)."""
     gc_freeze: bool = True
     """Move start-up objects (books, code) out of the garbage collector's scans once caught
     up: shorter full collections on the hot path."""
@@ -483,6 +486,7 @@ def _validate_latency(config: Config) -> None:
         ("kafka.producer_linger_ms", k.producer_linger_ms),
         ("kafka.fetch_wait_max_ms", k.fetch_wait_max_ms),
         ("gateway.resync_interval", g.resync_interval),
+        ("gateway.stall_ms", g.stall_ms),
     ):
         if value < 0:
             raise ConfigError(f"{where} must be >= 0, got {value}")

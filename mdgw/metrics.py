@@ -86,6 +86,10 @@ GC_PAUSE = Histogram(
     ["generation"],
     buckets=LATENCY_BUCKETS,
 )
+LOOP_STALLS = Counter(
+    "gateway_loop_stalls_total",
+    "Times the event loop was held past gateway.stall_ms (each logged with its stack)",
+)
 SLOW_DISCONNECTS = Counter("slow_consumer_disconnects_total", "Clients closed with 1013")
 CLIENT_ERRORS = Counter("ws_client_errors_total", "Refused client messages", ["code"])
 RECORDS_CONSUMED = Counter("kafka_records_consumed_total", "Records consumed", ["topic"])

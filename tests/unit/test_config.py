@@ -48,6 +48,7 @@ def test_layers_file_then_env_then_flags(tmp_path: Path) -> None:
         ({"MDGW_GATEWAY_PROBE_INTERVAL_MS": "250"}, r"below half of max_lag_ms \(500\)"),
         ({"MDGW_GATEWAY_SEND_BUFFER_BYTES": "-5"}, r"gateway\.send_buffer_bytes"),
         ({"MDGW_GATEWAY_RESYNC_INTERVAL": "-1"}, r"gateway\.resync_interval"),
+        ({"MDGW_GATEWAY_STALL_MS": "-5"}, r"gateway\.stall_ms"),
         ({"MDGW_KAFKA_PRODUCER_LINGER_MS": "-1"}, r"kafka\.producer_linger_ms"),
         ({"MDGW_KAFKA_FETCH_WAIT_MAX_MS": "-1"}, r"kafka\.fetch_wait_max_ms"),
         ({"MDGW_KAFKA_FETCH_MIN_BYTES": "0"}, r"kafka\.fetch_min_bytes"),

@@ -7,7 +7,9 @@ import asyncio
 import dataclasses
 import datetime
 import gc
+import logging
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,29 @@ def test_every_collection_pause_is_a_metric() -> None:
         assert [count(g) - b for g, b in enumerate(before)] == [1.0, 0.0, 1.0]
     finally:
         gc.enable()
+
+
+def block_the_gateway_loop(seconds: float) -> None:
+    time.sleep(seconds)  # a synchronous call on the loop: what a stall report names
+
+
+async def test_a_held_loop_is_counted_and_logged_with_its_stack(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def stalls() -> float:
+        return REGISTRY.get_sample_value("gateway_loop_stalls_total") or 0.0
+
+    gw = dataclasses.replace(CONFIG.gateway, stall_ms=150)
+    async with memory_gateway(5, dataclasses.replace(CONFIG, gateway=gw)) as (rt, *_):
+        caplog.set_level(logging.WARNING, logger="gateway.stalls")
+        before = stalls()
+        await asyncio.sleep(0.2)
+        block_the_gateway_loop(0.5)
+        await asyncio.sleep(0.2)
+        assert stalls() - before == 1
+        [record] = [r for r in caplog.records if r.name == "gateway.stalls"]
+        assert "event loop held for" in record.getMessage()
+        assert "block_the_gateway_loop" in record.getMessage()
+    assert rt.stalls._thread is None  # stopped with the gateway
