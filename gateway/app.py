@@ -21,6 +21,7 @@ from core.market import Market
 from gateway.auth import TokenVerifier
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.connection import GatewayConnection
+from gateway.gcpolicy import SurvivorFreeze
 from gateway.hub import CHECK_SLICE_NS, Hub
 from gateway.replay import ReplayManager
 from gateway.server import JSON_PROTOCOL, PB_PROTOCOL, GatewayServer, close_later
@@ -122,6 +123,7 @@ class Gateway:
         self.started = clock.mono()
         self.tasks: list[asyncio.Task[None]] = []
         self.stalls = StallWatch(g.stall_ms / 1000, LAG_PERIOD)
+        self.gc_policy = SurvivorFreeze(GatewayConnection.counts)
         self.listeners: list[Server] = []
         """The listening sockets' servers (``gateway.listen_sockets`` of them)."""
 
@@ -151,7 +153,7 @@ class Gateway:
         self.listeners = await _serve(config, self.server, self.reuse_port)
         self.port = _bound_port(self.listeners[0], g.port)
         self.tasks = _timers(g, self.hub, self.server, self.market, self.sink, self.consumer)
-        self.tasks.append(asyncio.create_task(_loop_lag(self.stalls)))
+        self.tasks.append(asyncio.create_task(_loop_lag(self.stalls, self.gc_policy)))
         self.stalls.start()
         if catch_up.done and not self.ready:
             self._caught_up()
@@ -173,6 +175,7 @@ class Gateway:
         self.ready = True
         if self.config.gateway.gc_freeze:
             tune_gc()
+            self.gc_policy.install()
 
     def _batch_handler(self, catch_up: CatchUp) -> Callable[[list[Record]], None]:
         """What the loop does with each consumed batch: apply it, track catch-up."""
@@ -219,6 +222,7 @@ class Gateway:
         for task in self.tasks:
             task.cancel()
         self.stalls.stop()
+        self.gc_policy.uninstall()
         if self.listeners:
             for ws in self.listeners:
                 ws.close(close_connections=False)
@@ -435,14 +439,16 @@ LAG_PERIOD = 0.05
 """Seconds between two loop-lag timers (each a beat of the stall watch)."""
 
 
-async def _loop_lag(stalls: StallWatch) -> None:
-    """How late a timer fires = how long a control message or handshake waits."""
+async def _loop_lag(stalls: StallWatch, gc_policy: SurvivorFreeze) -> None:
+    """How late a timer fires = how long a control message or handshake waits; each
+    firing is a beat of the stall watch and a turn of the collector policy."""
     loop = asyncio.get_running_loop()
     while True:
         due = loop.time() + LAG_PERIOD
         await asyncio.sleep(LAG_PERIOD)
         metrics.LOOP_LAG.observe(max(0.0, loop.time() - due))
         stalls.beat()
+        gc_policy.tick()
 
 
 async def _broker_watch(consumer: ThreadedConsumer, hub: Hub) -> None:

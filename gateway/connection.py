@@ -19,6 +19,7 @@ path must not queue behind fan-out (docs/protocol.md §4.2).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
@@ -81,10 +82,27 @@ def small_texts(data: bytes) -> list[bytes] | None:
 
 
 class GatewayConnection(ServerConnection):
+    opened = 0
+    closed = 0
+    """Connections of this process made and lost so far (WebSocket or not): what the
+    collector policy (gateway/gcpolicy.py) expects to have died."""
     on_probe: Callable[[bytes], None] | None = None
     on_pings: Callable[[list[bytes]], bool] | None = None
     """Given the payloads of a read of small text frames: answers them at once and
     returns True if they are all pings; False leaves them to websockets."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        GatewayConnection.opened += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        GatewayConnection.closed += 1
+        super().connection_lost(exc)
+
+    @staticmethod
+    def counts() -> tuple[int, int]:
+        """Connections open now and closed so far, in this process."""
+        return GatewayConnection.opened - GatewayConnection.closed, GatewayConnection.closed
 
     def data_received(self, data: bytes) -> None:
         on_probe = self.on_probe

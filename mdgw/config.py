@@ -153,7 +153,9 @@ class GatewayConfig:
     (`gateway_loop_stalls_total`; 0 = off)."""
     gc_freeze: bool = True
     """Move start-up objects (books, code) out of the garbage collector's scans once caught
-    up: shorter full collections on the hot path."""
+    up, then after each full collection what survived it (the whole heap is scanned again
+    once a quarter of the open connections have closed): shorter full collections on
+    the hot path."""
     snapshot_every_updates: int = 1000
     """Write a book to the compacted topic every N updates..."""
     snapshot_every_ms: int = 5_000

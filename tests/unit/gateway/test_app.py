@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage
 
 from gateway.app import _every, tls_context
-from tests.unit.gateway.memgw import CONFIG, memory_gateway
+from tests.unit.gateway.memgw import CONFIG, eventually, memory_gateway, url
 
 
 def self_signed(tmp: Path) -> tuple[str, str]:
@@ -138,3 +138,32 @@ async def test_a_held_loop_is_counted_and_logged_with_its_stack(
         assert "event loop held for" in record.getMessage()
         assert "block_the_gateway_loop" in record.getMessage()
     assert rt.stalls._thread is None  # stopped with the gateway
+
+
+async def test_every_connection_counts_for_the_collector_policy() -> None:
+    import urllib.request
+
+    from gateway.connection import GatewayConnection
+
+    async with memory_gateway(5) as (rt, *_):
+        open0, closed0 = GatewayConnection.counts()
+        async with connect(url(rt)):
+            await eventually(lambda: GatewayConnection.counts()[0] == open0 + 1)
+        await eventually(lambda: GatewayConnection.counts()[1] == closed0 + 1)
+
+        def health() -> None:
+            with urllib.request.urlopen(f"http://127.0.0.1:{rt.port}/health", timeout=5) as r:
+                r.read()
+
+        await asyncio.to_thread(health)  # an HTTP request on the port is a connection too
+        await eventually(lambda: GatewayConnection.counts()[1] == closed0 + 2)
+        assert GatewayConnection.counts()[0] == open0
+
+
+async def test_survivors_of_a_full_collection_are_frozen_once_ready() -> None:
+    async with memory_gateway(5) as (rt, *_):
+        assert rt.gc_policy.installed  # caught up: installed with the start-up freeze
+        before = rt.gc_policy.freezes
+        gc.collect()
+        await eventually(lambda: rt.gc_policy.freezes == before + 1)  # the next loop beat
+    assert not rt.gc_policy.installed
