@@ -55,8 +55,11 @@ def run_api(config: Config) -> int:
     scheme = "https" if config.api.tls_cert else "http"
     log.info("REST API on %s://%s:%d", scheme, config.api.host, config.api.port)
     if not (config.auth.api_keys or config.auth.api_keys_file):
-        log.warning("REST API KEYS ARE OFF: /api/v1 is open to anyone who reaches port %d. "
-                    "Configure MDGW_AUTH_API_KEYS (README: Security).", config.api.port)
+        log.warning(
+            "REST API KEYS ARE OFF: /api/v1 is open to anyone who reaches port %d. "
+            "Configure MDGW_AUTH_API_KEYS (README: Security).",
+            config.api.port,
+        )
     server.run()
     return 0 if server.started else 1
 

@@ -10,8 +10,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_settings_table_matches_the_config_module() -> None:
-    table = subprocess.run([sys.executable, str(ROOT / "scripts" / "config-table")],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    table = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "config-table")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     readme = (ROOT / "README.md").read_text()
     assert table in readme, "README settings table is stale: paste `scripts/config-table`"
 
