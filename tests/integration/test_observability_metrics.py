@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +26,12 @@ from tests.integration.observability import free_port, run_script, stop_script
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 
 HAS_API = importlib.util.find_spec("api.main") is not None
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards" / "mdgw.json"
+
+
+def dashboard_queries() -> list[str]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [t["expr"] for p in panels for t in p.get("targets", [])]
 
 
 @pytest.fixture
@@ -99,6 +107,13 @@ async def test_prometheus_scrapes_gateway_and_api(config: Config, prometheus: An
                 'message_broadcast_latency_seconds_count{job="gateway"}',
                 lambda r: bool(r) and float(r[0]["value"][1]) > 0,
             )
+            await query(url, 'gateway_loop_stalls_total{job="gateway"}', bool)
+            # every query of the Grafana dashboard (deploy/) runs on a real Prometheus
+            async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+                for expr in dashboard_queries():
+                    resp = await http.get("/api/v1/query", params={"query": expr})
+                    assert resp.status_code == 200, (expr, resp.text)
+                    assert resp.json()["status"] == "success", (expr, resp.text)
             if api is not None:
                 async with httpx.AsyncClient(base_url=api.url, timeout=5) as http:
                     await http.get("/api/v1/symbols")

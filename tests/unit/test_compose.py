@@ -238,6 +238,9 @@ def test_dashboard_queries_use_metrics_that_exist(dashboard: dict[str, Any]) -> 
         "message_broadcast_latency_seconds_bucket",
         "kafka_consumer_lag",
         "stale_streams",
+        "gateway_hop_seconds_bucket",
+        "gateway_loop_lag_seconds_bucket",
+        "gateway_loop_stalls_total",
     ):
         assert wanted in used, wanted
     assert any("histogram_quantile" in e for e in exprs(dashboard))
