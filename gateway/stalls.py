@@ -20,6 +20,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
 
 from mdgw import metrics
 
@@ -75,9 +76,9 @@ class StallReport:
         return "\n".join(lines)
 
 
-def format_stack(frame: object) -> str:
+def format_stack(frame: FrameType) -> str:
     """The innermost :data:`STACK_FRAMES` frames, one ``file:line function`` each."""
-    summary = traceback.extract_stack(frame)[-STACK_FRAMES:]  # type: ignore[arg-type]
+    summary = traceback.extract_stack(frame)[-STACK_FRAMES:]
     return "\n".join(f"    {f.filename}:{f.lineno} {f.name}" for f in summary)
 
 
@@ -152,17 +153,12 @@ class StallWatch:
         gap = now - self.last_beat
         stall, self.stall = self.stall, None
         if self.enabled and gap - self.period >= self.threshold:
-            # a sample taken for an earlier beat (the watchdog raced this one) is not ours
-            ours = stall is not None and stall.since == self.last_beat
             self.stalls += 1
             metrics.LOOP_STALLS.inc()
-            self.on_report(
-                StallReport(
-                    seconds=gap,
-                    gc_seconds=(gc_ns() - self._gc_at_beat) / 1e9,
-                    samples=stall.samples if ours and stall is not None else [],
-                )
-            )
+            # a sample taken for an earlier beat (the watchdog raced this one) is not ours
+            samples = stall.samples if stall and stall.since == self.last_beat else []
+            gc_s = (gc_ns() - self._gc_at_beat) / 1e9
+            self.on_report(StallReport(seconds=gap, gc_seconds=gc_s, samples=samples))
         self.last_beat = now
         self._gc_at_beat = gc_ns()
 
