@@ -57,6 +57,9 @@ class Recorder:
         self.close: list[tuple[int, int] | None] = [None] * clients
         self.connected_ns = [0] * clients
         self.connect_ms = [-1.0] * clients
+        self.group = [0] * clients
+        """Which set of streams each client follows: clients with the same group are offered
+        the same messages, so a fair share is judged among them."""
         self.errors: dict[str, int] = {}
         self.first_attempt_ns = 0
         self.ping_sent_ns: list[int] = []
@@ -162,6 +165,7 @@ class Recorder:
                 "close": self.close,
                 "connected_ns": self.connected_ns,
                 "connect_ms": self.connect_ms,
+                "group": self.group,
             },
             "pings": {"sent_ns": self.ping_sent_ns, "rtt_us": self.ping_rtt_us},
         }
@@ -230,6 +234,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         g = args.offset + k  # the client's index over the whole run
         groups = len(streams) // args.per_client or 1
         chosen = [streams[(g % groups + groups * j) % len(streams)] for j in range(args.per_client)]
+        rec.group[k] = g % groups
         req: dict[str, Any] = {"op": "subscribe", "id": 1, "channel": args.channel}
         req["symbols"] = chosen
         if args.channel == "book":

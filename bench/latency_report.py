@@ -162,6 +162,18 @@ def tables(res: dict[str, Any]) -> list[Table]:
             fv = f["per_client"][stat] if _ok(f) else None
             gv = g["per_client"][stat] if _ok(g) else None
             extra.append((f"msgs per client {stat}", fmt(fv), fmt(gv), "", ratio(gv, fv)))
+        for stat in ("min", "median", "max"):  # among clients offered the same messages
+            fv, gv = _r(f, "share", stat), _r(g, "share", stat)
+            extra.append((f"share of same-stream median, {stat}", fmt(fv, 2), fmt(gv, 2), "", ""))
+        orders = [(x or {}).get("share_by_connect_order") if _ok(x) else None for x in (f, g)]
+        extra.append(
+            (
+                "share by connect order (fifths)",
+                *(" / ".join(fmt(v, 2) for v in o) if o else "-" for o in orders),
+                "",
+                "",
+            )
+        )
         rate = (g or f or {}).get("rate", float("nan"))
         t = compare(f"4. Overload: {fmt(rate, 0)} updates/s (4x capacity)", f, g, extra)
         t.caption = "target: p99 age <= 1 s, every client current or told"

@@ -199,6 +199,7 @@ def window(
     secs = window_seconds(t0, t1)
     hist: list[int] = []
     per_client: list[int] = []
+    served: list[tuple[int, int, int]] = []  # (group, connected_ns, messages) per client
     current = told = silent = closed = resynced = told_behind = 0
     closes: dict[str, int] = {}
     resync_msgs = 0
@@ -223,6 +224,7 @@ def window(
             tail = [s for s in secs if s >= secs.stop - quiet_s] if len(secs) else []
             recent = sum(counts[s - base] for s in tail if 0 <= s - base < len(counts))
             per_client.append(n)
+            served.append((pc.get("group", [0] * len(pc["counts"]))[i], pc["connected_ns"][i], n))
             book_messages += n
             rs = [t for t in pc["resync_ns"][i] if t0n <= t < t1n]
             resync_msgs += len(rs)
@@ -261,6 +263,7 @@ def window(
             "median": ordered[len(ordered) // 2] if ordered else 0,
             "max": ordered[-1] if ordered else 0,
         },
+        **fair_share(served),
         "resync_messages": resync_msgs,
         "clients_resynced": resynced,
         "clients_told_behind": told_behind,
@@ -269,6 +272,37 @@ def window(
         "current": current,
         "told": told,
         "silent_behind": silent,
+    }
+
+
+def _spread(xs: Sequence[float]) -> dict[str, float]:
+    o = sorted(xs)
+    return {"min": o[0], "median": o[len(o) // 2], "max": o[-1]} if o else {}
+
+
+def fair_share(served: Sequence[tuple[int, int, int]], parts: int = 5) -> dict[str, Any]:
+    """How evenly clients offered the same messages were served: ``served`` holds
+    (group, connect time, messages) per client, a group being one set of streams.
+
+    Streams differ in rate, so messages per client across groups mix the feed's shape
+    into the spread; within a group every client was offered the same. ``share`` is a
+    client's messages over its group's median (1.0 everywhere is a fair share);
+    ``share_by_connect_order`` the median share of each fifth of the clients in the
+    order they connected (first-come service would fall from the first to the last)."""
+    by_group: dict[int, list[int]] = {}
+    for g, _, n in served:
+        by_group.setdefault(g, []).append(n)
+    medians = {g: _spread(ns)["median"] for g, ns in by_group.items()}
+    shares = [(t, n / medians[g] if medians[g] else 0.0) for g, t, n in served]
+    shares.sort()
+    k = max(1, len(shares) // parts)
+    bounds = [(i * k, (i + 1) * k if i < parts - 1 else len(shares)) for i in range(parts)]
+    order = [[x for _, x in shares[a:b]] for a, b in bounds]
+    groups = sorted(by_group.items())
+    return {
+        "per_group": {str(g): {"clients": len(ns), **_spread(ns)} for g, ns in groups},
+        "share": {q: round(v, 3) for q, v in _spread([x for _, x in shares]).items()},
+        "share_by_connect_order": [round(_spread(xs)["median"], 3) if xs else None for xs in order],
     }
 
 

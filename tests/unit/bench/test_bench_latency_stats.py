@@ -206,3 +206,32 @@ def test_told_behind_in_the_window_or_just_before_it_is_not_silent() -> None:
     assert st.window([r], 1000.5, 1005.0)["silent_behind"] == 1
     r["per_client"]["behind_ns"][3] = [(1000 + 2) * s]
     assert st.window([r], 1000.5, 1005.0)["clients_told_behind"] == 1
+
+
+def test_fair_share_is_judged_among_clients_offered_the_same() -> None:
+    # group 0 streams are twice as busy as group 1's: every client got its group's
+    # median, so the share is fair although the raw counts differ 2x
+    served = [(0, t, 200) for t in range(0, 10, 2)] + [(1, t, 100) for t in range(1, 10, 2)]
+    f = st.fair_share(served)
+    assert f["per_group"]["0"] == {"clients": 5, "min": 200, "median": 200, "max": 200}
+    assert f["per_group"]["1"]["median"] == 100
+    assert f["share"] == {"min": 1.0, "median": 1.0, "max": 1.0}
+    assert f["share_by_connect_order"] == [1.0] * 5
+
+
+def test_fair_share_shows_first_come_service() -> None:
+    # one group; the first connected got 4x what the last did
+    served = [(0, t, 400 - 30 * t) for t in range(10)]
+    f = st.fair_share(served)
+    order = f["share_by_connect_order"]
+    assert order == sorted(order, reverse=True) and order[0] > 2 * order[-1]
+    assert f["share"]["max"] == pytest.approx(400 / 280, abs=1e-3)  # the upper median of 10
+    assert f["share"]["min"] == pytest.approx(130 / 280, abs=1e-3)
+
+
+def test_fair_share_of_nobody_and_of_old_results_without_groups() -> None:
+    assert st.fair_share([])["share"] == {}
+    r = proc_result(1000)  # written before clients recorded their group: all in one
+    w = st.window([r], 1000.5, 1005.0)
+    assert w["per_group"]["0"] == {"clients": 4, "min": 4, "median": 20, "max": 36}
+    assert w["share"]["max"] == pytest.approx(36 / 20, abs=1e-3)
