@@ -142,7 +142,9 @@ class Gateway:
                 [k.book_topic, k.trades_topic], shards.on_assign, shards.on_revoke
             )
             catch_up = CatchUp({})
-            self.ready = True
+            # no catch-up to wait for: each shard loads its books as partitions come, and
+            # the collector's start-up freeze and policy apply as in replica mode
+            self._caught_up()
         else:  # replica: read every partition, from the compacted snapshots on
             result = await bootstrap_with_retry(k, self.materializer, self.consumer)
             catch_up = CatchUp(result.catch_up, started=t0)

@@ -143,8 +143,10 @@ async def test_sharded_mode_loads_the_partitions_it_is_given() -> None:
         await eventually(lambda: rt.materializer.owned_partitions == {0, 1, 2})
         await eventually(lambda: (b := rt.market.book(STREAM)) is not None and b.sequence == 16)
         assert rt.market.book(STREAM).snapshot(0).bids == states[-1][1].bids  # type: ignore[union-attr]
+        assert rt.ready and rt.gc_policy.installed  # the collector policy, as in replica mode
     finally:
         await rt.stop(timeout=2)
+    assert not rt.gc_policy.installed
 
 
 async def test_broker_loss_marks_views_stale_and_recovery_resends_snapshots(gw) -> None:
