@@ -7,6 +7,10 @@ the tool for before/after comparisons of hot-path changes; ``--profile`` prints
 the cProfile top functions.
 
     .venv/bin/python -m bench.pipeline_bench --clients 1000 --records 20000
+
+``--evict-kb N`` writes N KiB of other memory between two batches, outside the timing:
+live, the gateway wakes for a few records at a time on cores it shares with the broker,
+and finds its code and data evicted from the caches (bench/README.md, "Eighth pass").
 """
 
 from __future__ import annotations
@@ -84,6 +88,12 @@ def session(binary: bool, batch: bool) -> tuple[Session, CountingTransport]:
     return Session(conn, binary=binary, batch=batch), transport
 
 
+def evict(other: bytearray) -> None:
+    """Write a byte in every cache line of ``other``: whatever the caches held is gone."""
+    other[::64] = bytes(len(range(0, len(other), 64)))
+    other[::64] = b"\x01" * len(range(0, len(other), 64))
+
+
 def run(
     n_records: int,
     clients: int,
@@ -92,6 +102,7 @@ def run(
     batch: bool,
     batch_size: int,
     profile: bool = False,
+    evict_kb: int = 0,
 ) -> dict[str, Any]:
     recs = records(n_records)
     market = Market()
@@ -117,15 +128,19 @@ def run(
     base = sum(t.writes for t in transports), hub.frames_out
     rest = recs[102:]
     prof = cProfile.Profile() if profile else None
-    t0 = time.process_time()
+    other = bytearray(evict_kb * 1024)
+    cpu = 0.0
     if prof:
         prof.enable()
     for i in range(0, len(rest), batch_size):
+        if other:
+            evict(other)
+        t0 = time.process_time()
         mat.handle(rest[i : i + batch_size])
         hub.flush()
+        cpu += time.process_time() - t0
     if prof:
         prof.disable()
-    cpu = time.process_time() - t0
     msgs = hub.frames_out - base[1]
     out = {
         "records": len(rest),
@@ -149,8 +164,11 @@ def main() -> None:
     ap.add_argument("--batch", action="store_true")
     ap.add_argument("--batch-size", type=int, default=200, help="records per consumed batch")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--evict-kb", type=int, default=0, help="other memory written between batches")
     a = ap.parse_args()
-    r = run(a.records, a.clients, a.per_client, a.format, a.batch, a.batch_size, a.profile)
+    r = run(
+        a.records, a.clients, a.per_client, a.format, a.batch, a.batch_size, a.profile, a.evict_kb
+    )
     print({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
 
 
