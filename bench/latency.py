@@ -590,8 +590,12 @@ INGEST_FETCH: dict[str, dict[str, object]] = {
     "default": {},
     # the broker holds a fetch until 64 KiB or 5 ms: fewer, larger batches
     "batched": {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 5},
+    # the same with other waits, for the curve (--ingest-fetch)
+    "batched-2ms": {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 2},
+    "batched-10ms": {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 10},
 }
-"""Consumer fetch settings the ingest workload compares (CPU per record vs the Kafka hop)."""
+"""Consumer fetch settings the ingest workload can compare (CPU per record vs the Kafka
+hop); ``--ingest-fetch`` picks them, default and batched by default."""
 
 
 def ingest(p: Plan) -> dict[str, Any]:
@@ -600,7 +604,8 @@ def ingest(p: Plan) -> dict[str, Any]:
     a = p.a
     rows: list[dict[str, Any]] = []
     cfg = None
-    for fetch, env in INGEST_FETCH.items():
+    for fetch in a.ingest_fetch:
+        env = INGEST_FETCH[fetch]
         gw = Gateway(**env)
         cfg = cfg or gw.cfg
         meter = Meter(gw, p.broker)
@@ -959,6 +964,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ingest-rates", default="200,2000,20000")
     ap.add_argument("--ingest-s", type=float, default=8.0)
     ap.add_argument(
+        "--ingest-fetch",
+        default="default,batched",
+        help=f"comma-separated fetch settings for the ingest workload, of {','.join(INGEST_FETCH)}",
+    )
+    ap.add_argument(
         "--client-nice",
         type=int,
         default=0,
@@ -975,6 +985,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     a.linger_ms = [int(v) for v in floats(a.linger_ms)]
     a.fetch_wait_ms = [int(v) for v in floats(a.fetch_wait_ms)]
     a.ingest_rates = floats(a.ingest_rates)
+    a.ingest_fetch = [f for f in a.ingest_fetch.split(",") if f]
+    unknown = [f for f in a.ingest_fetch if f not in INGEST_FETCH]
+    if unknown:
+        raise SystemExit(f"--ingest-fetch: unknown {unknown}; known: {', '.join(INGEST_FETCH)}")
     return a
 
 

@@ -116,3 +116,12 @@ def test_ratio_of_missing_values_is_a_dash() -> None:
     assert latency_report.ratio(3.0, 0.0) == "-"
     assert latency_report.ratio(math.nan, 2.0) == "-"
     assert latency_report.ratio(None, 2.0) == "-"
+
+
+def test_ingest_fetch_settings_are_chosen_by_name() -> None:
+    assert latency.parse([]).ingest_fetch == ["default", "batched"]
+    a = latency.parse(["--ingest-fetch", "default,batched-2ms,batched-10ms"])
+    assert a.ingest_fetch == ["default", "batched-2ms", "batched-10ms"]
+    assert latency.INGEST_FETCH["batched-2ms"]["MDGW_KAFKA_FETCH_WAIT_MAX_MS"] == 2
+    with pytest.raises(SystemExit, match="unknown"):
+        latency.parse(["--ingest-fetch", "fast"])
