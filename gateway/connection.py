@@ -98,6 +98,20 @@ class GatewayConnection(ServerConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         GatewayConnection.closed += 1
         super().connection_lost(exc)
+        self.release()
+
+    def release(self) -> None:
+        """Drop the references that make a closed connection a reference cycle, so that
+        it is freed when its last reference goes, not by a full collection over the whole
+        heap (gateway/gcpolicy.py): the session's callbacks (bound to a session that
+        holds this connection), and the subprotocol selector websockets' ``serve`` binds
+        to the protocol as a closure over this connection (used by the handshake only)."""
+        self.on_probe = None
+        self.on_pings = None
+        vars(self.protocol).pop("select_subprotocol", None)
+        exc = getattr(self, "connection_exc", None)
+        if exc is not None:  # a protocol error: its traceback's frames hold this connection
+            exc.__traceback__ = None
 
     @staticmethod
     def counts() -> tuple[int, int]:

@@ -212,6 +212,8 @@ class GatewayServer:
         except ConnectionClosed:
             pass
         finally:
+            if isinstance(conn, GatewayConnection):
+                conn.release()  # again: the callbacks may have been set after it was lost
             self.hub.remove_session(session)
             for replay in list(session.replays.values()):
                 replay.cancel()

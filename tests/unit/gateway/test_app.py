@@ -10,6 +10,7 @@ import gc
 import logging
 import ssl
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidMessage
+from websockets.exceptions import ConnectionClosed, InvalidMessage
 
 from gateway.app import _every, tls_context
-from tests.unit.gateway.memgw import CONFIG, eventually, memory_gateway, url
+from gateway.connection import GatewayConnection
+from gateway.session import Session
+from tests.unit.gateway.memgw import CONFIG, STREAM, eventually, memory_gateway, url
+
+SUBSCRIBE = f'{{"op":"subscribe","id":1,"channel":"book","symbols":["{STREAM}"],"depth":10}}'
 
 
 def self_signed(tmp: Path) -> tuple[str, str]:
@@ -141,10 +146,6 @@ async def test_a_held_loop_is_counted_and_logged_with_its_stack(
 
 
 async def test_every_connection_counts_for_the_collector_policy() -> None:
-    import urllib.request
-
-    from gateway.connection import GatewayConnection
-
     async with memory_gateway(5) as (rt, *_):
         open0, closed0 = GatewayConnection.counts()
         async with connect(url(rt)):
@@ -158,6 +159,45 @@ async def test_every_connection_counts_for_the_collector_policy() -> None:
         await asyncio.to_thread(health)  # an HTTP request on the port is a connection too
         await eventually(lambda: GatewayConnection.counts()[1] == closed0 + 2)
         assert GatewayConnection.counts()[0] == open0
+
+
+def _alive(cls: type) -> int:
+    return sum(1 for o in gc.get_objects() if type(o) is cls)  # (isinstance trips on weak proxies)
+
+
+async def test_a_closed_connection_is_freed_without_a_full_collection() -> None:
+    """No reference cycle keeps a closed connection (WebSocket or HTTP) or its session,
+    however it ended: thousands of them would otherwise wait for a whole-heap walk
+    (gateway/gcpolicy.py)."""
+    async with memory_gateway(5) as (rt, *_):
+        rt.gc_policy.uninstall()
+        gc.collect()
+        gc.disable()  # from here only reference counting frees anything
+        try:
+            before = _alive(GatewayConnection), _alive(Session)
+            async with connect(url(rt)) as ws:  # the client closes
+                await ws.send(SUBSCRIBE)
+                await ws.recv()
+                await ws.send('{"op":"ping","id":2}')  # answered in the read
+                await ws.recv()
+                await eventually(lambda: _alive(Session) == before[1] + 1)
+            async with connect(url(rt)) as ws:  # the server closes (1007: invalid UTF-8)
+                await ws.send(b"\xff", text=True)
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+            ws = await connect(url(rt))  # the client vanishes (no close frame)
+            await ws.send(SUBSCRIBE)
+            await ws.recv()
+            ws.transport.abort()
+
+            def health() -> None:
+                with urllib.request.urlopen(f"http://127.0.0.1:{rt.port}/health", timeout=5) as r:
+                    r.read()
+
+            await asyncio.to_thread(health)
+            await eventually(lambda: (_alive(GatewayConnection), _alive(Session)) == before)
+        finally:
+            gc.enable()
 
 
 async def test_survivors_of_a_full_collection_are_frozen_once_ready() -> None:
