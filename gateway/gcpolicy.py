@@ -8,11 +8,13 @@ again finds only what has died since. So after each full collection the survivor
 are frozen (``gc.freeze``: left out of later collections, still freed by reference
 counting), and a full collection walks only what came since the last freeze.
 
-What can die in cycles among frozen objects is mostly closed connections: once the
-connections closed since the last whole-heap scan reach a quarter of those open (and
-:data:`MIN_CLOSED`; every connection counts, WebSocket or HTTP), everything is
-unfrozen for CPython's next full collection to walk, and the freezing goes on after
-it. Measured in bench/README.md ("Seventh pass").
+What could die in cycles among frozen objects was mostly closed connections; they
+now drop the references that made them cycles when they close
+(``GatewayConnection.release``) and are freed by reference counting. As a backstop
+for any other cycle, once the connections closed since the last whole-heap scan reach
+a quarter of those open (and :data:`MIN_CLOSED`; every connection counts, WebSocket or
+HTTP), everything is unfrozen for CPython's next full collection to walk, and the
+freezing goes on after it. Measured in bench/README.md ("Seventh pass", "Eighth pass").
 """
 
 from __future__ import annotations
