@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,16 +20,11 @@ from mdgw_client import MarketDataClient
 from mdgw.config import Config
 from tests.integration.helpers import gateway_with_feed
 from tests.integration.observability import free_port, run_script, stop_script
+from tests.unit.test_compose import exprs, load_dashboard
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 
 HAS_API = importlib.util.find_spec("api.main") is not None
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards" / "mdgw.json"
-
-
-def dashboard_queries() -> list[str]:
-    panels = json.loads(DASHBOARD.read_text())["panels"]
-    return [t["expr"] for p in panels for t in p.get("targets", [])]
 
 
 @pytest.fixture
@@ -110,7 +103,7 @@ async def test_prometheus_scrapes_gateway_and_api(config: Config, prometheus: An
             await query(url, 'gateway_loop_stalls_total{job="gateway"}', bool)
             # every query of the Grafana dashboard (deploy/) runs on a real Prometheus
             async with httpx.AsyncClient(base_url=url, timeout=5) as http:
-                for expr in dashboard_queries():
+                for expr in exprs(load_dashboard()):
                     resp = await http.get("/api/v1/query", params={"query": expr})
                     assert resp.status_code == 200, (expr, resp.text)
                     assert resp.json()["status"] == "success", (expr, resp.text)

@@ -205,9 +205,14 @@ def promql_metrics(expr: str) -> set[str]:
     return names - PROMQL_WORDS
 
 
+def load_dashboard() -> dict[str, Any]:
+    """The Grafana dashboard the compose stack provisions."""
+    return json.loads((DEPLOY / "grafana" / "dashboards" / "mdgw.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def dashboard() -> dict[str, Any]:
-    return json.loads((DEPLOY / "grafana" / "dashboards" / "mdgw.json").read_text())
+    return load_dashboard()
 
 
 def exprs(dashboard: dict[str, Any]) -> list[str]:
