@@ -233,8 +233,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async def connect(k: int) -> None:
         g = args.offset + k  # the client's index over the whole run
         groups = len(streams) // args.per_client or 1
-        chosen = [streams[(g % groups + groups * j) % len(streams)] for j in range(args.per_client)]
-        rec.group[k] = g % groups
+        rec.group[k] = group = g % groups
+        chosen = [streams[(group + groups * j) % len(streams)] for j in range(args.per_client)]
         req: dict[str, Any] = {"op": "subscribe", "id": 1, "channel": args.channel}
         req["symbols"] = chosen
         if args.channel == "book":

@@ -247,7 +247,6 @@ def window(
             else:
                 silent += 1
     span = max(1, len(secs))
-    ordered = sorted(per_client)
     return {
         "seconds": len(secs),
         "clients": connected,
@@ -258,11 +257,7 @@ def window(
             for q, label in ((0.5, "p50"), (0.99, "p99"), (0.999, "p999"))
         },
         "age_max_ms": (bucket_bounds(max_bucket(hist))[1] / 1e3) if hist else math.nan,
-        "per_client": {
-            "min": ordered[0] if ordered else 0,
-            "median": ordered[len(ordered) // 2] if ordered else 0,
-            "max": ordered[-1] if ordered else 0,
-        },
+        "per_client": _spread(per_client) or {"min": 0, "median": 0, "max": 0},
         **fair_share(served),
         "resync_messages": resync_msgs,
         "clients_resynced": resynced,
@@ -276,6 +271,7 @@ def window(
 
 
 def _spread(xs: Sequence[float]) -> dict[str, float]:
+    """min / median (the upper one of an even count) / max; {} of nothing."""
     o = sorted(xs)
     return {"min": o[0], "median": o[len(o) // 2], "max": o[-1]} if o else {}
 
@@ -292,15 +288,14 @@ def fair_share(served: Sequence[tuple[int, int, int]], parts: int = 5) -> dict[s
     by_group: dict[int, list[int]] = {}
     for g, _, n in served:
         by_group.setdefault(g, []).append(n)
-    medians = {g: _spread(ns)["median"] for g, ns in by_group.items()}
-    shares = [(t, n / medians[g] if medians[g] else 0.0) for g, t, n in served]
+    spreads = {g: _spread(ns) for g, ns in sorted(by_group.items())}
+    shares = [(t, n / m if (m := spreads[g]["median"]) else 0.0) for g, t, n in served]
     shares.sort()
     k = max(1, len(shares) // parts)
     bounds = [(i * k, (i + 1) * k if i < parts - 1 else len(shares)) for i in range(parts)]
     order = [[x for _, x in shares[a:b]] for a, b in bounds]
-    groups = sorted(by_group.items())
     return {
-        "per_group": {str(g): {"clients": len(ns), **_spread(ns)} for g, ns in groups},
+        "per_group": {str(g): {"clients": len(by_group[g]), **sp} for g, sp in spreads.items()},
         "share": {q: round(v, 3) for q, v in _spread([x for _, x in shares]).items()},
         "share_by_connect_order": [round(_spread(xs)["median"], 3) if xs else None for xs in order],
     }
