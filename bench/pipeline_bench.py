@@ -154,7 +154,7 @@ def run(
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--records", type=int, default=20_000)
     ap.add_argument("--clients", type=int, default=1000)
@@ -164,7 +164,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=200, help="records per consumed batch")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--evict-kb", type=int, default=0, help="other memory written between batches")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
+    if a.evict_kb < 0:
+        ap.error(f"--evict-kb must be >= 0, got {a.evict_kb}")
     r = run(
         a.records, a.clients, a.per_client, a.format, a.batch, a.batch_size, a.profile, a.evict_kb
     )
