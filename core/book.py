@@ -42,7 +42,10 @@ from core.errors import (
     InvalidUpdateError,
 )
 from core.ladder import Ladder
+from core.native import native
 from core.types import KNOWN_EXCHANGES, BookUpdate, Exchange, Level, stream_key
+
+_compiled_apply = None if native is None else native.apply_verified
 
 if TYPE_CHECKING:  # an aggregated book is built from books: imported for types only
     from core.aggregate import AggregatedBook
@@ -165,6 +168,25 @@ class OrderBook(CachedChecksum):
 
     def _apply_verified(self, update: BookUpdate) -> bool:
         """Apply a delta and compare checksums; on a mismatch undo it and return False."""
+        bid_side, ask_side = self.bid_side, self.ask_side
+        if _compiled_apply is not None and type(bid_side) is Ladder and type(ask_side) is Ladder:
+            ok = _compiled_apply(
+                bid_side._keys,
+                bid_side.qty,
+                ask_side._keys,
+                ask_side.qty,
+                update.bids,
+                update.asks,
+                update.checksum,
+            )
+            if ok is not None:  # None: levels of another shape, left to the code below
+                if ok:
+                    self._checksum = (self.version + 1, update.checksum)
+                return bool(ok)
+        return self._python_apply_verified(update)
+
+    def _python_apply_verified(self, update: BookUpdate) -> bool:
+        """``_apply_verified`` in Python: the reference of the compiled twin (core.native)."""
         bid_side, ask_side = self.bid_side, self.ask_side
         undo = [(bid_side, p, bid_side.get(p)) for p, _ in update.bids]
         undo += [(ask_side, p, ask_side.get(p)) for p, _ in update.asks]

@@ -15,8 +15,10 @@ import struct
 import zlib
 from collections.abc import Sequence
 from itertools import chain
-from typing import Protocol
+from typing import Any, Protocol
 
+from core.ladder import Ladder
+from core.native import native
 from core.types import Level
 
 CHECKSUM_LEVELS = 10
@@ -42,9 +44,27 @@ class _FlatTop(Protocol):
     def flat_top(self, n: int) -> list[float]: ...
 
 
-def ladder_checksum(bid_side: _FlatTop, ask_side: _FlatTop) -> int:
-    """docs/protocol.md §5 over two ladders: their top 10 asks then top 10 bids."""
+def python_ladder_checksum(bid_side: _FlatTop, ask_side: _FlatTop) -> int:
+    """docs/protocol.md §5 over two ladders: their top 10 asks then top 10 bids.
+    The reference the compiled twin (``core.native``) is tested against."""
     return flat_checksum(ask_side.flat_top(CHECKSUM_LEVELS) + bid_side.flat_top(CHECKSUM_LEVELS))
+
+
+def _with_compiled(compiled: Any) -> Any:
+    def ladder_checksum(bid_side: _FlatTop, ask_side: _FlatTop) -> int:
+        """docs/protocol.md §5 over two ladders, compiled for :class:`Ladder` itself (it
+        reads their price lists and quantity maps; the bids descending, the asks
+        ascending); anything else takes the Python path."""
+        if type(bid_side) is Ladder and type(ask_side) is Ladder and bid_side.desc > ask_side.desc:
+            return compiled(bid_side._keys, bid_side.qty, ask_side._keys, ask_side.qty)  # type: ignore[no-any-return]
+        return python_ladder_checksum(bid_side, ask_side)
+
+    return ladder_checksum
+
+
+ladder_checksum = (
+    python_ladder_checksum if native is None else _with_compiled(native.ladder_checksum)
+)
 
 
 class _Versioned(Protocol):

@@ -17,6 +17,7 @@ from typing import Any
 from websockets.asyncio.server import Server, serve
 from websockets.typing import Subprotocol
 
+from core import native
 from core.market import Market
 from gateway.auth import TokenVerifier
 from gateway.clock import SYSTEM_CLOCK, Clock
@@ -486,6 +487,7 @@ async def serve_gateway(config: Config, worker_index: int = 0, reuse_port: bool 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    log.info("gateway worker %d: hot path %s", worker_index, native.status)
     gateway = await start_gateway(config, worker_index=worker_index, reuse_port=reuse_port)
     await stop.wait()
     log.info("shutting down gateway worker %d", worker_index)

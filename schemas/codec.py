@@ -17,6 +17,7 @@ from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import DecodeError as _PbDecodeError
 from google.protobuf.message import Message
 
+from core.native import native
 from core.types import BookUpdate, Exchange, Level, Statistics, Trade
 from schemas import market_data_pb2 as pb
 from schemas.errors import DecodeError, ValidationError
@@ -127,6 +128,16 @@ def parse(msg: M, data: bytes, limit: int) -> M:
 
 def decode(data: bytes) -> Decoded:
     """Parse and validate one ``MarketDataMessage``."""
+    if _native_book is not None:
+        fields = _native_book(data)
+        if fields is not None:  # a plain book record, checked as below would
+            return BookUpdate(_EXCHANGES[fields[0]], *fields[1:])
+    return python_decode(data)
+
+
+def python_decode(data: bytes) -> Decoded:
+    """``decode`` in Python: the reference the compiled twin (``core.native``) is tested
+    against, and the path for everything the twin leaves to it."""
     msg = parse(pb.MarketDataMessage(), data, MAX_RECORD_BYTES)
     kind = msg.WhichOneof("message")
     if kind == "order_book_update":
@@ -143,6 +154,7 @@ def decode(data: bytes) -> Decoded:
 
 
 _EXCHANGES = {e.value: e for e in Exchange if e is not Exchange.UNKNOWN}
+_native_book = None if native is None else native.decode_book
 
 
 def _exchange(value: int) -> Exchange:

@@ -283,5 +283,9 @@ def test_dockerfile_builds_the_project_image() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
     assert re.search(r"pip install (/src|\.)\s*$", text, re.M)
+    # the compiled hot path, with a Rust toolchain newer than Debian's (PyO3 needs it)
+    assert re.search(r"^FROM rust:\S+ AS rust$", text, re.M)
+    assert re.search(r"pip install /src/native\s*$", text, re.M)
+    assert "native/target" in (ROOT / ".dockerignore").read_text().split()
     assert 'ENTRYPOINT ["mdgw"]' in text
     assert re.search(r"^USER (?!root)", text, re.M)
