@@ -4,8 +4,9 @@
 ``MDGW_NATIVE=0`` in the environment (the extension then refuses to load), everything
 runs the pure-Python code, which stays the reference: tests/unit/test_native.py compares
 the two on generated input. The compiled functions are drop-in twins of
-``schemas.codec.decode`` (book records only) and ``core.checksum.ladder_checksum``;
-bench/README.md ("Ninth pass") has what they gain. Pure: the gateway logs ``status``.
+``schemas.codec.decode`` (book records only), ``core.checksum.ladder_checksum`` and
+``OrderBook._apply_verified``; bench/README.md ("Ninth pass") has what they gain.
+Pure: the gateway logs ``status``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def choose(module: ModuleType | None, error: str = "") -> tuple[ModuleType | Non
             f"pure Python (mdgw_native was built for ABI {abi}, this code needs {ABI}: "
             "run scripts/setup to rebuild it)"
         )
-    return module, "compiled (mdgw_native: record decode, book checksum)"
+    return module, "compiled (mdgw_native: record decode, book checksum, verified apply)"
 
 
 try:
