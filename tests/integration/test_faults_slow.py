@@ -57,6 +57,13 @@ async def test_slow_consumer_is_resynced_then_exact_and_stuck_one_closed(config:
         resyncs0 = await asyncio.to_thread(metric_total, base, "slow_consumer_resyncs_total")
         closes0 = await asyncio.to_thread(metric_total, base, "slow_consumer_disconnects_total")
         streams = rt.market.streams()
+        # every view must have had a snapshot before the clients subscribe: one that was
+        # still waiting for its first is sent that snapshot, not a resync
+        await await_until(
+            lambda: all((b := rt.market.book(s)) is not None and not b.stale for s in streams),
+            20,
+            what="every book whole before subscribing",
+        )
 
         # the slow-but-recovering client: verifying, but it does not read for a while
         known = set(rt.hub.sessions)
