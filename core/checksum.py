@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
-from typing import Any, Protocol
+from typing import Protocol
 
 from core.ladder import Ladder
 from core.native import native
@@ -50,21 +50,22 @@ def python_ladder_checksum(bid_side: _FlatTop, ask_side: _FlatTop) -> int:
     return flat_checksum(ask_side.flat_top(CHECKSUM_LEVELS) + bid_side.flat_top(CHECKSUM_LEVELS))
 
 
-def _with_compiled(compiled: Any) -> Any:
-    def ladder_checksum(bid_side: _FlatTop, ask_side: _FlatTop) -> int:
-        """docs/protocol.md §5 over two ladders, compiled for :class:`Ladder` itself (it
-        reads their price lists and quantity maps; the bids descending, the asks
-        ascending); anything else takes the Python path."""
-        if type(bid_side) is Ladder and type(ask_side) is Ladder and bid_side.desc > ask_side.desc:
-            return compiled(bid_side._keys, bid_side.qty, ask_side._keys, ask_side.qty)  # type: ignore[no-any-return]
-        return python_ladder_checksum(bid_side, ask_side)
-
-    return ladder_checksum
+_Compiled = Callable[[list[float], dict[float, float], list[float], dict[float, float]], int]
+_compiled_checksum: _Compiled | None = None if native is None else native.ladder_checksum
 
 
-ladder_checksum = (
-    python_ladder_checksum if native is None else _with_compiled(native.ladder_checksum)
-)
+def ladder_checksum(bid_side: _FlatTop, ask_side: _FlatTop) -> int:
+    """docs/protocol.md §5 over two ladders, compiled for :class:`Ladder` itself when the
+    extension is built (it reads their price lists and quantity maps; the bids
+    descending, the asks ascending); anything else takes the Python path."""
+    if (
+        _compiled_checksum is not None
+        and type(bid_side) is Ladder
+        and type(ask_side) is Ladder
+        and bid_side.desc > ask_side.desc
+    ):
+        return _compiled_checksum(bid_side._keys, bid_side.qty, ask_side._keys, ask_side.qty)
+    return python_ladder_checksum(bid_side, ask_side)
 
 
 class _Versioned(Protocol):
