@@ -23,7 +23,8 @@ def apply_verified(
     ask_qty: dict[float, float],
     bids: object,
     asks: object,
-    checksum: int,
+    checksum: object,
 ) -> bool | None:
     """A delta applied to a book's two ladders, verified against ``checksum`` and undone
-    on a mismatch; None (nothing touched) when the levels are not tuples of two floats."""
+    on a mismatch; None (nothing touched) when the levels are not tuples of two floats
+    or the checksum is not an int in 0..2**64-1."""

@@ -325,7 +325,8 @@ fn delta_levels<'py>(levels: &Bound<'py, PyAny>) -> Option<Vec<DeltaLevel<'py>>>
 /// `core.book.OrderBook._apply_verified` over a book's two `Ladder`s: apply a delta's
 /// levels (quantity 0 removes), compare the checksum with `checksum`, and on a mismatch
 /// undo it. True: applied and verified; False: mismatch, book unchanged; None: a level
-/// that is not a tuple of two floats, nothing touched (the Python code then runs). The
+/// that is not a tuple of two floats, or a checksum outside u64, nothing touched (the
+/// Python code then runs). The
 /// caller has validated the levels (`_check_delta`: finite, price > 0, quantity >= 0).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
@@ -336,8 +337,13 @@ fn apply_verified<'py>(
     ask_qty: &Bound<'py, PyDict>,
     bids: &Bound<'py, PyAny>,
     asks: &Bound<'py, PyAny>,
-    checksum: u64,
+    checksum: &Bound<'py, PyAny>,
 ) -> PyResult<Option<bool>> {
+    // A checksum no u64 holds (negative, wider, not an int) cannot match: the Python code
+    // says so, not an OverflowError from here.
+    let Ok(checksum) = checksum.extract::<u64>() else {
+        return Ok(None);
+    };
     let (Some(bid_levels), Some(ask_levels)) = (delta_levels(bids), delta_levels(asks)) else {
         return Ok(None);
     };

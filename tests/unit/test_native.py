@@ -311,6 +311,23 @@ def test_compiled_apply_leaves_other_shapes_to_python() -> None:
         got = native.apply_verified(bid._keys, bid.qty, ask._keys, ask.qty, bids, [], 0)
         assert got is None, bids
         assert (bid._keys, bid.qty, ask._keys, ask.qty) == before
+    # a checksum no u64 holds cannot match: left to Python (which says False), no OverflowError
+    for checksum in (-1, 2**64, 2**70, 1.0, "0", None):
+        got = native.apply_verified(
+            bid._keys, bid.qty, ask._keys, ask.qty, [(1.5, 1.0)], [], checksum
+        )
+        assert got is None, checksum
+        assert (bid._keys, bid.qty, ask._keys, ask.qty) == before
+
+
+def test_an_out_of_range_checksum_is_a_mismatch_either_way() -> None:
+    for checksum in (-1, 2**64):
+        book = _book_with({1.0: 1.0}, {2.0: 1.0})
+        before = _state(book)
+        update = BookUpdate(Exchange.KRAKEN, "BTC-USD", 0, 1, [(1.5, 1.0)], [], checksum=checksum)
+        assert book._apply_verified(update) is False
+        assert book._python_apply_verified(update) is False
+        assert _state(book) == before
 
 
 class _Reversed(Ladder):
