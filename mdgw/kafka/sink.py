@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -67,6 +68,10 @@ class KafkaSink:
             "message.max.bytes": 8_388_608,
             "queue.buffering.max.messages": 500_000,
             "delivery.timeout.ms": 300_000,
+            # as the consumer's (client.consumer_conf): after a broker restart, back within
+            # 2 s rather than librdkafka's 10 s backoff ceiling
+            "reconnect.backoff.ms": 100,
+            "reconnect.backoff.max.ms": 2000,
             **(extra or {}),
         }
         self._producer = Producer(conf)
@@ -117,7 +122,17 @@ class KafkaSink:
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for outstanding deliveries; returns how many are still undelivered."""
-        return self._producer.flush(timeout)
+        pending = len(self._producer)
+        if not pending:
+            return 0
+        t0 = time.monotonic()
+        left = self._producer.flush(timeout)
+        took = time.monotonic() - t0
+        if left:
+            log.warning("%d of %d records still unacknowledged after %.1f s", left, pending, took)
+        elif took > 1.0:  # a slow flush says what it waited for (a broker restart, say)
+            log.info("flushed %d records in %.1f s", pending, took)
+        return left
 
 
 class MemorySink:

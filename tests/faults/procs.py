@@ -80,9 +80,11 @@ class Proc:
             self.popen.send_signal(signal.SIGKILL)
         self.popen.wait(10)
 
-    def term(self, timeout: float = 30.0) -> int:
+    def term(self, timeout: float = 45.0) -> int:
         """SIGTERM and wait; returns the exit code. A process still running after
-        ``timeout`` fails the test with its last output (what it was doing)."""
+        ``timeout`` fails the test with its last output (what it was doing). The default
+        is above a producer's 30 s flush bound, so a flush that gives up shows as its own
+        failure (records unacknowledged, exit 1) rather than as a hang."""
         if self.alive():
             self.popen.send_signal(signal.SIGTERM)
         try:

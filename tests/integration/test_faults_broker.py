@@ -119,7 +119,7 @@ async def test_broker_restart_mid_stream(
         await asyncio.sleep(2.0)
 
         # ---- stop the feed, drain, compare with a rebuild from scratch ---------------
-        assert sim.term(30) == 0, sim.tail()
+        assert sim.term() == 0, sim.tail()
         summary = simulator_summary(sim.output())
         records = book_records(cfg)
         oracle = rebuild(cfg, records=records)

@@ -126,7 +126,7 @@ async def test_gateway_kill_9_and_restart(kafka_cfg: KafkaConfig, tmp_path: Path
         health = gateway_health(st.gateway_http) or {}
         await asyncio.sleep(2.0)
 
-        assert sim.term(30) == 0, sim.tail()
+        assert sim.term() == 0, sim.tail()
         oracle = rebuild(kafka_cfg)
         want = oracle.states()
         got = await gateway_books(st.ws_url, want)
@@ -164,7 +164,7 @@ async def test_api_kill_9_and_restart(kafka_cfg: KafkaConfig, tmp_path: Path) ->
         await await_until(lambda: gateway_ready(st.gateway_http), 40, what="gateway ready")
         await await_until(lambda: api_ready(st.api_http), 40, what="api ready")
         await asyncio.sleep(4.0)
-        assert sim.term(30) == 0, sim.tail()
+        assert sim.term() == 0, sim.tail()
         want = rebuild(kafka_cfg).states()
         before = await asyncio.to_thread(wait_api_books, st.api_http, want, 20)
         assert diff(before, want) == [], st.dump()
@@ -254,7 +254,7 @@ async def test_producer_kill_9_and_restart(kafka_cfg: KafkaConfig, tmp_path: Pat
         await asyncio.sleep(2.0)
         health = gateway_health(st.gateway_http) or {}
 
-        assert sim2.term(30) == 0, sim2.tail()
+        assert sim2.term() == 0, sim2.tail()
         records = book_records(kafka_cfg)
         oracle = rebuild(kafka_cfg, records=records)
         want = oracle.states()
@@ -321,7 +321,7 @@ async def test_gateway_sigterm_is_graceful(kafka_cfg: KafkaConfig, tmp_path: Pat
         code = await asyncio.to_thread(gw.term, 30)
         exit_s = time.monotonic() - t0
         close_codes = await asyncio.gather(*clients)
-        assert sim.term(30) == 0, sim.tail()
+        assert sim.term() == 0, sim.tail()
 
         records = book_records(kafka_cfg)
         snaps = {
