@@ -37,12 +37,17 @@ def stream_key(exchange: Exchange, symbol: str) -> str:
     return f"{_NAMES[exchange]}:{symbol}"
 
 
+_BY_NAME: dict[str, Exchange] = {e.name: e for e in Exchange if e.name != "UNKNOWN"}
+"""Name -> enum, UNKNOWN left out: ``Exchange.__members__`` builds a mapping per call."""
+
+
 def parse_stream_key(key: str) -> tuple[Exchange, str]:
     """Split ``EXCHANGE:SYMBOL``; raises ValueError on anything else."""
     name, sep, symbol = key.partition(":")
-    if not sep or not symbol or name not in Exchange.__members__ or name == "UNKNOWN":
+    exchange = _BY_NAME.get(name)
+    if not sep or not symbol or exchange is None:
         raise ValueError(f"not a stream name (EXCHANGE:SYMBOL): {key!r}")
-    return Exchange[name], symbol
+    return exchange, symbol
 
 
 @dataclass(slots=True)

@@ -115,6 +115,9 @@ CHECK_SLICE_NS = 5_000_000
 """A freshness check (``check_slow``) over thousands of clients runs in slices of 5 ms
 with the loop's I/O between them: a ping waits for one slice, not the whole check."""
 
+FRESH_CHUNK = 32
+"""Clients with nothing old enough to look at, passed over per step of a freshness check."""
+
 RESYNC_SHARE = 50
 """Resyncs in one freshness check stop after ``max_lag / RESYNC_SHARE`` (10 ms at 500 ms;
 the check runs every ``max_lag / 5``, so a tenth of the loop at most): a gateway short of
@@ -655,7 +658,8 @@ class Hub:
             pass
 
     def _fresh_steps(self) -> Iterator[None]:
-        """``check_fresh``, one client per step.
+        """``check_fresh``, one step per client with something to look at (a probe, an
+        ioctl, a verdict), one per :data:`FRESH_CHUNK` clients with nothing yet.
 
         With probes, a client whose data went quiet gets a probe of its own once its
         oldest unconfirmed write is a probe interval old; without, the kernel is asked
@@ -664,14 +668,25 @@ class Hub:
         max_lag = self.max_lag_ns
         half = max_lag // 2
         mono = self.mono
+        now = mono()
+        cheap = 0
         for s in list(self._watch):  # a copy: other callbacks run between slices
-            yield
+            marks = s.out.marks
+            if marks and now - marks[0][1] < (s.probe_ns or half):
+                # the common case, first and cheap (10,000 clients every check): nothing
+                # unconfirmed is old enough for a probe, an ioctl or a verdict yet. A step
+                # (a look at the budget) and a clock read per client cost more than this
+                # look, so they come once per FRESH_CHUNK such clients.
+                cheap += 1
+                if cheap == FRESH_CHUNK:
+                    cheap = 0
+                    yield
+                    now = mono()
+                continue
+            cheap = 0
+            yield  # before each client with work to do, as before
             out = s.out
             marks = out.marks
-            if marks and mono() - marks[0][1] < (s.probe_ns or half):
-                # the common case, first and cheap (10,000 clients every check): nothing
-                # unconfirmed is old enough for a probe, an ioctl or a verdict yet
-                continue
             if s.behind_since is not None or s.replays or s not in self.sessions:
                 # a running replay streams history as fast as the client reads it, paced
                 # by the replay itself: its age is not live data's (the high-water mark

@@ -15,6 +15,7 @@ import pytest
 
 from core.market import Market
 from core.types import BookUpdate, Exchange, Trade
+from gateway import hub as hub_mod
 from gateway import session as session_mod
 from gateway.clock import Clock as GatewayClock
 from gateway.hub import Hub
@@ -518,6 +519,34 @@ def test_a_check_with_a_budget_stops_and_goes_on_where_it_stopped(
     clock.t += 2_000 * MS
     assert hub.check_slow(lambda *a: pytest.fail("closed"))
     assert all(s.behind_since is None and s.resyncs == 1 for s in sessions)
+
+
+def test_clients_with_nothing_old_are_passed_over_in_chunks_and_an_old_one_among_them_found(
+    kernel: dict[int, int],
+) -> None:
+    """A check over many clients whose unconfirmed data is young takes one step per
+    FRESH_CHUNK of them (10,000 clients every max_lag / 5: the step cost more than the
+    look); one with old data among them still gets its own step and its verdict."""
+    market, hub, old, clock = make(kernel)
+    feed(market, hub, 2)
+    kernel[old.fd] = old.out.written  # never read
+    clock.t += 600 * MS
+    young = [client(hub, kernel, fd) for fd in range(100, 100 + 3 * hub_mod.FRESH_CHUNK)]
+    feed(market, hub, 3)  # written just now: nothing old enough to look at
+    looks = 0
+
+    def work() -> int:
+        nonlocal looks
+        looks += 1
+        return 0
+
+    hub.work_clock = work
+    assert hub.check_slow(lambda *a: pytest.fail("closed"), MS)
+    assert old.behind_since is not None and old.behind_reason == "lag"
+    assert all(s.behind_since is None for s in young)
+    # one look at the budget per step: the old client's, one per chunk of young ones,
+    # and the check's own start and end (a client per step would be 3 * FRESH_CHUNK + 1)
+    assert looks <= 3 + 1 + 3
 
 
 def test_a_client_gone_between_slices_is_skipped(kernel: dict[int, int]) -> None:
