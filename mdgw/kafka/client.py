@@ -118,6 +118,17 @@ class SourceFactory(Protocol):
         ...
 
 
+SOCKET_CONF: dict[str, object] = {
+    # librdkafka leaves Nagle on: a small request written while the previous one is
+    # unacknowledged waits for that ACK, tens of ms at the tail (bench/README.md).
+    "socket.nagle.disable": True,
+    # after a broker restart, back within 2 s rather than librdkafka's 10 s ceiling
+    "reconnect.backoff.ms": 100,
+    "reconnect.backoff.max.ms": 2000,
+}
+"""How every client here (consumer_conf, mdgw.kafka.sink) talks to the brokers."""
+
+
 def consumer_conf(cfg: KafkaConfig, group_id: str, **extra: object) -> dict:
     return {
         "bootstrap.servers": cfg.bootstrap,
@@ -132,12 +143,8 @@ def consumer_conf(cfg: KafkaConfig, group_id: str, **extra: object) -> dict:
         "fetch.wait.max.ms": cfg.fetch_wait_max_ms,
         "fetch.min.bytes": cfg.fetch_min_bytes,
         "queued.max.messages.kbytes": 65536,
-        # librdkafka leaves Nagle on: a small request written while the previous one is
-        # unacknowledged waits for that ACK, tens of ms at the tail (bench/README.md).
-        "socket.nagle.disable": True,
+        **SOCKET_CONF,
         "enable.partition.eof": False,
-        "reconnect.backoff.ms": 100,
-        "reconnect.backoff.max.ms": 2000,
         **extra,
     }
 

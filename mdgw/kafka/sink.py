@@ -17,6 +17,7 @@ from typing import Protocol
 from confluent_kafka import KafkaError, Message, Producer
 
 from mdgw.config import KafkaConfig
+from mdgw.kafka.client import SOCKET_CONF
 from mdgw.kafka.headers import Headers
 from mdgw.kafka.security import security_conf
 
@@ -64,14 +65,10 @@ class KafkaSink:
             "acks": "all",
             "linger.ms": cfg.producer_linger_ms if linger_ms is None else linger_ms,
             "compression.type": "lz4",
-            "socket.nagle.disable": True,  # see consumer_conf
+            **SOCKET_CONF,
             "message.max.bytes": 8_388_608,
             "queue.buffering.max.messages": 500_000,
             "delivery.timeout.ms": 300_000,
-            # as the consumer's (client.consumer_conf): after a broker restart, back within
-            # 2 s rather than librdkafka's 10 s backoff ceiling
-            "reconnect.backoff.ms": 100,
-            "reconnect.backoff.max.ms": 2000,
             **(extra or {}),
         }
         self._producer = Producer(conf)
