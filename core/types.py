@@ -37,14 +37,15 @@ def stream_key(exchange: Exchange, symbol: str) -> str:
     return f"{_NAMES[exchange]}:{symbol}"
 
 
-_BY_NAME: dict[str, Exchange] = {e.name: e for e in Exchange if e.name != "UNKNOWN"}
-"""Name -> enum, UNKNOWN left out: ``Exchange.__members__`` builds a mapping per call."""
+EXCHANGE_BY_NAME: dict[str, Exchange] = {e.name: e for e in Exchange if e is not Exchange.UNKNOWN}
+"""A venue's name -> its enum, UNKNOWN left out (not a venue). Look names up here:
+``Exchange.__members__`` builds a mapping per call."""
 
 
 def parse_stream_key(key: str) -> tuple[Exchange, str]:
     """Split ``EXCHANGE:SYMBOL``; raises ValueError on anything else."""
     name, sep, symbol = key.partition(":")
-    exchange = _BY_NAME.get(name)
+    exchange = EXCHANGE_BY_NAME.get(name)
     if not sep or not symbol or exchange is None:
         raise ValueError(f"not a stream name (EXCHANGE:SYMBOL): {key!r}")
     return exchange, symbol

@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError as _PbDecodeError
 from google.protobuf.message import Message
 
 from core.native import native
-from core.types import BookUpdate, Exchange, Level, Statistics, Trade
+from core.types import EXCHANGE_BY_NAME, BookUpdate, Exchange, Level, Statistics, Trade
 from schemas import market_data_pb2 as pb
 from schemas.errors import DecodeError, ValidationError
 
@@ -32,7 +32,6 @@ MAX_TRADE_ID = 64
 """Longest trade id kept (venues use <= 20 characters); longer ones are refused."""
 _SIDES = {pb.Trade.BUY: "buy", pb.Trade.SELL: "sell", pb.Trade.UNKNOWN_SIDE: ""}
 _SIDE_CODES = {"buy": pb.Trade.BUY, "sell": pb.Trade.SELL, "": pb.Trade.UNKNOWN_SIDE}
-_EXCHANGE_NAMES = {e.name: e for e in Exchange if e is not Exchange.UNKNOWN}
 _PB_EXCHANGES = {e: cast("pb.OrderBookUpdate.Exchange", int(e)) for e in Exchange}
 """Core enum -> protobuf enum: the same numbers (the stubs type ``Value()`` as int)."""
 
@@ -198,7 +197,7 @@ def book_from_pb(m: pb.OrderBookUpdate) -> BookUpdate:
 
 
 def trade_from_pb(m: pb.Trade) -> Trade:
-    exchange = _EXCHANGE_NAMES.get(m.exchange)
+    exchange = EXCHANGE_BY_NAME.get(m.exchange)
     if exchange is None:
         raise ValidationError(f"unknown exchange {m.exchange!r}")
     if not (math.isfinite(m.price) and m.price > 0 and math.isfinite(m.quantity)):

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import orjson
 
-from core.types import Exchange
+from core.types import EXCHANGE_BY_NAME, Exchange
 from producers.captures.binance import BinanceHandler
 from producers.captures.coinbase import CoinbaseHandler
 from producers.captures.common import (
@@ -94,8 +94,8 @@ def parse_line(text: str) -> RawLine | None:
 def exchange_of(path: str | Path) -> Exchange | None:
     """The venue of a capture file: from its name (``KRAKEN.ws.50.0``) or its first URL."""
     prefix = Path(path).name.split(".")[0].upper()
-    if prefix in Exchange.__members__ and prefix != "UNKNOWN":
-        return Exchange[prefix]
+    if prefix in EXCHANGE_BY_NAME:
+        return EXCHANGE_BY_NAME[prefix]
     text = head(path).lower()
     hits = {ex for host, ex in _HOSTS.items() if host.encode() in text}
     return hits.pop() if len(hits) == 1 else None
