@@ -45,7 +45,8 @@ from bench import latency_stats as st
 from bench import procs
 from bench.common import bench_config, drop_topics, write_result
 from bench.fanout import free_port
-from mdgw.config import Config
+from mdgw.config import Config, KafkaConfig
+from mdgw.kafka.source import IDLE_FETCH_MIN_BYTES
 from producers.simulator import default_streams
 
 SYMBOLS = 3
@@ -586,16 +587,47 @@ def overload(p: Plan, server: Server, meter: Meter, name: str, responsive: bool)
     return out
 
 
-INGEST_FETCH: dict[str, dict[str, object]] = {
-    "default": {},
-    # the broker holds a fetch until 64 KiB or 5 ms: fewer, larger batches
-    "batched": {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 5},
-    # the same with other waits, for the curve (--ingest-fetch)
-    "batched-2ms": {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 2},
-    "batched-10ms": {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 10},
+IDLE_FETCH = {
+    "MDGW_KAFKA_FETCH_MIN_BYTES": IDLE_FETCH_MIN_BYTES,
+    "MDGW_KAFKA_FETCH_WAIT_MAX_MS": KafkaConfig().idle_fetch_wait_ms,
 }
-"""Consumer fetch settings the ingest workload can compare (CPU per record vs the Kafka
-hop); ``--ingest-fetch`` picks them, default and batched by default."""
+"""What an idle gateway's consumer fetches with (``kafka.idle_fetch_wait_ms``,
+``mdgw.kafka.source.IDLE_FETCH_MIN_BYTES``): the bare decode loop's fetch beside it."""
+EAGER = {"MDGW_KAFKA_IDLE_FETCH_WAIT_MS": 0}
+"""A gateway that never switches to the idle fetch: what ingest costs with clients."""
+
+INGEST_FETCH: dict[str, tuple[dict[str, object], dict[str, object]]] = {
+    # no clients: the gateway switches to the idle fetch (measured once it has)
+    "default": ({}, IDLE_FETCH),
+    # the eager fetch a gateway with clients uses (fetch.min.bytes 1)
+    "eager": (EAGER, {}),
+    # the broker holds a fetch until 64 KiB or 5 ms: fewer, larger batches
+    "batched": (
+        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 5, **EAGER},
+        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 5},
+    ),
+    # the same with other waits, for the curve (--ingest-fetch)
+    "batched-2ms": (
+        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 2, **EAGER},
+        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 2},
+    ),
+    "batched-10ms": (
+        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 10, **EAGER},
+        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 10},
+    ),
+}
+"""Fetch settings the ingest workload compares (CPU per record vs the Kafka hop), as
+(the gateway's environment, the bare decode loop's); ``--ingest-fetch`` picks them."""
+
+
+def wait_idle_fetch(gw: Gateway, timeout: float = 60.0) -> bool:
+    """Until the gateway says its consumer fetches in bulk (``kafka_fetch_idle``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (st.prom_sum(gw.metrics(), "kafka_fetch_idle") or 0.0) >= 1.0:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def ingest(p: Plan) -> dict[str, Any]:
@@ -605,11 +637,14 @@ def ingest(p: Plan) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     cfg = None
     for fetch in a.ingest_fetch:
-        env = INGEST_FETCH[fetch]
+        env, floor_env = INGEST_FETCH[fetch]
         gw = Gateway(**env)
         cfg = cfg or gw.cfg
         meter = Meter(gw, p.broker)
         try:
+            idle_fetch = wait_idle_fetch(gw) if fetch == "default" else False
+            if fetch == "default" and not idle_fetch:
+                log("  ingest default: the gateway never switched to the idle fetch")
             for rate in a.ingest_rates:
                 m0 = gw.metrics()
                 w = measure(gw, meter, rate, a.ingest_s, a.settle, scrape=True)
@@ -623,6 +658,8 @@ def ingest(p: Plan) -> dict[str, Any]:
                     {
                         "fetch": fetch,
                         "fetch_env": env,
+                        "floor_fetch_env": floor_env,
+                        "idle_fetch": idle_fetch,
                         "rate": rate,
                         "records_per_s": round(per_s, 1),
                         "gateway_cores": w.cpu["server"],
@@ -652,7 +689,7 @@ def ingest(p: Plan) -> dict[str, Any]:
             rate = float(row["rate"])
             key = (str(row["fetch"]), rate)
             if key not in floors:
-                floors[key] = ingest_floor(p, cfg, rate, row["fetch_env"], idle)
+                floors[key] = ingest_floor(p, cfg, rate, row["floor_fetch_env"], idle)
                 log(f"  ingest floor {key[0]} {rate:,.0f}/s: {floors[key]}")
             f = floors[key]
             row["broker_cores_without_gateway"] = idle[rate]
@@ -981,7 +1018,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ingest-s", type=float, default=8.0)
     ap.add_argument(
         "--ingest-fetch",
-        default="default,batched",
+        default="default,eager,batched",
         help=f"comma-separated fetch settings for the ingest workload, of {','.join(INGEST_FETCH)}",
     )
     ap.add_argument(

@@ -193,6 +193,8 @@ class Hub:
         """The bbo channel (docs/protocol.md §4.8)."""
         self.candles = CandleChannel(self)
         """The candles channel: its builders ride on the registry and the outboxes here."""
+        self.on_first_session: Callable[[], None] | None = None
+        """Called when a session joins a hub that had none (the consumer's fetch pace)."""
 
     # ---- subscriptions -------------------------------------------------------------
 
@@ -283,6 +285,8 @@ class Hub:
 
     def add_session(self, session: Session) -> None:
         session.clock = self.mono
+        if not self.sessions and self.on_first_session is not None:
+            self.on_first_session()
         self.sessions.add(session)
 
     def remove_session(self, session: Session) -> None:

@@ -84,6 +84,10 @@ class KafkaConfig:
     """Consumers' fetch.min.bytes: 1 = answer a fetch as soon as any record is there;
     larger (with a small fetch_wait_max_ms) batches records: less CPU per record on both
     sides, up to fetch_wait_max_ms more latency (bench/README.md)."""
+    idle_fetch_wait_ms: int = 50
+    """A gateway with no WebSocket client for 5 s fetches in bulk (fetch.min.bytes 1 MiB,
+    this wait): nobody waits for its records, and ingest costs a fifth of the CPU. The
+    first client to connect switches it back to the eager fetch above. 0 = always eager."""
 
 
 @dataclass(frozen=True)
@@ -487,6 +491,7 @@ def _validate_latency(config: Config) -> None:
         ("gateway.send_buffer_bytes", g.send_buffer_bytes),
         ("kafka.producer_linger_ms", k.producer_linger_ms),
         ("kafka.fetch_wait_max_ms", k.fetch_wait_max_ms),
+        ("kafka.idle_fetch_wait_ms", k.idle_fetch_wait_ms),
         ("gateway.resync_interval", g.resync_interval),
         ("gateway.stall_ms", g.stall_ms),
     ):

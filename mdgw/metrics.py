@@ -104,6 +104,14 @@ CONSUMER_LAG = Gauge(
     multiprocess_mode="max",
 )
 STALE_STREAMS = Gauge("stale_streams", "Streams currently stale", multiprocess_mode="max")
+KAFKA_FETCH_IDLE = Gauge(
+    "kafka_fetch_idle",
+    "1 while the consumer fetches in bulk: no client connected (kafka.idle_fetch_wait_ms)",
+    multiprocess_mode="livesum",
+)
+KAFKA_FETCH_SWITCHES = Counter(
+    "kafka_fetch_switches_total", "Switches between the eager and the idle fetch", ["to"]
+)
 SNAPSHOTS_WRITTEN = Counter("snapshots_written_total", "Books written to the snapshot topic")
 API_REQUESTS = Counter("api_requests_total", "REST requests", ["method", "route", "status"])
 RATE_LIMITED = Counter(

@@ -32,6 +32,7 @@ from mdgw.kafka.client import (
     sources_for,
 )
 from mdgw.kafka.headers import BOOK_OFFSET, BOOK_PARTITION, int_header
+from mdgw.metrics import KAFKA_FETCH_IDLE, KAFKA_FETCH_SWITCHES
 
 __all__ = [
     "Batch",
@@ -130,6 +131,11 @@ def load_snapshots(
     return latest
 
 
+IDLE_FETCH_MIN_BYTES = 1 << 20
+"""fetch.min.bytes of the idle fetch: more than arrives in its wait at any rate seen
+here, so the broker answers once a wait (``kafka.idle_fetch_wait_ms``)."""
+
+
 CHUNK = 16
 """Records handled between two looks at the clock: a batch of 2,000 records, each
 fanned out to hundreds of clients, is longer than the loop's whole budget (and 64
@@ -183,6 +189,15 @@ class ThreadedConsumer:
         self._positions: dict[tuple[str, int], int] = {}
         self.current: Batch | None = None
         """The batch whose records the loop's handler is being given (None between)."""
+        self._group_id = group_id
+        self._assigned: dict[tuple[str, int], int] = {}
+        """The hand-made assignment's start offsets (empty in group mode)."""
+        self._subscribed = False
+        self._lock = threading.Lock()
+        """Held while the client is replaced or assigned (two threads may do either)."""
+        self.idle = False
+        """The client fetches in bulk (:meth:`pace`)."""
+        self._want_idle = False
 
     def _on_client_error(self, err: SourceError) -> None:
         if err.code == BROKERS_DOWN:
@@ -215,12 +230,67 @@ class ThreadedConsumer:
 
     def assign(self, partitions: list[tuple[str, int, int]]) -> None:
         """Read these (topic, partition, start offset); a negative offset means beginning."""
-        self._source.assign([(t, p, o if o >= 0 else BEGINNING) for t, p, o in partitions])
+        assignment = [(t, p, o if o >= 0 else BEGINNING) for t, p, o in partitions]
+        with self._lock:
+            self._source.assign(assignment)
+            # where a replacement client starts (``pace``) until records come
+            self._assigned = {(t, p): o for t, p, o in assignment}
+            for tp in list(self._positions):
+                if tp in self._assigned:  # read again from the given offset
+                    del self._positions[tp]
+
+    def pace(self, idle: bool) -> None:
+        """Fetch in bulk (``idle``: nobody waits for the records, e.g. no client is
+        connected) or eagerly, answered as soon as a record is there (the default).
+
+        librdkafka fixes its fetch settings when a client is made, so the consumer
+        thread replaces its client between two ``consume()`` calls: the new one is
+        assigned where the old one's last record handed on ends, so no record is lost or
+        read twice. Only for a hand-made assignment (a group member would rebalance), and
+        only when ``kafka.idle_fetch_wait_ms`` is set."""
+        self._want_idle = idle and self._cfg.idle_fetch_wait_ms > 0 and not self._subscribed
+
+    def _repace(self) -> None:
+        """On the consumer thread: a new client with the fetch ``pace`` asked for."""
+        idle = self._want_idle
+        with self._lock:
+            if self._subscribed:
+                self._want_idle = self.idle  # group mode: the client stays
+                return
+            assignment = [
+                (t, p, self._positions.get((t, p), start))
+                for (t, p), start in self._assigned.items()
+            ]
+            t0 = time.perf_counter()
+            try:
+                source = self._sources(
+                    self._group_id,
+                    on_error=self._on_client_error,
+                    fetch_wait_ms=self._cfg.idle_fetch_wait_ms if idle else None,
+                    settings={"fetch.min.bytes": IDLE_FETCH_MIN_BYTES} if idle else None,
+                )
+                source.assign(assignment)
+            except Exception as e:  # the library's own types too: the running client stays
+                self._want_idle = self.idle
+                self._note_error(f"switching the fetch: {e}")
+                return
+            old, self._source = self._source, source
+            self.idle = idle
+        old.close()
+        KAFKA_FETCH_IDLE.set(1 if idle else 0)
+        KAFKA_FETCH_SWITCHES.labels("idle" if idle else "eager").inc()
+        log.info(
+            "kafka: %s fetch (%d partitions, %.0f ms)",
+            "idle" if idle else "eager",
+            len(assignment),
+            (time.perf_counter() - t0) * 1e3,
+        )
 
     def subscribe(
         self, topics: list[str], on_assign: RebalanceHandler, on_revoke: RebalanceHandler
     ) -> None:
         """Join the consumer group (sharded mode); the callbacks set start offsets."""
+        self._subscribed = True
         self._source.subscribe(topics, on_assign, on_revoke)
 
     def start(
@@ -280,6 +350,8 @@ class ThreadedConsumer:
 
         def run() -> None:
             while not self._stop.is_set():
+                if self._want_idle != self.idle:
+                    self._repace()
                 try:
                     records = self._source.consume(self._max_batch, 0.1)
                 except SourceError as e:

@@ -13,7 +13,10 @@ import logging
 import pytest
 from mdgw_client import MarketDataClient
 
-from core.types import VALID_DEPTHS
+from core.book import ApplyResult, OrderBook
+from core.types import VALID_DEPTHS, BookUpdate
+from mdgw.kafka.source import read_to_end
+from schemas import codec
 from tests.integration.helpers import collect, gateway_with_feed, wait_for
 
 pytestmark = [pytest.mark.kafka]
@@ -222,3 +225,53 @@ async def test_websocket_book_equals_the_rest_book_at_the_same_sequence(config) 
             await c.close()
         finally:
             await api.stop()
+
+
+async def test_an_idle_gateway_fetches_in_bulk_and_its_first_client_switches_it_back(
+    config, monkeypatch
+) -> None:
+    """No client: the consumer's client is replaced by one fetching in bulk; the first
+    client switches it back. Across both switches no record is lost or applied twice:
+    none is read twice, the gateway's books end equal to the book topic read back from
+    the beginning, and the client's books stay exact."""
+    from gateway import app as gateway_app
+
+    monkeypatch.setattr(gateway_app, "IDLE_AFTER_S", 0.5)
+    async with gateway_with_feed(config, rate=400) as (rt, url, sim):
+        rereads = rt.materializer.counters.rereads  # from here on, one would be a repeat
+        await wait_for(lambda: rt.consumer.idle, timeout=30)
+        consumed = rt.materializer.counters.consumed
+        await wait_for(lambda: rt.materializer.counters.consumed > consumed + 200)
+        c = MarketDataClient(url, fmt="json")
+        await c.connect()
+        await c.subscribe("book", BOOKS, depth=10)
+        await wait_for(lambda: not rt.consumer.idle, timeout=10)
+        counts = await collect(c, 2.0)
+        sim.stop()
+        last = -1
+        for _ in range(60):  # until everything published is consumed
+            if rt.materializer.counters.consumed == last:
+                break
+            last = rt.materializer.counters.consumed
+            await collect(c, 1.0)
+        assert counts.get("book", 0) > 20, counts
+        assert c.sequence_breaks == 0 and c.checksum_failures == 0
+        for stream in BOOKS:
+            local, server = c.book(stream), rt.market.book(stream)
+            assert local is not None and server is not None and local.valid
+            assert local.top_bids() == server.bids(10) and local.top_asks() == server.asks(10)
+        replayed: dict[str, OrderBook] = {}
+        for rec in read_to_end(config.kafka, config.kafka.book_topic):
+            u = codec.decode(rec.value)
+            assert isinstance(u, BookUpdate)
+            book = replayed.setdefault(u.stream, OrderBook(u.exchange, u.symbol))
+            assert book.apply(u) in (ApplyResult.SNAPSHOT, ApplyResult.APPLIED)
+        assert len(replayed) == 9
+        for stream, book in replayed.items():
+            server = rt.market.book(stream)
+            assert server is not None and server.sequence == book.sequence, stream
+            assert server.bids(0) == book.bids(0) and server.asks(0) == book.asks(0), stream
+        await c.close()
+        assert rt.materializer.counters.dlq == 0
+        assert rt.materializer.counters.gaps == 0
+        assert rt.materializer.counters.rereads == rereads

@@ -7,6 +7,8 @@ import math
 import pytest
 
 from bench import latency, latency_report
+from mdgw.config import KafkaConfig
+from mdgw.kafka.source import IDLE_FETCH_MIN_BYTES
 
 
 def side(p50: float, p99: float, delivered: float = 1000.0) -> dict:
@@ -119,9 +121,15 @@ def test_ratio_of_missing_values_is_a_dash() -> None:
 
 
 def test_ingest_fetch_settings_are_chosen_by_name() -> None:
-    assert latency.parse([]).ingest_fetch == ["default", "batched"]
+    assert latency.parse([]).ingest_fetch == ["default", "eager", "batched"]
     a = latency.parse(["--ingest-fetch", "default,batched-2ms,batched-10ms"])
     assert a.ingest_fetch == ["default", "batched-2ms", "batched-10ms"]
-    assert latency.INGEST_FETCH["batched-2ms"]["MDGW_KAFKA_FETCH_WAIT_MAX_MS"] == 2
+    gateway, floor = latency.INGEST_FETCH["batched-2ms"]
+    assert gateway["MDGW_KAFKA_FETCH_WAIT_MAX_MS"] == floor["MDGW_KAFKA_FETCH_WAIT_MAX_MS"] == 2
+    assert gateway["MDGW_KAFKA_IDLE_FETCH_WAIT_MS"] == 0  # measures this fetch, not the idle one
+    # with no clients the gateway fetches in bulk: its floor is the loop with that fetch
+    gateway, floor = latency.INGEST_FETCH["default"]
+    assert gateway == {} and floor["MDGW_KAFKA_FETCH_MIN_BYTES"] == IDLE_FETCH_MIN_BYTES
+    assert floor["MDGW_KAFKA_FETCH_WAIT_MAX_MS"] == KafkaConfig().idle_fetch_wait_ms
     with pytest.raises(SystemExit, match="unknown"):
         latency.parse(["--ingest-fetch", "fast"])

@@ -207,3 +207,27 @@ async def test_survivors_of_a_full_collection_are_frozen_once_ready() -> None:
         gc.collect()
         await eventually(lambda: rt.gc_policy.freezes == before + 1)  # the next loop beat
     assert not rt.gc_policy.installed
+
+
+async def test_the_fetch_is_idle_without_clients_and_eager_from_the_first_one(
+    monkeypatch,
+) -> None:
+    """The pacer (gateway/app.py): no client -> the bulk fetch; a client connecting
+    switches back at once (not at the next housekeeping tick), and it goes idle again
+    once the last one has left."""
+    from gateway import app as gateway_app
+
+    monkeypatch.setattr(gateway_app, "IDLE_AFTER_S", 0.0)
+    async with memory_gateway() as (rt, _broker, _history, _clock):
+        await eventually(lambda: rt.consumer.idle)
+        asked: list[bool] = []
+        pace = rt.consumer.pace
+        monkeypatch.setattr(rt.consumer, "pace", lambda idle: (asked.append(idle), pace(idle)))
+        async with connect(url(rt)) as ws:
+            await ws.send(SUBSCRIBE)
+            await ws.recv()
+            assert asked[:1] == [False]  # asked by the connection itself
+            await eventually(lambda: not rt.consumer.idle)
+            await asyncio.sleep(0.7)  # a housekeeping tick with a client: still eager
+            assert not rt.consumer.idle
+        await eventually(lambda: rt.consumer.idle)
