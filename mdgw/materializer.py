@@ -209,9 +209,10 @@ class Materializer:
         if writer is not None and writer.dirty:
             writer.maybe_write(self.streams_of_trades_partition)
 
-    def _decoded(self, rec: Record, kind: type[R], topic: str) -> R | None:
-        """The record's value if it is a valid ``kind`` keyed by its own stream; else it
-        is dead-lettered (with why) and None is returned."""
+    def _decoded(self, rec: Record, kind: type[R], topic: str) -> tuple[R, str] | None:
+        """The record's value if it is a valid ``kind`` keyed by its own stream, and that
+        stream (built once: every step after needs it); else it is dead-lettered (with
+        why) and None is returned."""
         try:
             value = codec.decode(rec.value or b"")
         except SchemaError as e:
@@ -221,17 +222,18 @@ class Materializer:
             self.dead_letter(rec, "wrong_type", f"{type(value).__name__} on the {topic} topic")
             return None
         key = (rec.key or b"").decode(errors="replace")
-        if key != value.stream:
-            self.dead_letter(rec, "key_mismatch", f"key {key!r} but record is {value.stream}")
+        stream = value.stream
+        if key != stream:
+            self.dead_letter(rec, "key_mismatch", f"key {key!r} but record is {stream}")
             return None
-        return value
+        return value, stream
 
     def _book_record(self, rec: Record) -> None:
-        update = self._decoded(rec, BookUpdate, "book")
-        if update is None:
+        decoded = self._decoded(rec, BookUpdate, "book")
+        if decoded is None:
             return
+        update, stream = decoded
         self.last_ingest_ns = update.ingest_ns
-        stream = update.stream
         pos = self.positions.get(stream)
         if pos is not None and rec.partition == pos.partition and rec.offset <= pos.offset:
             self.counters.rereads += 1
@@ -242,8 +244,9 @@ class Materializer:
         if jump is not None:
             self.dead_letter(rec, "sequence_jump", jump)
             return
+        now = self.clock()
         try:
-            event = self.market.apply_book(update, self.clock())
+            event = self.market.apply_book(update, now)
         except CoreError as e:
             self.dead_letter(rec, "invalid", str(e))
             return
@@ -268,7 +271,7 @@ class Materializer:
             self.counters.applied += 1
             pos.updates_since_snapshot += 1
             if self.snapshot_sink is not None:
-                self._maybe_snapshot(stream, pos)
+                self._maybe_snapshot(stream, pos, now)
         if self.on_book is not None:
             agg = event.aggregated
             self.on_book(stream, result, agg.symbol if agg is not None else None)
@@ -280,12 +283,13 @@ class Materializer:
             if self.resume.skip(stream, rec.partition, rec.offset):
                 self.counters.rereads += 1
                 return
-        trade = self._decoded(rec, Trade, "trades")
-        if trade is None:
+        decoded = self._decoded(rec, Trade, "trades")
+        if decoded is None:
             return
-        if self._new_stream_over_cap(trade.stream, rec):
+        trade, stream = decoded
+        if self._new_stream_over_cap(stream, rec):
             return
-        self.trade_partitions[trade.stream] = rec.partition
+        self.trade_partitions[stream] = rec.partition
         if self.market.apply_trade(trade, self.clock()):
             self.counters.applied += 1
             if self.on_trade is not None:
@@ -325,8 +329,7 @@ class Materializer:
             hdrs.append(("truncated", b"true"))
         self.dlq.send(self.cfg.dlq_topic, rec.key, value, hdrs)
 
-    def _maybe_snapshot(self, stream: str, pos: StreamPosition) -> None:
-        now = self.clock()
+    def _maybe_snapshot(self, stream: str, pos: StreamPosition, now: int) -> None:
         due = (
             pos.updates_since_snapshot >= self.snapshot_every_updates
             or now - pos.last_snapshot_ns >= self.snapshot_every_ns
