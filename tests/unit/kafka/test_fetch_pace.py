@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mdgw.config import KafkaConfig
-from mdgw.kafka.client import BEGINNING, ErrorHandler, Record
+from mdgw.kafka.client import BEGINNING, Record
 from mdgw.kafka.memory import MemoryBroker, MemorySource
 from mdgw.kafka.source import IDLE_FETCH_MIN_BYTES, ThreadedConsumer
 from tests.unit.kafka.memkafka import broker_for
@@ -27,16 +27,9 @@ class Made:
         self.broker = broker
         self.clients: list[tuple[MemorySource, int | None, Mapping[str, object] | None]] = []
 
-    def __call__(
-        self,
-        group_id: str,
-        *,
-        on_error: ErrorHandler | None = None,
-        fetch_wait_ms: int | None = None,
-        settings: Mapping[str, object] | None = None,
-    ) -> MemorySource:
-        source = self.broker(group_id, on_error=on_error)
-        self.clients.append((source, fetch_wait_ms, settings))
+    def __call__(self, group_id: str, **asked: Any) -> MemorySource:
+        source = self.broker(group_id, on_error=asked.get("on_error"))
+        self.clients.append((source, asked.get("fetch_wait_ms"), asked.get("settings")))
         return source
 
 
