@@ -456,6 +456,7 @@ def _fetch_pacer(hub: Hub, consumer: ThreadedConsumer) -> Callable[[], None]:
         now = time.monotonic()
         if hub.sessions:
             last_client = now
+            consumer.pace(False)  # again each tick: a switch that failed is tried again
         elif now - last_client >= IDLE_AFTER_S:
             consumer.pace(True)
 

@@ -230,4 +230,5 @@ async def test_the_fetch_is_idle_without_clients_and_eager_from_the_first_one(
             await eventually(lambda: not rt.consumer.idle)
             await asyncio.sleep(0.7)  # a housekeeping tick with a client: still eager
             assert not rt.consumer.idle
+            assert asked.count(False) >= 2  # asked again each tick (a failed switch retries)
         await eventually(lambda: rt.consumer.idle)

@@ -111,3 +111,40 @@ async def test_no_switch_when_off_or_in_a_group(cfg: KafkaConfig, group: bool) -
         consumer.close()
     assert not consumer.idle
     assert len(made.clients) == 1
+
+
+async def test_a_switch_that_fails_keeps_the_running_client_and_can_be_asked_again() -> None:
+    broker = broker_for(CFG)
+    made = Made(broker)
+    fail = [False]
+
+    def factory(group_id: str, **asked: Any) -> MemorySource:
+        if fail[0]:
+            fail[0] = False
+            raise RuntimeError("no client today")
+        return made(group_id, **asked)
+
+    consumer = ThreadedConsumer(CFG, "g", sources=factory)
+    topic = CFG.book_topic
+    consumer.assign([(topic, 0, BEGINNING)])
+    seen: list[int] = []
+    consumer.start(asyncio.get_running_loop(), lambda rs: seen.extend(r.offset for r in rs))
+    try:
+        consumer.pace(True)
+        await _until(lambda: consumer.idle)
+        fail[0] = True
+        consumer.pace(False)
+        await _until(lambda: consumer.errors == 1)
+        assert consumer.idle and "switching the fetch" in consumer.last_error
+        for i in range(5):
+            broker.send(topic, None, str(i).encode(), partition=0)
+        await _until(lambda: len(seen) == 5)  # the idle client still reads
+        consumer.pace(False)
+        await _until(lambda: not consumer.idle)
+        for i in range(5, 10):
+            broker.send(topic, None, str(i).encode(), partition=0)
+        await _until(lambda: len(seen) == 10)
+    finally:
+        consumer.close()
+    assert seen == list(range(10))
+    assert len(made.clients) == 3  # the first, the idle one, the eager one after the failure
