@@ -596,25 +596,27 @@ IDLE_FETCH = {
 EAGER = {"MDGW_KAFKA_IDLE_FETCH_WAIT_MS": 0}
 """A gateway that never switches to the idle fetch: what ingest costs with clients."""
 
+
+def _fixed(fetch: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """A fetch setting measured as it is: the gateway never switches to the idle fetch,
+    and the bare decode loop beside it fetches the same way."""
+    return {**fetch, **EAGER}, fetch
+
+
+def _batched(wait_ms: int) -> tuple[dict[str, object], dict[str, object]]:
+    return _fixed({"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": wait_ms})
+
+
 INGEST_FETCH: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     # no clients: the gateway switches to the idle fetch (measured once it has)
     "default": ({}, IDLE_FETCH),
     # the eager fetch a gateway with clients uses (fetch.min.bytes 1)
-    "eager": (EAGER, {}),
+    "eager": _fixed({}),
     # the broker holds a fetch until 64 KiB or 5 ms: fewer, larger batches
-    "batched": (
-        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 5, **EAGER},
-        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 5},
-    ),
+    "batched": _batched(5),
     # the same with other waits, for the curve (--ingest-fetch)
-    "batched-2ms": (
-        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 2, **EAGER},
-        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 2},
-    ),
-    "batched-10ms": (
-        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 10, **EAGER},
-        {"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": 10},
-    ),
+    "batched-2ms": _batched(2),
+    "batched-10ms": _batched(10),
 }
 """Fetch settings the ingest workload compares (CPU per record vs the Kafka hop), as
 (the gateway's environment, the bare decode loop's); ``--ingest-fetch`` picks them."""
