@@ -94,8 +94,9 @@ def parse_line(text: str) -> RawLine | None:
 def exchange_of(path: str | Path) -> Exchange | None:
     """The venue of a capture file: from its name (``KRAKEN.ws.50.0``) or its first URL."""
     prefix = Path(path).name.split(".")[0].upper()
-    if prefix in EXCHANGE_BY_NAME:
-        return EXCHANGE_BY_NAME[prefix]
+    named = EXCHANGE_BY_NAME.get(prefix)
+    if named is not None:
+        return named
     text = head(path).lower()
     hits = {ex for host, ex in _HOSTS.items() if host.encode() in text}
     return hits.pop() if len(hits) == 1 else None
