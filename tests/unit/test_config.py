@@ -52,6 +52,7 @@ def test_layers_file_then_env_then_flags(tmp_path: Path) -> None:
         ({"MDGW_KAFKA_PRODUCER_LINGER_MS": "-1"}, r"kafka\.producer_linger_ms"),
         ({"MDGW_KAFKA_FETCH_WAIT_MAX_MS": "-1"}, r"kafka\.fetch_wait_max_ms"),
         ({"MDGW_KAFKA_FETCH_MIN_BYTES": "0"}, r"kafka\.fetch_min_bytes"),
+        ({"MDGW_KAFKA_IDLE_FETCH_WAIT_MS": "-1"}, r"kafka\.idle_fetch_wait_ms"),
     ],
 )
 def test_bad_values_name_the_key(env: dict[str, str], needle: str) -> None:
