@@ -13,10 +13,13 @@ from typing import Any
 from mdgw_client import MarketDataClient
 
 from gateway.app import Gateway, start_gateway
+from mdgw import metrics
 from mdgw.config import Config
 from mdgw.kafka.sink import KafkaSink
+from mdgw.kafka.source import read_to_end
 from producers.publisher import Publisher
 from producers.simulate_run import run_simulator
+from schemas import codec
 
 
 class SimThread:
@@ -87,3 +90,38 @@ async def collect(
     except TimeoutError:
         pass
     return counts
+
+
+def stream_report(rt: Gateway, config: Config, stream: str) -> dict[str, Any]:
+    """Why a gateway's book of ``stream`` is what it is, for an assertion message: what
+    the gateway applied, ignored and skipped, how its consumer fared, and the stream's
+    records in the book topic (so "never written" and "not consumed" tell apart)."""
+    state = rt.market.state(stream)
+    mat, consumer = rt.materializer, rt.consumer
+    pos = mat.positions.get(stream)
+    in_topic: list[tuple[int, int, int, bool]] = []
+    for rec in read_to_end(config.kafka, config.kafka.book_topic, timeout=20):
+        if rec.key == stream.encode():
+            update = codec.decode(rec.value or b"")
+            in_topic.append((rec.partition, rec.offset, update.sequence, update.is_snapshot))
+    switches = {
+        s.labels["to"]: s.value
+        for m in metrics.KAFKA_FETCH_SWITCHES.collect()
+        for s in m.samples
+        if s.name.endswith("_total")
+    }
+    return {
+        "book": repr(state.book) if state else None,
+        "counters": dataclasses.asdict(state.counters) if state else None,
+        "position": (pos.partition, pos.offset) if pos else None,
+        "materializer": dataclasses.asdict(mat.counters),
+        "consumer": {
+            "idle": consumer.idle,
+            "errors": consumer.errors,
+            "last_error": consumer.last_error,
+            "switches (process total)": switches,
+        },
+        "topic records": len(in_topic),
+        "first in topic (partition, offset, sequence, snapshot)": in_topic[:3],
+        "snapshots in topic": [r[:3] for r in in_topic if r[3]][:5],
+    }

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.integration.helpers import gateway_with_feed
+from tests.integration.helpers import gateway_with_feed, stream_report
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -105,7 +105,11 @@ async def test_thousand_concurrent_connections_stay_exact(config) -> None:
             book = rt.market.book(stream)
             assert book is not None
             want = json.dumps([book.bids(20), book.asks(20)])
-            assert states == {want: sum(states.values())}, (stream, brief[stream])
+            assert states == {want: sum(states.values())}, (
+                stream,
+                brief[stream],
+                stream_report(rt, config, stream),
+            )
         lat = sorted(x for r in results for x in r["gateway_lat_ns"])
         assert lat, "no latency samples"
         print(
