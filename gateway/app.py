@@ -11,7 +11,7 @@ import ssl
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import Server, serve
@@ -48,8 +48,14 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext | None:
     return ctx
 
 
-async def _every(seconds: float, fn: Any) -> None:
+async def _every(
+    seconds: float, fn: Any, *, until: Callable[[], Awaitable[object]] | None = None
+) -> None:
+    """Call ``fn`` every ``seconds``; first, each time, await ``until`` (a timer that only
+    serves clients sleeps through a gateway with none: :class:`ClientTimers`)."""
     while True:
+        if until is not None:
+            await until()
         await asyncio.sleep(seconds)
         try:
             fn()
@@ -421,6 +427,13 @@ def _timers(
             asyncio.get_running_loop().call_soon(check_more)
 
     pace_fetch = _fetch_pacer(hub, consumer)
+    clients = ClientTimers(hub)
+
+    def first_session() -> None:
+        consumer.pace(False)
+        clients.wake()
+
+    hub.on_first_session = first_session
 
     def housekeeping() -> None:
         pace_fetch()
@@ -428,17 +441,43 @@ def _timers(
         server.expire_tokens()
         metrics.STALE_STREAMS.set(sum(1 for b in all_books(market) if b.stale))
 
+    def views_kept() -> Awaitable[None]:  # the conflation tick also forgets idle views
+        return clients.wait(hub.keeps_idle_views)
+
     return [
         asyncio.create_task(_broker_watch(consumer, hub)),
-        asyncio.create_task(_every(g.conflation_ms / 1000, hub.tick_conflated)),
-        asyncio.create_task(_every(g.heartbeat_interval / slices, heartbeat)),
-        asyncio.create_task(_every(1.0, stats)),
-        asyncio.create_task(_every(0.25, hub.candles.tick)),
-        asyncio.create_task(_every(max(0.01, g.max_lag_ms / 5000), slow)),
+        asyncio.create_task(_every(g.conflation_ms / 1000, hub.tick_conflated, until=views_kept)),
+        asyncio.create_task(_every(g.heartbeat_interval / slices, heartbeat, until=clients.wait)),
+        asyncio.create_task(_every(1.0, stats, until=clients.wait)),
+        asyncio.create_task(_every(0.25, hub.candles.tick, until=clients.wait)),
+        asyncio.create_task(_every(max(0.01, g.max_lag_ms / 5000), slow, until=clients.wait)),
         asyncio.create_task(_every(0.5, housekeeping)),
-        asyncio.create_task(_every(1.0, lambda: server.sent.fold_all(hub.sessions))),
+        asyncio.create_task(
+            _every(1.0, lambda: server.sent.fold_all(hub.sessions), until=clients.wait)
+        ),
         asyncio.create_task(_lag_loop(consumer)),
     ]
+
+
+class ClientTimers:
+    """What the timers that only serve clients (heartbeats, freshness checks, conflation,
+    candles, statistics) wait on while no WebSocket client is connected: each firing
+    wakes the process, and an idle gateway's loop spent about half its CPU on them
+    (bench/README.md, "Thirteenth pass"). The first client wakes them at once."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    async def wait(self, also: Callable[[], bool] | None = None) -> None:
+        """Return at once while a client is connected (or ``also()`` holds); else when
+        the first one connects."""
+        while not self.hub.sessions and not (also is not None and also()):
+            self._woken.clear()
+            await self._woken.wait()
 
 
 IDLE_AFTER_S = 5.0
@@ -460,7 +499,6 @@ def _fetch_pacer(hub: Hub, consumer: ThreadedConsumer) -> Callable[[], None]:
         elif now - last_client >= IDLE_AFTER_S:
             consumer.pace(True)
 
-    hub.on_first_session = lambda: consumer.pace(False)
     return pace
 
 

@@ -255,6 +255,10 @@ class Hub:
             return
         self._forget_slot(slot)
 
+    def keeps_idle_views(self) -> bool:
+        """Views without subscribers are kept (for resumes) until ``drop_idle`` drops them."""
+        return bool(self._idle)
+
     def drop_idle(self) -> None:
         """Forget views that have had no subscriber for ``resume_ms``."""
         cutoff = self.mono() - self.resume_ns

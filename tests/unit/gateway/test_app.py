@@ -232,3 +232,27 @@ async def test_the_fetch_is_idle_without_clients_and_eager_from_the_first_one(
             assert not rt.consumer.idle
             assert asked.count(False) >= 2  # asked again each tick (a failed switch retries)
         await eventually(lambda: rt.consumer.idle)
+
+
+async def test_timers_that_serve_clients_sleep_while_there_is_none() -> None:
+    """Heartbeats (like the freshness check, statistics, candles) never fire with no
+    client connected, the first one wakes them, and they sleep again once it has left;
+    the conflation tick goes on while a view is kept for resumes, and forgets it."""
+    gw = dataclasses.replace(CONFIG.gateway, heartbeat_interval=0.2, resume_ms=300)
+    async with memory_gateway(config=dataclasses.replace(CONFIG, gateway=gw)) as (rt, *_):
+        slices: list[int] = []
+        beat = rt.hub.heartbeat_slice
+        rt.hub.heartbeat_slice = lambda *a: (slices.append(1), beat(*a))[1]  # type: ignore[method-assign]
+        await asyncio.sleep(0.3)  # 30 heartbeat periods
+        assert slices == []
+        async with connect(url(rt)) as ws:
+            await ws.send(SUBSCRIBE)
+            await ws.recv()
+            await eventually(lambda: len(slices) >= 3)
+        await eventually(lambda: not rt.hub.sessions)
+        assert rt.hub.keeps_idle_views()  # the view stays for a resume...
+        await eventually(lambda: not rt.hub.keeps_idle_views() and not rt.hub.views)  # ...then goes
+        await asyncio.sleep(0.1)  # a tick under way when the client left may still fire
+        after = len(slices)
+        await asyncio.sleep(0.3)
+        assert len(slices) == after
