@@ -45,7 +45,7 @@ def drop_topics(kafka: KafkaConfig) -> None:
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    """``bench/results/<name>.json``; ``name`` may name a folder (``a_pass/ingest``)."""
     payload = {
         "benchmark": name,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -57,6 +57,7 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
         **data,
     }
     path = RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
 
