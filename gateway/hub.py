@@ -186,6 +186,8 @@ class Hub:
         self._rotation = 0
         self._hb_round: list[Session] = []
         self._hb_step = 1
+        self._hb_ticks = 0
+        """``heartbeat_slice`` calls so far: a round starts every ``slices`` of them."""
         self.frames_out = 0
         self._idle: set[ViewKey] = set()
         """Views kept without subscribers, for resumes (``drop_idle``)."""
@@ -606,10 +608,13 @@ class Hub:
 
     def heartbeat_slice(self, json_frame: bytes, pb_frame: bytes, slices: int) -> None:
         """Heartbeats to the next 1/``slices`` of the sessions: spread over the interval,
-        so 10,000 clients never cost 10,000 writes in one loop turn."""
-        if not self._hb_round:
+        so 10,000 clients never cost 10,000 writes in one loop turn. A round is ``slices``
+        calls (one interval) however few the sessions: each gets one heartbeat a round."""
+        slices = max(1, slices)
+        if self._hb_ticks % slices == 0:
             self._hb_round = list(self.sessions)
-            self._hb_step = max(1, -(-len(self._hb_round) // max(1, slices)))
+            self._hb_step = max(1, -(-len(self._hb_round) // slices))
+        self._hb_ticks += 1
         part = self._hb_round[-self._hb_step :]
         del self._hb_round[-self._hb_step :]
         self.queue_all((s for s in part if s in self.sessions), json_frame, pb_frame)

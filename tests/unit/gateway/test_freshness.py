@@ -260,6 +260,17 @@ def test_heartbeats_reach_every_session_once_per_round_in_slices(kernel: dict[in
     assert all(types(x).count("heartbeat") == 1 for x in every)
 
 
+def test_few_sessions_get_one_heartbeat_a_round_not_one_a_slice(kernel: dict[int, int]) -> None:
+    """Fewer sessions than slices: a round still lasts the whole interval (every 5 s, not
+    every 0.25 s for a lone client), and the slices with nobody left still flush."""
+    _, hub, s, _ = make(kernel)
+    others = [Session(FakeConn(), binary=False, batch=False) for _ in range(2)]
+    hub.sessions.update(others)
+    for _ in range(40):  # two rounds of 20 slices
+        hub.heartbeat_slice(b'{"type":"heartbeat"}', b"", 20)
+    assert [types(x).count("heartbeat") for x in (s, *others)] == [2, 2, 2]
+
+
 def probed(kernel: dict[int, int]) -> tuple[Market, Hub, Session, Clock]:
     market, hub, s, clock = make(kernel)
     s.probe_ns = 100 * MS
