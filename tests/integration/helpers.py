@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mdgw_client import MarketDataClient
+from prometheus_client import REGISTRY
 
+from core.types import BookUpdate
 from gateway.app import Gateway, start_gateway
-from mdgw import metrics
 from mdgw.config import Config
 from mdgw.kafka.sink import KafkaSink
 from mdgw.kafka.source import read_to_end
@@ -103,12 +104,11 @@ def stream_report(rt: Gateway, config: Config, stream: str) -> dict[str, Any]:
     for rec in read_to_end(config.kafka, config.kafka.book_topic, timeout=20):
         if rec.key == stream.encode():
             update = codec.decode(rec.value or b"")
-            in_topic.append((rec.partition, rec.offset, update.sequence, update.is_snapshot))
+            if isinstance(update, BookUpdate):  # anything else is the DLQ's business
+                in_topic.append((rec.partition, rec.offset, update.sequence, update.is_snapshot))
     switches = {
-        s.labels["to"]: s.value
-        for m in metrics.KAFKA_FETCH_SWITCHES.collect()
-        for s in m.samples
-        if s.name.endswith("_total")
+        to: REGISTRY.get_sample_value("kafka_fetch_switches_total", {"to": to})
+        for to in ("idle", "eager")
     }
     return {
         "book": repr(state.book) if state else None,
