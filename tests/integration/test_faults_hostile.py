@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sys
 import time
 from dataclasses import dataclass
@@ -42,13 +43,24 @@ RSS_RATIO = 1.6
 """RSS after / before: CPython keeps freed arenas, so "near" is a ratio, not equality."""
 RSS_GROWTH = 1.05
 """RSS after the second round / after the first: memory that is reused, not leaked."""
-P99_RATIO = 50.0
-"""p99 latency during the abuse / before: generous. Measured 15-35x on a loaded 2-core box,
-almost all of it one stall while the subscribe/unsubscribe flood is served (see report)."""
+MAX_LAG_NS = 500_000_000
+"""The gateway's default ``max_lag_ms``: a message older than this would get a client
+resynced (docs/protocol.md, freshness). The good client's p99 during the abuse stays under
+it: slowed is allowed on a 2-core box shared with the abuser, behind is not. A ratio to the
+quiet p99 (a few ms) was tried and measured 15-52x: it tested the box's noise."""
+MAX_GAP_S = 2.0
+"""Longest the good client may go without a book message during the abuse (feed at 200/s
+over three streams: a message every few ms when nothing blocks)."""
 
 
 def _window(watch: ClientWatch, start: float, end: float) -> list[int]:
     return [lat for at, lat in watch.latencies_ns if start <= at < end]
+
+
+def _longest_gap(watch: ClientWatch, start: float, end: float) -> float:
+    """Seconds of the longest stretch in [start, end) with no book message received."""
+    times = [start, *(at for at, _ in watch.latencies_ns if start <= at < end), end]
+    return max(b - a for a, b in itertools.pairwise(times))
 
 
 @dataclass
@@ -143,6 +155,7 @@ async def test_hostile_clients_leave_no_trace(kafka_cfg: KafkaConfig, tmp_path: 
         slow_closed = metric_total(st.gateway_http, "slow_consumer_disconnects_total") - slow_before
         before = _window(good, t_before, t_spawn)
         during = [lat for r in rounds for lat in _window(good, r.start, r.end)]
+        gap = max(_longest_gap(good, r.start, r.end) for r in rounds)
         p_before, p_during = p99(before), p99(during)
         await good.stop()
         assert sim.term() == 0, sim.tail()
@@ -165,7 +178,8 @@ async def test_hostile_clients_leave_no_trace(kafka_cfg: KafkaConfig, tmp_path: 
         print(
             f"[hostile] good client p99 before {p_before / 1e6:.2f} ms ({len(before)} msgs), "
             f"during {p_during / 1e6:.2f} ms ({len(during)} msgs), "
-            f"x{p_during / max(p_before, 1):.1f}; breaks {good.client.sequence_breaks} "
+            f"x{p_during / max(p_before, 1):.1f}, longest gap {gap:.2f} s; "
+            f"breaks {good.client.sequence_breaks} "
             f"checksum failures {good.client.checksum_failures}"
         )
         assert gw.alive(), st.dump()
@@ -184,7 +198,9 @@ async def test_hostile_clients_leave_no_trace(kafka_cfg: KafkaConfig, tmp_path: 
             assert r.rss_after <= rss_before * RSS_RATIO, (rss_before, r.rss_after)
         assert rounds[1].rss_after <= rounds[0].rss_after * RSS_GROWTH, "RSS grows per round"
         assert len(during) > 50
-        assert p_during <= P99_RATIO * p_before, (p_before, p_during)
+        assert "status:resync" not in good.kinds(t_spawn), good.kinds(t_spawn)
+        assert p_during <= MAX_LAG_NS, (p_before, p_during)
+        assert gap <= MAX_GAP_S, gap
 
 
 async def test_never_reading_clients_are_closed_1013(
