@@ -607,6 +607,12 @@ def _batched(wait_ms: int) -> tuple[dict[str, object], dict[str, object]]:
     return _fixed({"MDGW_KAFKA_FETCH_MIN_BYTES": 65536, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": wait_ms})
 
 
+def _idle(wait_ms: int) -> tuple[dict[str, object], dict[str, object]]:
+    """The idle fetch with another ``kafka.idle_fetch_wait_ms`` (the bare loop's the same)."""
+    floor = {**IDLE_FETCH, "MDGW_KAFKA_FETCH_WAIT_MAX_MS": wait_ms}
+    return {"MDGW_KAFKA_IDLE_FETCH_WAIT_MS": wait_ms}, floor
+
+
 INGEST_FETCH: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     # no clients: the gateway switches to the idle fetch (measured once it has)
     "default": ({}, IDLE_FETCH),
@@ -617,6 +623,12 @@ INGEST_FETCH: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     # the same with other waits, for the curve (--ingest-fetch)
     "batched-2ms": _batched(2),
     "batched-10ms": _batched(10),
+    # the idle fetch's wait, for its curve (CPU per record vs the first client's backlog)
+    "idle-50ms": _idle(50),
+    "idle-100ms": _idle(100),
+    "idle-250ms": _idle(250),
+    "idle-500ms": _idle(500),
+    "idle-1000ms": _idle(1000),
 }
 """Fetch settings the ingest workload compares (CPU per record vs the Kafka hop), as
 (the gateway's environment, the bare decode loop's); ``--ingest-fetch`` picks them."""
@@ -644,9 +656,10 @@ def ingest(p: Plan) -> dict[str, Any]:
         cfg = cfg or gw.cfg
         meter = Meter(gw, p.broker)
         try:
-            idle_fetch = wait_idle_fetch(gw) if fetch == "default" else False
-            if fetch == "default" and not idle_fetch:
-                log("  ingest default: the gateway never switched to the idle fetch")
+            switches = fetch == "default" or fetch.startswith("idle-")
+            idle_fetch = wait_idle_fetch(gw) if switches else False
+            if switches and not idle_fetch:
+                log(f"  ingest {fetch}: the gateway never switched to the idle fetch")
             for rate in a.ingest_rates:
                 m0 = gw.metrics()
                 w = measure(gw, meter, rate, a.ingest_s, a.settle, scrape=True)

@@ -252,8 +252,9 @@ def tables(res: dict[str, Any]) -> list[Table]:
             "target: <= 25 µs of gateway CPU per record at 2,000 records/s; floor = the "
             "bare decode loop (bench.ingest_floor: same Kafka client and fetch, decode "
             "only); default = no clients, so the idle fetch (fetch.min.bytes 1 MiB, "
-            "fetch.wait.max.ms 50; the floor with the same); eager = the fetch a gateway "
-            "with clients uses (fetch.min.bytes 1); batched = 64 KiB or 5 ms"
+            "fetch.wait.max.ms kafka.idle_fetch_wait_ms; the floor with the same); "
+            "idle-N ms = that with another wait; eager = the fetch a gateway with clients "
+            "uses (fetch.min.bytes 1); batched = 64 KiB or 5 ms"
         )
         out.append(t)
     w = res.get("workers")

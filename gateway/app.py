@@ -430,10 +430,13 @@ def _timers(
     clients = ClientTimers(hub)
 
     def first_session() -> None:
+        if consumer.idle:  # its books are up to kafka.idle_fetch_wait_ms behind
+            server.books_current.clear()
         consumer.pace(False)
         clients.wake()
 
     hub.on_first_session = first_session
+    consumer.on_caught_up = server.books_current.set
 
     def housekeeping() -> None:
         pace_fetch()

@@ -8,6 +8,7 @@ Handshakes are refused before any upgrade: 503 past ``max_connections``, 401 for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
@@ -60,6 +61,10 @@ def error_response(status: int, message: str) -> Response:
     return http_response(status, orjson.dumps({"error": message}))
 
 
+CATCH_UP_WAIT_S = 1.0
+"""Longest a request waits for the records an idle fetch held back (``until_books_current``)."""
+
+
 class ReplayHandler(Protocol):
     """Runs ``replay`` and ``cancel_replay`` requests (``gateway.replay.ReplayManager``)."""
 
@@ -98,6 +103,10 @@ class GatewayServer:
         self.replays = replays
         self.shutting_down = False
         self.is_ready = is_ready
+        self.books_current = asyncio.Event()
+        """Cleared while records the idle fetch held back are still on their way
+        (``Gateway``: the first client after none); requests wait for it, a little."""
+        self.books_current.set()
 
     # ---- handshake -----------------------------------------------------------------
 
@@ -203,6 +212,8 @@ class GatewayServer:
         metrics.WS_CONNECTIONS_ACTIVE.inc()
         try:
             async for message in conn:
+                if not self.books_current.is_set():
+                    await self.until_books_current()
                 if not self.allow(session, bucket):
                     continue
                 try:
@@ -222,6 +233,15 @@ class GatewayServer:
                 del self.per_subject[session.subject]
             metrics.WS_CONNECTIONS_ACTIVE.dec()
             self.sent.fold(session, closed=True)
+
+    async def until_books_current(self) -> None:
+        """Hold a request until the books have the records an idle gateway's bulk fetch
+        held back (up to ``kafka.idle_fetch_wait_ms``): the first client's snapshots are
+        then current, not that old with the rest following as a burst of deltas. The
+        eager fetch brings them within milliseconds; :data:`CATCH_UP_WAIT_S` bounds the
+        wait if it does not (a broker that is down)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.books_current.wait(), CATCH_UP_WAIT_S)
 
     def allow(self, session: Session, bucket: TokenBucket) -> bool:
         """A control message arrived: within the connection's rate, or refused."""

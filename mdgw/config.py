@@ -84,10 +84,12 @@ class KafkaConfig:
     """Consumers' fetch.min.bytes: 1 = answer a fetch as soon as any record is there;
     larger (with a small fetch_wait_max_ms) batches records: less CPU per record on both
     sides, up to fetch_wait_max_ms more latency (bench/README.md)."""
-    idle_fetch_wait_ms: int = 50
+    idle_fetch_wait_ms: int = 250
     """A gateway with no WebSocket client for 5 s fetches in bulk (fetch.min.bytes 1 MiB,
-    this wait): nobody waits for its records, and ingest costs a fifth of the CPU. The
-    first client to connect switches it back to the eager fetch above. 0 = always eager."""
+    this wait): nobody waits for its records, and a record costs a fraction of the CPU
+    (bench/README.md; 250 ms: a fifth less than 50 ms). The first client to connect
+    switches it back to the eager fetch above; its requests wait the few ms until the
+    records this fetch held back are in the books. 0 = always eager."""
 
 
 @dataclass(frozen=True)

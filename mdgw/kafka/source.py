@@ -11,6 +11,7 @@ flight, so a slow loop slows the consumer instead of growing memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -106,6 +107,8 @@ class Batch:
     """perf_counter_ns when the event loop started on them."""
     handled: int = 0
     """Records handed to the loop's handler so far (a batch may span loop turns)."""
+    catches_up: bool = False
+    """The first batch after the idle fetch: the backlog it held (``on_caught_up``)."""
 
 
 @dataclass(slots=True)
@@ -197,6 +200,9 @@ class ThreadedConsumer:
         """Held while the client is replaced or assigned (two threads may do either)."""
         self.idle = False
         """The client fetches in bulk (:meth:`pace`)."""
+        self.on_caught_up: Callable[[], None] | None = None
+        """Called on the loop once the records the idle fetch held back are applied: the
+        first fetch after a switch back to the eager one has been handled (or was empty)."""
         self._want_idle = False
 
     def _on_client_error(self, err: SourceError) -> None:
@@ -314,6 +320,10 @@ class ThreadedConsumer:
         queue: deque[Batch] = deque()
         scheduled = threading.Event()
 
+        def caught_up() -> None:
+            if self.on_caught_up is not None:
+                self.on_caught_up()
+
         def drain() -> None:
             scheduled.clear()
             t0 = time.perf_counter_ns()
@@ -332,6 +342,8 @@ class ThreadedConsumer:
                     queue.popleft()
                     self._inflight.release()
                     done.append(batch)
+                    if batch.catches_up:
+                        caught_up()
                     if queue and time.perf_counter_ns() > deadline:
                         break
             except BaseException:
@@ -349,9 +361,12 @@ class ThreadedConsumer:
                     on_drained(done)  # the batches finished in this turn (maybe none yet)
 
         def run() -> None:
+            catching_up = False  # the first fetch of the eager client after an idle one
             while not self._stop.is_set():
                 if self._want_idle != self.idle:
+                    was_idle = self.idle
                     self._repace()
+                    catching_up = was_idle and not self.idle
                 try:
                     records = self._source.consume(self._max_batch, 0.1)
                 except SourceError as e:
@@ -359,6 +374,10 @@ class ThreadedConsumer:
                     time.sleep(0.5)
                     continue
                 if not records:
+                    if catching_up:  # the idle fetch held nothing back
+                        catching_up = False
+                        with contextlib.suppress(RuntimeError):  # the loop is closed
+                            loop.call_soon_threadsafe(caught_up)
                     continue
                 wall = time.time_ns()
                 for rec in records:
@@ -367,7 +386,8 @@ class ThreadedConsumer:
                 while not self._inflight.acquire(timeout=0.2):
                     if self._stop.is_set():
                         return
-                queue.append(Batch(records, records[0].received_ns, wall))
+                queue.append(Batch(records, records[0].received_ns, wall, catches_up=catching_up))
+                catching_up = False
                 if not scheduled.is_set():
                     scheduled.set()
                     try:

@@ -39,14 +39,16 @@ async def eventually(pred: Callable[[], object], timeout: float = 10.0) -> None:
 
 @asynccontextmanager
 async def memory_gateway(
-    deltas: int = 40, config: Config = CONFIG, **parts: Any
+    deltas: int = 40, config: Config = CONFIG, sources: Any = None, **parts: Any
 ) -> AsyncIterator[tuple[Gateway, MemoryBroker, History, Clock]]:
     """A ready gateway over a broker holding one stream's history (see ``feed``);
-    ``parts`` go to the :class:`Gateway` (e.g. ``clock``)."""
+    ``sources``: a factory of reading clients over that broker (``sources(broker)``;
+    default the broker itself); ``parts`` go to the :class:`Gateway` (e.g. ``clock``)."""
     clock = Clock()
     broker = broker_for(KAFKA, clock)
     states = feed(broker, KAFKA, clock, deltas)
-    rt = await start_gateway(config, sources=broker, sink=broker, **parts)
+    reading = broker if sources is None else sources(broker)
+    rt = await start_gateway(config, sources=reading, sink=broker, **parts)
     await eventually(lambda: rt.server.is_ready() and rt.market.book(STREAM) is not None)
     try:
         yield rt, broker, states, clock

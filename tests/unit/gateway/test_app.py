@@ -12,7 +12,9 @@ import ssl
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,8 +25,19 @@ from websockets.exceptions import ConnectionClosed, InvalidMessage
 
 from gateway.app import _every, tls_context
 from gateway.connection import GatewayConnection
+from gateway.server import CATCH_UP_WAIT_S
 from gateway.session import Session
-from tests.unit.gateway.memgw import CONFIG, STREAM, eventually, memory_gateway, url
+from mdgw.kafka.client import Record
+from mdgw.kafka.memory import MemoryBroker, MemorySource
+from tests.unit.gateway.memgw import (
+    CONFIG,
+    KAFKA,
+    STREAM,
+    eventually,
+    memory_gateway,
+    url,
+)
+from tests.unit.kafka.memkafka import book, publisher
 
 SUBSCRIBE = f'{{"op":"subscribe","id":1,"channel":"book","symbols":["{STREAM}"],"depth":10}}'
 
@@ -256,3 +269,49 @@ async def test_timers_that_serve_clients_sleep_while_there_is_none() -> None:
         after = len(slices)
         await asyncio.sleep(0.3)
         assert len(slices) == after
+
+
+class HeldWhileIdle:
+    """Reading clients over the in-memory broker; the idle fetch's hand out nothing, as a
+    bulk fetch the broker has not answered yet (it would, after kafka.idle_fetch_wait_ms)."""
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.broker = broker
+
+    def __call__(self, group_id: str, **asked: Any) -> MemorySource:
+        source = self.broker(group_id, on_error=asked.get("on_error"))
+        if asked.get("settings") is not None:  # only the idle fetch has its own settings
+
+            def held(max_records: int, timeout: float) -> list[Record]:
+                time.sleep(timeout)
+                return []
+
+            source.consume = held  # type: ignore[method-assign]
+        return source
+
+
+async def test_the_first_client_after_the_idle_fetch_gets_current_books(monkeypatch) -> None:
+    """Records an idle gateway's bulk fetch still holds are in the first client's
+    snapshot: its subscribe waits until the eager fetch that replaces the idle one has
+    brought them in (not a book that old, then the rest as a burst of deltas)."""
+    from gateway import app as gateway_app
+
+    monkeypatch.setattr(gateway_app, "IDLE_AFTER_S", 0.0)
+    async with memory_gateway(sources=HeldWhileIdle) as (rt, broker, states, clock):
+        await eventually(lambda: rt.consumer.idle)
+        last = len(states)  # the history's sequences are 1..last
+        pub = publisher(broker, KAFKA, clock)
+        for seq in range(last + 1, last + 6):
+            clock.advance(100)
+            pub.publish(book(seq))
+        await asyncio.sleep(0.3)
+        book_now = rt.market.book(STREAM)
+        assert book_now is not None and book_now.sequence == last  # held by the idle fetch
+        started = time.monotonic()
+        async with connect(url(rt) + "?format=json") as ws:
+            await ws.send(SUBSCRIBE)
+            msgs = [orjson.loads(await ws.recv()) for _ in range(2)]
+        waited = time.monotonic() - started
+    assert msgs[0]["type"] == "subscribed"
+    assert msgs[1]["type"] == "order_book_snapshot" and msgs[1]["sequence"] == last + 5
+    assert waited < CATCH_UP_WAIT_S  # brought in by the eager fetch, not the bound

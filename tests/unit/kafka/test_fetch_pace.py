@@ -148,3 +148,29 @@ async def test_a_switch_that_fails_keeps_the_running_client_and_can_be_asked_aga
         consumer.close()
     assert seen == list(range(10))
     assert len(made.clients) == 3  # the first, the idle one, the eager one after the failure
+
+
+async def test_caught_up_after_the_first_eager_fetch_with_or_without_records() -> None:
+    """``on_caught_up`` fires once per switch back from the idle fetch: after the records
+    the first eager fetch brought have been handed on, or at once if it brought none."""
+    broker = broker_for(CFG)
+    consumer = ThreadedConsumer(CFG, "g", sources=Made(broker))
+    topic = CFG.book_topic
+    consumer.assign([(topic, 0, BEGINNING)])
+    seen: list[int] = []
+    seen_when_caught_up: list[int] = []
+    consumer.on_caught_up = lambda: seen_when_caught_up.append(len(seen))
+    consumer.start(asyncio.get_running_loop(), lambda rs: seen.extend(r.offset for r in rs))
+    try:
+        for sent in (0, 5):  # nothing held back, then five records
+            consumer.pace(True)
+            await _until(lambda: consumer.idle)
+            for i in range(sent):
+                broker.send(topic, None, str(i).encode(), partition=0)
+            calls = len(seen_when_caught_up)
+            consumer.pace(False)
+            await _until(lambda calls=calls: len(seen_when_caught_up) > calls)
+        await asyncio.sleep(0.3)  # no more calls without a switch
+    finally:
+        consumer.close()
+    assert seen_when_caught_up == [0, 5]
