@@ -8,7 +8,6 @@ Handshakes are refused before any upgrade: 503 past ``max_connections``, 401 for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
@@ -239,9 +238,12 @@ class GatewayServer:
         held back (up to ``kafka.idle_fetch_wait_ms``): the first client's snapshots are
         then current, not that old with the rest following as a burst of deltas. The
         eager fetch brings them within milliseconds; :data:`CATCH_UP_WAIT_S` bounds the
-        wait if it does not (a broker that is down)."""
-        with contextlib.suppress(TimeoutError):
+        wait if it does not (the switch back failed), and then requests stop waiting:
+        one late answer, not one per request."""
+        try:
             await asyncio.wait_for(self.books_current.wait(), CATCH_UP_WAIT_S)
+        except TimeoutError:
+            self.books_current.set()
 
     def allow(self, session: Session, bucket: TokenBucket) -> bool:
         """A control message arrived: within the connection's rate, or refused."""

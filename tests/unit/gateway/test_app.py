@@ -310,8 +310,30 @@ async def test_the_first_client_after_the_idle_fetch_gets_current_books(monkeypa
         started = time.monotonic()
         async with connect(url(rt) + "?format=json") as ws:
             await ws.send(SUBSCRIBE)
-            msgs = [orjson.loads(await ws.recv()) for _ in range(2)]
+            msgs: list[dict[str, Any]] = []
+            while len(msgs) < 2:
+                msg = orjson.loads(await ws.recv())
+                if msg["type"] != "heartbeat":  # timers do not wait for the books
+                    msgs.append(msg)
         waited = time.monotonic() - started
     assert msgs[0]["type"] == "subscribed"
     assert msgs[1]["type"] == "order_book_snapshot" and msgs[1]["sequence"] == last + 5
     assert waited < CATCH_UP_WAIT_S  # brought in by the eager fetch, not the bound
+
+
+async def test_a_switch_back_that_never_comes_delays_one_answer_not_every_one(
+    monkeypatch,
+) -> None:
+    """If the eager fetch never takes over (the switch keeps failing), the first request
+    waits CATCH_UP_WAIT_S and then requests stop waiting for the books."""
+    from gateway import app as gateway_app
+
+    monkeypatch.setattr(gateway_app, "IDLE_AFTER_S", 0.0)
+    async with memory_gateway() as (rt, *_):
+        await eventually(lambda: rt.consumer.idle)
+        monkeypatch.setattr(rt.consumer, "_repace", lambda: None)  # stays idle
+        async with connect(url(rt) + "?format=json") as ws:
+            await ws.send(SUBSCRIBE)
+            while orjson.loads(await ws.recv())["type"] != "subscribed":
+                pass  # heartbeats do not wait for the books
+            assert rt.server.books_current.is_set()
