@@ -148,9 +148,11 @@ class GatewayConfig:
     max_lag_ms: int = 500
     """Age of the oldest book message still queued for a client (in the process or the
     kernel's send queue) past which it is resynced (docs/protocol.md §4.6)."""
-    probe_interval_ms: int = 100
+    probe_interval_ms: int = 200
     """Probe pings after data at most this often per client: their pongs tell what the
-    client has read (0 = judge freshness by the kernel's send queue only)."""
+    client has read (0 = judge freshness by the kernel's send queue only). Each costs a
+    write, a read and the client's pong: 100 ms added ~3 ms at p50 and ~17 ms at p99 at
+    moderate load against 200 (two pairs, bench/README.md). Below half of max_lag_ms."""
     send_buffer_bytes: int = 131_072
     """SO_SNDBUF of client sockets (0 = the OS's autotuning): bounds what can wait,
     undroppable, in the kernel."""
