@@ -152,7 +152,8 @@ class GatewayConfig:
     """Probe pings after data at most this often per client: their pongs tell what the
     client has read (0 = judge freshness by the kernel's send queue only). Each costs a
     write, a read and the client's pong: 100 ms added ~3 ms at p50 and ~17 ms at p99 at
-    moderate load against 200 (two pairs, bench/README.md). Below half of max_lag_ms."""
+    moderate load against 200 (two pairs, bench/README.md). Must be below half of
+    max_lag_ms; left unset, it is lowered to fit a max_lag_ms of 400 or less."""
     send_buffer_bytes: int = 131_072
     """SO_SNDBUF of client sockets (0 = the OS's autotuning): bounds what can wait,
     undroppable, in the kernel."""
@@ -411,10 +412,20 @@ def load_config(
         for key, value in (overrides or {}).get(name, {}).items():
             if value is not None:
                 values[key] = _coerce(f"--{key}", fields[key], value)
+        if name == "gateway" and "probe_interval_ms" not in values:
+            values["probe_interval_ms"] = _default_probe_ms(values)
         sections[name] = cls(**values)
     config = Config(**sections)
     validate(config)
     return config
+
+
+def _default_probe_ms(gateway: Mapping[str, Any]) -> int:
+    """The probe interval nobody set: the default, or below half of a lower max_lag_ms
+    (which the freshness check needs, ``_validate_latency``), not an error."""
+    default = GatewayConfig.probe_interval_ms
+    max_lag = gateway.get("max_lag_ms", GatewayConfig.max_lag_ms)
+    return max(0, min(default, (max_lag - 1) // 2))
 
 
 def logging_settings(env: Mapping[str, str] | None = None) -> TelemetryConfig:

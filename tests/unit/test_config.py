@@ -97,3 +97,13 @@ def test_logging_settings_come_from_the_environment_alone() -> None:
 def test_probes_off_and_the_latency_defaults_are_valid() -> None:
     cfg = load_config(env={"MDGW_GATEWAY_PROBE_INTERVAL_MS": "0"})
     assert cfg.gateway.probe_interval_ms == 0 and load_config(env={}).gateway.max_lag_ms == 500
+
+
+def test_an_unset_probe_interval_fits_a_lower_max_lag() -> None:
+    """A lower max_lag_ms alone loads (the probe interval follows it); an explicit probe
+    interval that does not fit is still refused."""
+    cfg = load_config(env={"MDGW_GATEWAY_MAX_LAG_MS": "300"})
+    assert cfg.gateway.probe_interval_ms == 149
+    assert load_config(env={}).gateway.probe_interval_ms == 200
+    with pytest.raises(ConfigError, match=r"below half of max_lag_ms \(300\)"):
+        load_config(env={"MDGW_GATEWAY_MAX_LAG_MS": "300", "MDGW_GATEWAY_PROBE_INTERVAL_MS": "200"})
