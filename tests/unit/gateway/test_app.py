@@ -42,6 +42,14 @@ from tests.unit.kafka.memkafka import book, publisher
 SUBSCRIBE = f'{{"op":"subscribe","id":1,"channel":"book","symbols":["{STREAM}"],"depth":10}}'
 
 
+@pytest.fixture
+def idle_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway switches to the idle fetch as soon as it has no client (not after 5 s)."""
+    from gateway import app as gateway_app
+
+    monkeypatch.setattr(gateway_app, "IDLE_AFTER_S", 0.0)
+
+
 def self_signed(tmp: Path) -> tuple[str, str]:
     """A certificate for localhost and its key, as PEM files."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -222,15 +230,13 @@ async def test_survivors_of_a_full_collection_are_frozen_once_ready() -> None:
     assert not rt.gc_policy.installed
 
 
+@pytest.mark.usefixtures("idle_at_once")
 async def test_the_fetch_is_idle_without_clients_and_eager_from_the_first_one(
     monkeypatch,
 ) -> None:
     """The pacer (gateway/app.py): no client -> the bulk fetch; a client connecting
     switches back at once (not at the next housekeeping tick), and it goes idle again
     once the last one has left."""
-    from gateway import app as gateway_app
-
-    monkeypatch.setattr(gateway_app, "IDLE_AFTER_S", 0.0)
     async with memory_gateway() as (rt, _broker, _history, _clock):
         await eventually(lambda: rt.consumer.idle)
         asked: list[bool] = []
@@ -290,13 +296,11 @@ class HeldWhileIdle:
         return source
 
 
-async def test_the_first_client_after_the_idle_fetch_gets_current_books(monkeypatch) -> None:
+@pytest.mark.usefixtures("idle_at_once")
+async def test_the_first_client_after_the_idle_fetch_gets_current_books() -> None:
     """Records an idle gateway's bulk fetch still holds are in the first client's
     snapshot: its subscribe waits until the eager fetch that replaces the idle one has
     brought them in (not a book that old, then the rest as a burst of deltas)."""
-    from gateway import app as gateway_app
-
-    monkeypatch.setattr(gateway_app, "IDLE_AFTER_S", 0.0)
     async with memory_gateway(sources=HeldWhileIdle) as (rt, broker, states, clock):
         await eventually(lambda: rt.consumer.idle)
         last = len(states)  # the history's sequences are 1..last
@@ -321,14 +325,12 @@ async def test_the_first_client_after_the_idle_fetch_gets_current_books(monkeypa
     assert waited < CATCH_UP_WAIT_S  # brought in by the eager fetch, not the bound
 
 
+@pytest.mark.usefixtures("idle_at_once")
 async def test_a_switch_back_that_never_comes_delays_one_answer_not_every_one(
     monkeypatch,
 ) -> None:
     """If the eager fetch never takes over (the switch keeps failing), the first request
     waits CATCH_UP_WAIT_S and then requests stop waiting for the books."""
-    from gateway import app as gateway_app
-
-    monkeypatch.setattr(gateway_app, "IDLE_AFTER_S", 0.0)
     async with memory_gateway() as (rt, *_):
         await eventually(lambda: rt.consumer.idle)
         monkeypatch.setattr(rt.consumer, "_repace", lambda: None)  # stays idle
