@@ -41,6 +41,8 @@ class Outbox:
     marks: deque[tuple[int, int]] = field(default_factory=deque)
     """(end offset of a write, when its oldest message was queued), oldest first."""
     probe_seq: int = 0
+    probe_payload: bytes = b""
+    """The outstanding (or last) probe's payload, what its pong must carry back."""
     probe_at: int = -1
     """Offset the outstanding probe confirms when answered (-1: none outstanding)."""
     probe_sent: int = 0
@@ -115,10 +117,8 @@ class Outbox:
     def next_probe(self) -> bytes:
         """The payload of a new probe ping; call ``probe_written`` once it is written."""
         self.probe_seq += 1
-        return self._probe_payload()
-
-    def _probe_payload(self) -> bytes:
-        return PROBE_MAGIC + self.probe_seq.to_bytes(8, "big")
+        self.probe_payload = PROBE_MAGIC + self.probe_seq.to_bytes(8, "big")
+        return self.probe_payload
 
     def probe_written(self, now: int) -> None:
         self.probe_at = self.written
@@ -126,7 +126,7 @@ class Outbox:
 
     def answered(self, payload: bytes) -> bool:
         """A pong: True if it answers the outstanding probe (everything before it read)."""
-        if self.probe_at < 0 or payload != self._probe_payload():
+        if self.probe_at < 0 or payload != self.probe_payload:
             return False
         self.delivered(self.probe_at)
         self.probe_at = -1

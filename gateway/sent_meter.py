@@ -33,18 +33,34 @@ class SentMeter:
 
     def fold(self, session: Counted, *, closed: bool = False) -> None:
         """Add what ``session`` sent since the last fold; ``closed`` forgets it afterwards."""
-        if closed:
-            m0, b0 = self._reported.pop(session.id, (0, 0))
-        else:
-            m0, b0 = self._reported.get(session.id, (0, 0))
-        m, b = session.messages_sent, session.bytes_sent
-        if m > m0:
-            self.messages.inc(m - m0)
-        if b > b0:
-            self.nbytes.inc(b - b0)
-        if not closed and (m, b) != (m0, b0):
-            self._reported[session.id] = (m, b)
+        self._add(*self._growth(session, closed))
 
     def fold_all(self, sessions: Iterable[Counted]) -> None:
+        """Every open session's growth, added to the counters in one ``inc`` each: two
+        per session (each takes the metric's lock) were 4 % of the loop at 10,000
+        clients (bench/README.md, "Fifteenth pass")."""
+        messages = nbytes = 0
+        growth = self._growth
         for s in sessions:
-            self.fold(s)
+            m, b = growth(s, False)
+            messages += m
+            nbytes += b
+        self._add(messages, nbytes)
+
+    def _growth(self, session: Counted, closed: bool) -> tuple[int, int]:
+        """(messages, bytes) ``session`` sent since the last fold, noted as folded."""
+        reported = self._reported
+        m, b = session.messages_sent, session.bytes_sent
+        if closed:
+            m0, b0 = reported.pop(session.id, (0, 0))
+        else:
+            m0, b0 = reported.get(session.id, (0, 0))
+            if m != m0 or b != b0:
+                reported[session.id] = (m, b)
+        return max(0, m - m0), max(0, b - b0)
+
+    def _add(self, messages: int, nbytes: int) -> None:
+        if messages:
+            self.messages.inc(messages)
+        if nbytes:
+            self.nbytes.inc(nbytes)

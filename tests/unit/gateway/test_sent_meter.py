@@ -40,3 +40,25 @@ def test_open_sessions_are_counted_once_and_closed_ones_forgotten() -> None:
     sent.fold(c, closed=True)
     sent.fold(Fake(3, 2, 20), closed=True)  # never folded while open: all of it
     assert (value(m), value(b)) == (18, 1570) and sent._reported == {}
+
+
+class CountingCounter:
+    """A counter that records each ``inc`` (each takes the real metric's lock)."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def inc(self, amount: float = 1) -> None:
+        self.calls.append(amount)
+
+
+def test_a_pass_over_many_sessions_adds_to_each_counter_once() -> None:
+    m, b = CountingCounter(), CountingCounter()
+    sent = SentMeter(m, b)  # type: ignore[arg-type]
+    sessions = [Fake(i, i, 10 * i) for i in range(1, 101)]
+    sent.fold_all(sessions)
+    assert m.calls == [5050] and b.calls == [50500]
+    sessions[0].messages_sent += 3
+    sent.fold_all(sessions)
+    sent.fold_all(sessions)  # nothing new: no call at all
+    assert m.calls == [5050, 3] and b.calls == [50500]
