@@ -118,6 +118,11 @@ class Session:
     """Monotonic ns (the hub gives its own)."""
     messages_sent: int = 0
     bytes_sent: int = 0
+    probes_with_data: int = 0
+    probes_alone: int = 0
+    probe_answers: int = 0
+    """Probe pings written in a data write, on their own, and the pongs that answered
+    one (folded into ``ws_probes_total`` and ``ws_probe_answers_total``)."""
     burst: int = 0
     """Bytes of snapshots just written (subscribe, resync): allowed above high water until
     the transport is back under a quarter of it."""
@@ -263,6 +268,7 @@ class Session:
         out.wrote(len(data), queued_at)
         if probe:
             out.probe_written(probe)
+            self.probes_with_data += 1
         self.messages_sent += frames
         self.bytes_sent += len(data)
 
@@ -281,7 +287,9 @@ class Session:
         transport.write(data)
         out.wrote(len(data), 0)
         out.probe_written(now)
+        self.probes_alone += 1
 
     def on_pong(self, payload: bytes) -> None:
         """A pong to a probe: the client has read everything written before it."""
-        self.out.answered(payload)
+        if self.out.answered(payload):
+            self.probe_answers += 1

@@ -45,6 +45,13 @@ END_TO_END_LATENCY = Histogram(
 )
 MESSAGES_SENT = Counter("ws_messages_sent_total", "Data and control messages sent")
 BYTES_SENT = Counter("ws_bytes_sent_total", "Payload bytes sent to WebSocket clients")
+PROBES = Counter(
+    "ws_probes_total",
+    "Probe pings written to learn what clients have read (how: with_data = in a data write, "
+    "alone = a write of its own)",
+    ["how"],
+)
+PROBE_ANSWERS = Counter("ws_probe_answers_total", "Pongs that answered a probe ping")
 SLOW_RESYNCS = Counter("slow_consumer_resyncs_total", "Clients resynced after falling behind")
 RESYNCS_DEFERRED = Counter(
     "slow_consumer_resyncs_deferred_total",

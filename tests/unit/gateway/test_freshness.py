@@ -318,6 +318,20 @@ def test_quiet_data_is_probed_on_its_own_and_a_silent_client_falls_behind(
     assert s.behind_since is not None and s.behind_reason == "lag"
 
 
+def test_probes_and_their_answers_are_counted_per_session(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = probed(kernel)
+    feed(market, hub, 2)  # a probe rides on the data
+    s.on_pong(b"mdgw" + (99).to_bytes(8, "big"))  # not an answer to it
+    assert (s.probes_with_data, s.probes_alone, s.probe_answers) == (1, 0, 0)
+    s.on_pong(pings(s)[-1])
+    feed(market, hub, 3)  # within the interval: no probe
+    clock.t += 100 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))  # update 3 quiet for 100 ms: one alone
+    s.on_pong(pings(s)[-1])
+    s.on_pong(pings(s)[-1])  # the same pong twice counts once
+    assert (s.probes_with_data, s.probes_alone, s.probe_answers) == (1, 1, 2)
+
+
 def test_a_client_behind_is_probed_on_its_own_and_resynced_when_it_answers(
     kernel: dict[int, int],
 ) -> None:

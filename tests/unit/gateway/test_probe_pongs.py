@@ -174,7 +174,10 @@ async def test_a_real_client_answers_probes_through_the_fast_path(monkeypatch) -
                     except TimeoutError:
                         break
             await eventually(lambda: session.out.probe_at < 0 and session.out.probe_seq >= 2)
+            answered = session.probe_answers
     assert sum(fast) >= 2
+    # counted for ws_probes_total / ws_probe_answers_total: every probe answered
+    assert answered == session.probes_with_data + session.probes_alone >= 2
 
 
 # ---- pings answered in the read ------------------------------------------------------

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
 
-from gateway.sent_meter import SentMeter
+from gateway.sent_meter import COUNTED, SentMeter
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Fake:
 def meter() -> tuple[SentMeter, Counter, Counter]:
     reg = CollectorRegistry()
     m, b = Counter("m_total", "m", registry=reg), Counter("b_total", "b", registry=reg)
-    return SentMeter(m, b), m, b
+    return SentMeter((("messages_sent", m), ("bytes_sent", b))), m, b
 
 
 def value(c: Counter) -> float:
@@ -54,11 +54,33 @@ class CountingCounter:
 
 def test_a_pass_over_many_sessions_adds_to_each_counter_once() -> None:
     m, b = CountingCounter(), CountingCounter()
-    sent = SentMeter(m, b)  # type: ignore[arg-type]
+    sent = SentMeter((("messages_sent", m), ("bytes_sent", b)))
     sessions = [Fake(i, i, 10 * i) for i in range(1, 101)]
     sent.fold_all(sessions)
     assert m.calls == [5050] and b.calls == [50500]
     sessions[0].messages_sent += 3
     sent.fold_all(sessions)
     sent.fold_all(sessions)  # nothing new: no call at all
+    sent.fold_all([])
     assert m.calls == [5050, 3] and b.calls == [50500]
+
+
+def test_one_counted_attribute_works_too() -> None:
+    m = CountingCounter()
+    sent = SentMeter((("messages_sent", m),))
+    sent.fold_all([Fake(1, 4), Fake(2, 5)])
+    sent.fold(Fake(3, 2), closed=True)
+    assert m.calls == [9, 2]
+
+
+def test_the_gateway_counts_messages_bytes_probes_and_their_answers() -> None:
+    from gateway.session import Session
+    from tests.unit.gateway.fakes import FakeConn
+
+    s = Session(FakeConn(), binary=False, batch=False)
+    counters = [CountingCounter() for _ in COUNTED]
+    sent = SentMeter([(name, c) for (name, _), c in zip(COUNTED, counters, strict=True)])
+    s.messages_sent, s.bytes_sent = 7, 700
+    s.probes_with_data, s.probes_alone, s.probe_answers = 3, 1, 4
+    sent.fold_all([s])
+    assert [c.calls for c in counters] == [[7], [700], [3], [1], [4]]
