@@ -84,3 +84,16 @@ def test_the_gateway_counts_messages_bytes_probes_and_their_answers() -> None:
     s.probes_with_data, s.probes_alone, s.probe_answers = 3, 1, 4
     sent.fold_all([s])
     assert [c.calls for c in counters] == [[7], [700], [3], [1], [4]]
+
+
+def test_a_session_left_out_of_a_pass_before_its_close_is_not_counted_twice() -> None:
+    """The hub forgets a session (slow consumer closed) before its handler folds it
+    ``closed``: a pass in between must not lose what was already counted for it."""
+    sent, m, b = meter()
+    a, c = Fake(1, 10, 100), Fake(2, 5, 50)
+    sent.fold_all([a, c])
+    a.messages_sent += 2
+    c.messages_sent += 1
+    sent.fold_all([c])  # a is no longer among the open sessions
+    sent.fold(a, closed=True)
+    assert value(m) == 18 and value(b) == 150
