@@ -141,6 +141,9 @@ async def test_health_and_metrics_on_the_same_port(config) -> None:
                 "ws_connections_total",
                 "ws_connections_active",
                 "message_broadcast_latency_seconds_bucket",
+                'ws_probes_total{how="with_data"}',
+                'ws_probes_total{how="alone"}',
+                "ws_probe_answers_total",
             ):
                 assert name in m.text
             assert (await http.get("/nope")).status_code == 404
