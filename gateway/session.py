@@ -118,11 +118,11 @@ class Session:
     """Monotonic ns (the hub gives its own)."""
     messages_sent: int = 0
     bytes_sent: int = 0
-    probes_with_data: int = 0
     probes_alone: int = 0
     probe_answers: int = 0
-    """Probe pings written in a data write, on their own, and the pongs that answered
-    one (folded into ``ws_probes_total`` and ``ws_probe_answers_total``)."""
+    """Probe pings written on their own, and the pongs that answered one (folded into
+    ``ws_probes_total`` and ``ws_probe_answers_total``; those in a data write are
+    ``probes_with_data``)."""
     burst: int = 0
     """Bytes of snapshots just written (subscribe, resync): allowed above high water until
     the transport is back under a quarter of it."""
@@ -151,6 +151,12 @@ class Session:
 
     def __post_init__(self) -> None:
         self.framed = not self.compression and not self.batch
+
+    @property
+    def probes_with_data(self) -> int:
+        """Probe pings written in a data write: every probe made is written at once,
+        in a data write or on its own."""
+        return self.out.probe_seq - self.probes_alone
 
     @property
     def pending(self) -> list[bytes]:
@@ -268,7 +274,6 @@ class Session:
         out.wrote(len(data), queued_at)
         if probe:
             out.probe_written(probe)
-            self.probes_with_data += 1
         self.messages_sent += frames
         self.bytes_sent += len(data)
 

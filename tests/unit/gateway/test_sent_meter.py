@@ -81,7 +81,7 @@ def test_the_gateway_counts_messages_bytes_probes_and_their_answers() -> None:
     counters = [CountingCounter() for _ in COUNTED]
     sent = SentMeter([(name, c) for (name, _), c in zip(COUNTED, counters, strict=True)])
     s.messages_sent, s.bytes_sent = 7, 700
-    s.probes_with_data, s.probes_alone, s.probe_answers = 3, 1, 4
+    s.out.probe_seq, s.probes_alone, s.probe_answers = 4, 1, 4  # 3 of the 4 with data
     sent.fold_all([s])
     assert [c.calls for c in counters] == [[7], [700], [3], [1], [4]]
 
