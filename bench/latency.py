@@ -37,6 +37,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -512,15 +513,23 @@ def steady(
     *,
     scrape: bool = False,
     extra: list[tuple[str, dict[str, object]]] | None = None,
+    kafka_floor_s: float = 0.0,
 ) -> dict[str, Any]:
-    """``clients`` connect; ``rate`` for a window (and one more window per ``extra`` env)."""
+    """``clients`` connect; ``rate`` for a window (and one more window per ``extra`` env;
+    with ``kafka_floor_s``, one more in which ``bench.kafka_floor`` reads the same records:
+    its result is under ``KAFKA_FLOOR``)."""
     a = p.a
     cs = start_clients(name, server.port, clients, nprocs, 3600, p.tmp)
     meter.clients = [cs]
     windows: list[tuple[str, Window]] = []
+    bare: list[list[float]] = []
     try:
         conn = wait_connected(cs, clients, max(120, clients / 50))
         windows.append(("", measure(server, meter, rate, a.window_s, a.settle, scrape=scrape)))
+        if kafka_floor_s > 0 and isinstance(server, Gateway):
+            with kafka_floor(server, p.tmp) as bare:
+                w = measure(server, meter, rate, kafka_floor_s, a.settle, scrape=True)
+            windows.append((KAFKA_FLOOR, w))
         for label, env in extra or []:
             windows.append((label, measure(server, meter, rate, a.sweep_s, a.settle, env=env)))
     finally:
@@ -529,9 +538,49 @@ def steady(
     for label, w in windows:
         s = summary(results, w, rate, clients)
         s["connect_s"] = round(conn, 2)
-        if scrape:
+        if scrape or label == KAFKA_FLOOR:
             s["hops"] = hops(w.m0, w.m1)
+        if label == KAFKA_FLOOR:
+            s["kafka_alone"] = bare_hop(bare, w.t0, w.t1)
         out[label] = s
+    return out
+
+
+KAFKA_FLOOR = "kafka_floor"
+"""Label of the window in which ``bench.kafka_floor`` reads the gateway's records too."""
+
+
+@contextlib.contextmanager
+def kafka_floor(gw: Gateway, tmp: Path) -> Iterator[list[list[float]]]:
+    """``bench.kafka_floor`` on the gateway's topics while the block runs; the list it
+    yields holds its ``[receive_wall_s, hop_ms]`` samples once the block has ended."""
+    out = tmp / "kafka_floor.json"
+    proc = procs.spawn(
+        "kafkafloor",
+        [procs.PY, "-m", "bench.kafka_floor", str(out)],
+        procs.kafka_env(gw.cfg),
+        stdout=subprocess.PIPE,
+    )
+    samples: list[list[float]] = []
+    try:
+        assert proc.popen.stdout is not None
+        line = proc.popen.stdout.readline()  # assigned at the topic's end: reads what comes next
+        if not line.startswith(b"ready"):
+            raise RuntimeError(f"kafka floor did not start: {line!r}")
+        yield samples
+    finally:
+        proc.stop(20)
+    with contextlib.suppress(OSError, ValueError):
+        samples.extend(json.loads(out.read_text())["samples"])
+
+
+def bare_hop(samples: list[list[float]], t0: float, t1: float) -> dict[str, Any]:
+    """p50/p99/p99.9 (ms, exact) of the bare consumer's hop over the records it got in
+    ``[t0, t1)``."""
+    hops_ms = [h for t, h in samples if t0 <= t < t1]
+    out: dict[str, Any] = {"count": len(hops_ms)}
+    for q, label in ((0.5, "p50_ms"), (0.99, "p99_ms"), (0.999, "p999_ms")):
+        out[label] = round(st.percentile(hops_ms, q), 4) if hops_ms else "n/a"
     return out
 
 
@@ -862,6 +911,7 @@ def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                         "gmod",
                         scrape=True,
                         extra=sweep_linger,
+                        kafka_floor_s=a.kafka_floor_s if "hops" in only else 0.0,
                     )
                 if "big" in only:
                     rate = p.moderate * a.clients / a.big_clients
@@ -904,6 +954,15 @@ def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     )
     if gmod0 and "hops" in gmod0:
         res["hops"] = gmod0.pop("hops")
+    kf = gw_mod.get(KAFKA_FLOOR) if isinstance(gw_mod, dict) else None
+    if kf and "kafka_alone" in kf:
+        res["kafka_floor"] = {
+            "rate": p.moderate,
+            "bare": kf["kafka_alone"],
+            "gateway_hops": kf["hops"],
+            "gateway_age_ms": kf.get("age_ms"),
+            "gateway_cpu_cores": kf.get("cpu_cores"),
+        }
     fb = floor_big.get("") if isinstance(floor_big, dict) else None
     gb = gw_big.get("") if isinstance(gw_big, dict) else None
     res["big"] = (
@@ -938,7 +997,7 @@ def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         sweep: list[dict[str, Any]] = []
         if isinstance(gw_mod, dict):
             for label, s in gw_mod.items():
-                if s and "age_ms" in s:
+                if s and "age_ms" in s and label != KAFKA_FLOOR:
                     sweep.append({"setting": label or "defaults", **_sweep_row(s)})
         for v in a.fetch_wait_ms:
             log(f"gateway with fetch.wait.max.ms={v}")
@@ -1018,6 +1077,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--window-s", type=float, default=12.0, help="window of a moderate run")
     ap.add_argument("--settle", type=float, default=2.0)
     ap.add_argument(
+        "--kafka-floor-s",
+        type=float,
+        default=20.0,
+        help="with hops: a window this long at the moderate rate in which a bare consumer "
+        "process reads the gateway's records too (0: none)",
+    )
+    ap.add_argument(
         "--warmup-s",
         type=float,
         default=30.0,
@@ -1047,6 +1113,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         a.cap_factor, a.cap_resolution, a.cap_steps = 1.7, 1.3, 6
         a.step_s, a.window_s, a.settle = 3.0, 8.0, 1.0
         a.over_s, a.resp_s, a.sweep_s, a.ingest_s = 8.0, 6.0, 5.0, 3.0
+        a.kafka_floor_s = min(a.kafka_floor_s, 8.0)
         a.linger_ms, a.fetch_wait_ms = "0", ""  # a gateway per fetch.wait value: full run only
     a.only = tuple(a.only.split(",")) if a.only else (QUICK if a.quick else ALL)
     # ints: the settings are integer milliseconds and the config parses the variable as such

@@ -76,6 +76,44 @@ def compare(title: str, floor: Any, gw: Any, extra: list[tuple[str, ...]] | None
     return t
 
 
+def kafka_floor_table(kf: dict[str, Any], moderate: dict[str, Any]) -> Table:
+    """The Kafka hop alone (a bare consumer process) beside the gateway's own, same
+    records, same window; the moderate floor's age for scale."""
+    t = Table(
+        title=f"3b. The Kafka hop alone, {fmt(kf['rate'], 1)} updates/s (one more moderate window)"
+    )
+    for c in ("what", "count", "p50 ms", "p99 ms", "p99.9 ms"):
+        t.add_column(c, justify="right" if c != "what" else "left")
+    rows: list[tuple[str, Any]] = [
+        ("Kafka alone: a bare consumer process", kf.get("bare") or {}),
+        ("the gateway's consumer thread (kafka hop)", (kf.get("gateway_hops") or {}).get("kafka")),
+        ("the gateway's handoff hop", (kf.get("gateway_hops") or {}).get("handoff")),
+    ]
+    for label, h in rows:
+        h = h or {}
+        t.add_row(
+            label,
+            fmt(h.get("count"), 0),
+            fmt(h.get("p50_ms"), 2),
+            fmt(h.get("p99_ms"), 2),
+            fmt(h.get("p999_ms"), 2),
+        )
+    for label, age in (
+        ("client age, gateway (this window)", kf.get("gateway_age_ms")),
+        ("client age, floor (moderate window)", _get(moderate.get("floor"), "age_ms")),
+    ):
+        age = age or {}
+        q = [fmt(age.get(k), 2) for k in ("p50", "p99", "p999")]
+        t.add_row(label, "", *q)
+    t.caption = (
+        "the bare consumer (bench.kafka_floor) reads the records the gateway reads, in the same "
+        "seconds, with the same client settings and nothing else in its process: what no "
+        "Kafka-sourced gateway goes below on this host; exact percentiles (the gateway's are "
+        "interpolated in its histogram buckets)"
+    )
+    return t
+
+
 def tables(res: dict[str, Any]) -> list[Table]:
     out: list[Table] = []
     cap = res.get("capacity") or {}
@@ -142,6 +180,9 @@ def tables(res: dict[str, Any]) -> list[Table]:
             "written; end_to_end: ingest -> frames written"
         )
         out.append(t)
+    kf = res.get("kafka_floor")
+    if kf:
+        out.append(kafka_floor_table(kf, res.get("moderate") or {}))
     over = res.get("overload")
     if over:
         f, g = over.get("floor"), over.get("gateway")

@@ -60,6 +60,13 @@ def test_tables_of_a_full_result() -> None:
             "kafka": {"count": "n/a", "p50_ms": "n/a", "p99_ms": "n/a", "p999_ms": "n/a"},
             "broadcast": {"count": 5.0, "p50_ms": 1.0, "p99_ms": 2.0, "p999_ms": 2.5},
         },
+        "kafka_floor": {
+            "rate": 15.0,
+            "bare": {"count": 3, "p50_ms": 1.0, "p99_ms": 4.0, "p999_ms": 5.0},
+            "gateway_hops": {"kafka": {"count": 3.0, "p50_ms": 2.0, "p99_ms": 9.0, "p999_ms": 9.9}},
+            "gateway_age_ms": {"p50": 5.0, "p99": 20.0, "p999": 30.0},
+            "gateway_cpu_cores": {"server": 0.5},
+        },
         "overload": {
             "floor": side(10, 50) | {"rate": 240.0},
             "gateway": side(900, 3000)
@@ -97,13 +104,35 @@ def test_tables_of_a_full_result() -> None:
         },
     }
     titles = [t.title for t in latency_report.tables(res)]
-    assert len(titles) == 8
+    assert len(titles) == 9
+    assert any(t and "Kafka hop alone" in str(t) for t in titles)
     latency_report.print_tables(res)
+
+
+def test_bare_hop_keeps_the_window_and_tells_an_empty_one() -> None:
+    samples = [[9.9, 50.0], [10.0, 1.0], [10.5, 2.0], [11.0, 3.0], [11.9, 4.0], [12.0, 60.0]]
+    h = latency.bare_hop(samples, 10.0, 12.0)
+    assert h["count"] == 4
+    assert h["p50_ms"] == pytest.approx(2.5)
+    assert h["p99_ms"] == pytest.approx(3.97)
+    assert latency.bare_hop(samples, 20.0, 30.0) == {
+        "count": 0,
+        "p50_ms": "n/a",
+        "p99_ms": "n/a",
+        "p999_ms": "n/a",
+    }
+
+
+def test_kafka_floor_window_is_shorter_when_quick_and_can_be_off() -> None:
+    assert latency.parse([]).kafka_floor_s == 20.0
+    assert latency.parse(["--quick"]).kafka_floor_s == 8.0
+    assert latency.parse(["--kafka-floor-s", "0"]).kafka_floor_s == 0.0
 
 
 def test_tables_of_failed_workloads() -> None:
     res = {
         "capacity": {"steps": [], "rate": 0.0},
+        "kafka_floor": {"rate": 1.0, "bare": {"count": 0}, "gateway_hops": {}},
         "moderate": {"rate": 1.0, "clients": 1000, "floor": None, "gateway": {"error": "x"}},
         "overload": {"floor": {"error": "x"}, "gateway": None},
         "ingest": {"error": "x"},

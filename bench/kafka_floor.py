@@ -1,0 +1,70 @@
+"""The Kafka floor: how long the broker hop alone takes on this machine, right now.
+
+One process, one thread, nothing else in it: the gateway's Kafka client wrapper
+(``KafkaSource``, the same librdkafka settings, fetch variables from the
+environment as the gateway reads them) reads the book topic from its end while
+the gateway reads the same records, and for each record takes ``time.time_ns()``
+when ``consume()`` returns it minus the producer's ``ingest_ts``: the gateway's
+``kafka`` hop without the gateway's process around the consumer (no event loop
+holding the interpreter lock, no hand-off). The two measured over the same
+records in the same seconds say what the gateway's process adds to the hop, and
+what no Kafka-sourced gateway can go below on this host (bench/README.md).
+
+    python -m bench.kafka_floor OUT_JSON
+
+writes ``{"samples": [[receive_wall_s, hop_ms], ...], "bad": N}`` to ``OUT_JSON``
+on SIGTERM (the harness keeps the samples inside its window).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from mdgw.config import load_config
+from mdgw.kafka.client import END, KafkaSource
+from schemas.codec import decode
+from schemas.errors import SchemaError
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0])
+    cfg = load_config().kafka
+    stop = False
+
+    def on_term(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    src = KafkaSource(cfg, f"{cfg.client_id}-kafka-floor")
+    src.assign([(cfg.book_topic, p, END) for p in src.partitions(cfg.book_topic)])
+    samples: list[tuple[float, float]] = []
+    bad = 0
+    print("ready", flush=True)
+    try:
+        while not stop:
+            records = src.consume(2000, 0.1)  # the gateway's batch size
+            now = time.time_ns()  # once per batch, as the gateway stamps its hop
+            for rec in records:
+                try:
+                    ingest = decode(rec.value).ingest_ns
+                except (SchemaError, AttributeError):
+                    bad += 1
+                    continue
+                if ingest:
+                    samples.append((now / 1e9, (now - ingest) / 1e6))
+    finally:
+        src.close()
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"samples": samples, "bad": bad}))
+        os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
