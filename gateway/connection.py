@@ -30,6 +30,7 @@ from websockets.streams import StreamReader
 
 from gateway.outbox import PROBE_LEN, PROBE_MAGIC
 
+_OPEN = State.OPEN  # looked up once: an enum member via its class costs ~100 ns
 _PONG_HEAD = bytes((0x80 | Opcode.PONG.value, 0x80 | PROBE_LEN))
 """FIN + pong opcode, then the mask bit + the payload length of a probe's answer."""
 _PONG_FRAME = len(_PONG_HEAD) + 4 + PROBE_LEN
@@ -137,7 +138,7 @@ class GatewayConnection(ServerConnection):
         """websockets' parser has consumed every byte so far and waits for a new frame
         (not in the middle of one): bytes read now start a frame."""
         proto = self.protocol
-        if proto.state is not State.OPEN or proto.reader.buffer:
+        if proto.state is not _OPEN or proto.reader.buffer:
             return False
         gen = proto.parser  # parse() -> [frame parse ->] the read it waits in
         while (inner := getattr(gen, "gi_yieldfrom", None)) is not None:

@@ -536,8 +536,11 @@ class Hub:
                 self._resumed = True
                 processed = i
                 break
-            n = s.flush()
-            buffered = s.buffered()
+            if s.framed:
+                n, buffered = s.flush_framed()
+            else:
+                n = s.flush()
+                buffered = s.buffered()
             if n > 0:
                 frames += n
                 watch.add(s)
