@@ -78,14 +78,22 @@ def records(n: int, symbols: int = 34, seed: int = 1) -> list[Record]:
     return out
 
 
-def session(binary: bool, batch: bool) -> tuple[Session, CountingTransport]:
+def session(binary: bool, batch: bool, probe_ms: int = 0) -> tuple[Session, CountingTransport]:
     transport = CountingTransport()
     sent: list[bytes] = []
     proto = SimpleNamespace(
         state=State.OPEN, writes=[], send_text=sent.append, send_binary=sent.append
     )
     conn = SimpleNamespace(protocol=proto, transport=transport, send_data=lambda: None)
-    return Session(conn, binary=binary, batch=batch), transport
+    s = Session(conn, binary=binary, batch=batch, probe_ns=probe_ms * 1_000_000)
+    return s, transport
+
+
+def answer_probes(sessions: list[Session]) -> None:
+    """Every outstanding probe answered (a client that reads at once), as its pong would."""
+    for s in sessions:
+        if s.out.probe_at >= 0:
+            s.on_pong(s.out.probe_payload)
 
 
 def evict(other: bytearray) -> None:
@@ -102,6 +110,7 @@ def run(
     batch_size: int,
     profile: bool = False,
     evict_kb: int = 0,
+    probe_ms: int = 200,
 ) -> dict[str, Any]:
     recs = records(n_records)
     market = Market()
@@ -117,9 +126,11 @@ def run(
     streams = market.streams()
     rng = random.Random(1)
     transports = []
+    sessions = []
     for _ in range(clients):
-        s, t = session(fmt == "protobuf", batch)
+        s, t = session(fmt == "protobuf", batch, probe_ms)
         transports.append(t)
+        sessions.append(s)
         hub.sessions.add(s)
         for stream in rng.sample(streams, per_client):
             hub.add_view(s, ViewKey(False, stream, 20, False))
@@ -138,6 +149,8 @@ def run(
         mat.handle(rest[i : i + batch_size])
         hub.flush()
         cpu += time.process_time() - t0
+        if probe_ms:  # outside the timing: the pongs are the clients' (their reading is not)
+            answer_probes(sessions)
     if prof:
         prof.disable()
     msgs = hub.frames_out - base[1]
@@ -164,11 +177,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=200, help="records per consumed batch")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--evict-kb", type=int, default=0, help="other memory written between batches")
+    ap.add_argument(
+        "--probe-ms",
+        type=int,
+        default=200,
+        help="probe interval (the gateway's default; 0: off); every probe is answered at once",
+    )
     a = ap.parse_args(argv)
     if a.evict_kb < 0:
         ap.error(f"--evict-kb must be >= 0, got {a.evict_kb}")
     r = run(
-        a.records, a.clients, a.per_client, a.format, a.batch, a.batch_size, a.profile, a.evict_kb
+        a.records,
+        a.clients,
+        a.per_client,
+        a.format,
+        a.batch,
+        a.batch_size,
+        a.profile,
+        a.evict_kb,
+        a.probe_ms,
     )
     print({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
 
