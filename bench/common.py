@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import platform
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from mdgw.config import Config, KafkaConfig, load_config
 from mdgw.kafka.admin import admin_client, create_topics, topic_specs
+from mdgw.kafka.client import END, KafkaSource
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -75,3 +77,22 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
+
+
+class Stop:
+    """Set by SIGTERM: a bench helper process's loop runs ``while not stop.set``."""
+
+    def __init__(self) -> None:
+        self.set = False
+        signal.signal(signal.SIGTERM, self._on_term)
+
+    def _on_term(self, *_: object) -> None:
+        self.set = True
+
+
+def bare_source(cfg: KafkaConfig, name: str, topics: tuple[str, ...]) -> KafkaSource:
+    """The gateway's Kafka client wrapper and settings, every partition of ``topics``
+    assigned at its end: what a bench floor reads with (records from now on)."""
+    src = KafkaSource(cfg, f"{cfg.client_id}-{name}")
+    src.assign([(t, p, END) for t in topics for p in src.partitions(t)])
+    return src

@@ -16,13 +16,12 @@ time, renamed into place) until SIGTERM.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 
+from bench.common import Stop, bare_source
 from mdgw.config import load_config
-from mdgw.kafka.client import END, KafkaSource
 from schemas.codec import decode
 from schemas.errors import SchemaError
 
@@ -30,19 +29,12 @@ from schemas.errors import SchemaError
 def main(argv: list[str]) -> int:
     out = Path(argv[0])
     cfg = load_config().kafka
-    stop = False
-
-    def on_term(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    src = KafkaSource(cfg, f"{cfg.client_id}-ingest-floor")
-    src.assign([(t, p, END) for t in (cfg.book_topic, cfg.trades_topic) for p in src.partitions(t)])
+    stop = Stop()
+    src = bare_source(cfg, "ingest-floor", (cfg.book_topic, cfg.trades_topic))
     decoded = bad = 0
     next_write = 0.0
     try:
-        while not stop:
+        while not stop.set:
             for rec in src.consume(2000, 0.1):  # the gateway's batch size
                 try:
                     decode(rec.value)

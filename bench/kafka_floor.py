@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 
+from bench.common import Stop, bare_source
 from mdgw.config import load_config
-from mdgw.kafka.client import END, KafkaSource
 from schemas.codec import decode
 from schemas.errors import SchemaError
 
@@ -34,20 +33,13 @@ from schemas.errors import SchemaError
 def main(argv: list[str]) -> int:
     out = Path(argv[0])
     cfg = load_config().kafka
-    stop = False
-
-    def on_term(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    src = KafkaSource(cfg, f"{cfg.client_id}-kafka-floor")
-    src.assign([(cfg.book_topic, p, END) for p in src.partitions(cfg.book_topic)])
+    stop = Stop()
+    src = bare_source(cfg, "kafka-floor", (cfg.book_topic,))
     samples: list[tuple[float, float]] = []
     bad = 0
     print("ready", flush=True)
     try:
-        while not stop:
+        while not stop.set:
             records = src.consume(2000, 0.1)  # the gateway's batch size
             now = time.time_ns()  # once per batch, as the gateway stamps its hop
             for rec in records:

@@ -227,7 +227,7 @@ class Session:
         pass), in one call: (frames written, or -1 if held; bytes the transport still
         holds after). Same effect as ``flush()`` then ``buffered()``; the hub's pass calls
         this instead because the calls between them were a third of the Python per write
-        (bench.pipeline_bench)."""
+        (bench/README.md, "Sixteenth pass")."""
         transport = self.conn.transport
         if transport is None:
             return self.flush(), 0
@@ -240,23 +240,10 @@ class Session:
             return self.flush(), transport.get_write_buffer_size()
         if transport.is_closing():
             return self.flush(), 0
-        queued_at = out.pending_since
         n = len(pending)
         out.pending = []
         out.keep = []
-        data = pending[0] if n == 1 else b"".join(pending)
-        probe = 0
-        if queued_at and self.probe_ns:  # Outbox.probe_with_data, inlined
-            now = self.clock()
-            if out.probe_at < 0 and now - out.probe_sent >= self.probe_ns:
-                data += framing.ping(out.next_probe())
-                probe = now
-        transport.write(data)
-        out.wrote(len(data), queued_at)
-        if probe:
-            out.probe_written(probe)
-        self.messages_sent += n
-        self.bytes_sent += len(data)
+        self._put(transport, pending[0] if n == 1 else b"".join(pending), n, out.pending_since)
         return n, transport.get_write_buffer_size()
 
     def _write(self, frames: list[bytes], text: bool, queued_at: int) -> None:
@@ -303,6 +290,11 @@ class Session:
             return
         if transport.is_closing():
             return
+        self._put(transport, data, frames, queued_at)
+
+    def _put(self, transport: Transport, data: bytes, frames: int, queued_at: int) -> None:
+        """One write to an open transport, a probe on the end if one is due; counted
+        for the freshness marks."""
         out = self.out
         probe = 0
         if queued_at and self.probe_ns:
