@@ -226,8 +226,8 @@ class Session:
         """:meth:`flush` for a ``framed`` session (the common case, once per client per
         pass), in one call: (frames written, or -1 if held; bytes the transport still
         holds after). Same effect as ``flush()`` then ``buffered()``; the hub's pass calls
-        this instead: the calls it saves were 28 % of the pass's time per client in
-        process (bench/README.md, "Sixteenth pass")."""
+        this instead: in process it takes about a fifth off the pass's time per client
+        (bench/README.md, "Sixteenth pass")."""
         transport = self.conn.transport
         if transport is None:
             return self.flush(), 0
