@@ -232,18 +232,19 @@ class Session:
         if transport is None:
             return self.flush(), 0
         out = self.out
-        pending = out.pending
         buffered = transport.get_write_buffer_size()
-        if not pending or buffered:
-            return (-1 if pending else 0), buffered
-        if self.corked is not None or self.conn.protocol.state is not OPEN:
+        if not out.pending or buffered:
+            return (-1 if out.pending else 0), buffered
+        if (
+            self.corked is not None
+            or self.conn.protocol.state is not OPEN
+            or transport.is_closing()
+        ):  # rare: the general path says what happens to the data
             return self.flush(), transport.get_write_buffer_size()
-        if transport.is_closing():
-            return self.flush(), 0
+        queued_at = out.pending_since
+        pending = out.take()
         n = len(pending)
-        out.pending = []
-        out.keep = []
-        self._put(transport, pending[0] if n == 1 else b"".join(pending), n, out.pending_since)
+        self._put(transport, pending[0] if n == 1 else b"".join(pending), n, queued_at)
         return n, transport.get_write_buffer_size()
 
     def _write(self, frames: list[bytes], text: bool, queued_at: int) -> None:
