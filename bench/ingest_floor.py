@@ -36,6 +36,9 @@ def main(argv: list[str]) -> int:
     try:
         while not stop.set:
             for rec in src.consume(2000, 0.1):  # the gateway's batch size
+                if rec.value is None:  # a tombstone is nothing to decode
+                    bad += 1
+                    continue
                 try:
                     decode(rec.value)
                     decoded += 1

@@ -30,6 +30,18 @@ from schemas.codec import decode
 from schemas.errors import SchemaError
 
 
+def hop_ms(value: bytes | None, now_ns: int) -> float | None:
+    """``now_ns`` minus the record's producer ``ingest_ts``, in ms; None for a record that
+    is not a stamped market-data message (no value, undecodable, no ``ingest_ts``)."""
+    if value is None:
+        return None
+    try:
+        ingest = decode(value).ingest_ns
+    except (SchemaError, AttributeError):
+        return None
+    return (now_ns - ingest) / 1e6 if ingest else None
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0])
     cfg = load_config().kafka
@@ -43,13 +55,11 @@ def main(argv: list[str]) -> int:
             records = src.consume(2000, 0.1)  # the gateway's batch size
             now = time.time_ns()  # once per batch, as the gateway stamps its hop
             for rec in records:
-                try:
-                    ingest = decode(rec.value).ingest_ns
-                except (SchemaError, AttributeError):
+                hop = hop_ms(rec.value, now)
+                if hop is None:
                     bad += 1
-                    continue
-                if ingest:
-                    samples.append((now / 1e9, (now - ingest) / 1e6))
+                else:
+                    samples.append((now / 1e9, hop))
     finally:
         src.close()
         tmp = out.with_suffix(".tmp")
