@@ -14,7 +14,10 @@ picows + orjson, each on 3 of the 9 streams, depth 20, raw, JSON), in the same r
 Workloads (``--only``): ``capacity`` (the floor's rate stepped up; always run,
 every other rate derives from it), ``moderate`` (a quarter of it, 1,000
 clients), ``big`` (the same messages/s to 10,000 clients in 8 processes),
-``hops`` (the gateway's /metrics over the moderate window), ``overload`` (4x the
+``hops`` (the gateway's /metrics over the moderate window), ``nobroker`` (the
+moderate window on the same gateway code with an in-memory broker and the simulator
+in its process, ``bench.memory_gateway``: its latency without the Kafka hop, i.e.
+the gateway's own share), ``overload`` (4x the
 capacity: ages, resyncs, 1013 closes, the spread per client), ``responsive``
 (during overload: 1,000 new clients connect, a few ping every 100 ms),
 ``workers`` (overload with ``--workers 2``), ``kafka`` (producer linger.ms and
@@ -65,6 +68,7 @@ ALL = (
     "capacity",
     "moderate",
     "hops",
+    "nobroker",
     "big",
     "overload",
     "responsive",
@@ -72,7 +76,17 @@ ALL = (
     "kafka",
     "ingest",
 )
-QUICK = ("capacity", "moderate", "hops", "overload", "responsive", "workers", "kafka", "ingest")
+QUICK = (
+    "capacity",
+    "moderate",
+    "hops",
+    "nobroker",
+    "overload",
+    "responsive",
+    "workers",
+    "kafka",
+    "ingest",
+)
 
 
 def log(msg: str) -> None:
@@ -268,6 +282,47 @@ class Floor(Server):
             out = json.loads(self.proc.popen.stdout.readline() or b"{}")
         self.proc.stop(10)
         return out
+
+
+class NoBroker(Server):
+    """The gateway on an in-memory broker, the simulator in its process
+    (``bench.memory_gateway``)."""
+
+    kind = "nobroker"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        argv = [procs.PY, "-m", "bench.memory_gateway", "--port", str(self.port)]
+        argv += ["--symbols", str(SYMBOLS)]
+        env = procs.kafka_env(bench_config(), **procs.GATEWAY_LIMITS_OFF, **GATEWAY_ENV)
+        self.proc = procs.spawn(
+            f"nobroker{self.port}", argv, env, stdout=subprocess.PIPE, stdin=subprocess.PIPE
+        )
+        assert self.proc.popen.stdout is not None
+        line = self.proc.popen.stdout.readline()
+        if not line.startswith(b"ready"):
+            self.proc.stop(10)
+            raise RuntimeError(f"the gateway without a broker did not start: {line!r}")
+
+    def feed(self, rate: float, seconds: float, **env: object) -> procs.Proc | None:
+        stdin = self.proc.popen.stdin
+        assert stdin is not None
+        stdin.write(f"{rate}\n".encode())
+        stdin.flush()
+        return None
+
+    def metrics(self) -> str:
+        try:
+            return procs.http_get(f"http://127.0.0.1:{self.port}/metrics", 20.0).decode()
+        except OSError:
+            return ""
+
+    def stop(self) -> dict[str, Any]:
+        with contextlib.suppress(OSError, ValueError):
+            assert self.proc.popen.stdin is not None
+            self.proc.popen.stdin.close()
+        self.proc.stop(20)
+        return {}
 
 
 class Gateway(Server):
@@ -485,7 +540,7 @@ def capacity(p: Plan, floor: Floor, meter: Meter) -> dict[str, Any]:
             time.sleep(1.0)  # drain
         p.capacity = best or a.cap_start
         moderate = None
-        if "moderate" in a.only:
+        if {"moderate", "nobroker"} & set(a.only):  # both are compared with it
             log(f"  floor moderate {p.moderate:,.1f}/s")
             w = measure(floor, meter, p.moderate, a.window_s, 1.0)
             moderate = summary(cs.snapshot(), w, p.moderate, a.clients)
@@ -822,6 +877,16 @@ def ingest_floor(
         shutil.rmtree(count.parent, ignore_errors=True)
 
 
+def no_broker_result(p: Plan, floor: Any, nb: Any) -> dict[str, Any]:
+    """The ``nobroker`` window beside the floor's moderate one (``gateway`` holds its
+    summary and hops, or the error)."""
+    window = nb.get("") if isinstance(nb, dict) and "" in nb else nb
+    ok = isinstance(window, dict) and "age_ms" in window
+    out: dict[str, Any] = {"rate": p.moderate, "clients": p.a.clients, "gateway": window}
+    out["diff_ms"] = diff(floor, window) if ok and isinstance(floor, dict) else {}
+    return out
+
+
 def diff(floor: dict[str, Any] | None, gw: dict[str, Any] | None) -> dict[str, float]:
     if not floor or not gw:
         return {}
@@ -874,6 +939,32 @@ def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             )
     finally:
         res["floor_stats"] = floor.stop()
+
+    # ---- the gateway without Kafka (its own share of the latency)
+    if "nobroker" in only:
+        log(f"gateway without a broker: moderate {p.moderate:,.1f}/s, {a.clients} clients")
+        nb: Any = None
+        try:
+            nobroker = NoBroker()
+            try:
+                nb = guarded(
+                    "no broker",
+                    steady,
+                    p,
+                    nobroker,
+                    Meter(nobroker, None),
+                    p.moderate,
+                    a.clients,
+                    a.client_procs,
+                    "nb",
+                    scrape=True,
+                )
+            finally:
+                nobroker.stop()
+        except Exception as e:
+            log(f"gateway without a broker failed: {e!r}")
+            nb = {"error": repr(e)}
+        res["no_broker"] = no_broker_result(p, res["capacity"].get("moderate"), nb)
 
     # ---- the gateway, 1 worker
     gw_mod = gw_big = gw_over = None

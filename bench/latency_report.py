@@ -114,6 +114,61 @@ def kafka_floor_table(kf: dict[str, Any], moderate: dict[str, Any]) -> Table:
     return t
 
 
+def no_broker_table(nb: dict[str, Any], moderate: dict[str, Any]) -> Table:
+    """The moderate window on the gateway with an in-memory broker, beside the floor's and
+    the Kafka-fed gateway's: the gateway's own share of the latency, with its hops."""
+    floor, gw, own = moderate.get("floor"), moderate.get("gateway"), nb.get("gateway")
+    t = Table(
+        title=f"3c. The gateway without Kafka, {fmt(nb['rate'], 1)} updates/s, "
+        f"{nb['clients']:,} clients (in-memory broker)"
+    )
+    for c in (
+        "",
+        "floor",
+        "gateway, no broker",
+        "no broker - floor",
+        "gateway, Kafka",
+        "Kafka - floor",
+    ):
+        t.add_column(c, justify="right" if c else "left")
+    for k, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
+        f = floor["age_ms"][k] if _ok(floor) else None
+        n = own["age_ms"][k] if _ok(own) else None
+        g = gw["age_ms"][k] if _ok(gw) else None
+        dn = n - f if n is not None and f is not None else None
+        dg = g - f if g is not None and f is not None else None
+        t.add_row(f"age {label} (ms)", fmt(f, 2), fmt(n, 2), fmt(dn, 2), fmt(g, 2), fmt(dg, 2))
+    for label, key in (("delivered msgs/s", "delivered_per_s"),):
+        t.add_row(
+            label, fmt(_get(floor, key), 0), fmt(_get(own, key), 0), "", fmt(_get(gw, key), 0), ""
+        )
+    cpu = [
+        fmt((d or {}).get("cpu_cores", {}).get("server"), 2) if _ok(d) else "-"
+        for d in (floor, own, gw)
+    ]
+    t.add_row("server CPU (cores)", cpu[0], cpu[1], "", cpu[2], "")
+    for hop in ("handoff", "apply", "fanout"):
+        h = ((own or {}).get("hops") or {}).get(hop) if _ok(own) else None
+        if h:
+            t.add_row(
+                f"{hop} hop p50 / p99 (ms)",
+                "",
+                f"{fmt(h.get('p50_ms'), 2)} / {fmt(h.get('p99_ms'), 2)}",
+                "",
+                "",
+                "",
+            )
+    if isinstance(own, dict) and "error" in own:
+        t.add_row("error", "", str(own["error"])[:60], "", "", "")
+    t.caption = (
+        "the same gateway code and settings on an in-memory broker, the simulator on a thread "
+        "of its process: every record still goes through the consumer thread, the hand-off, "
+        "apply, encode and the pass over the clients; only the Kafka hop is left out (server "
+        "CPU includes the simulator)"
+    )
+    return t
+
+
 def tables(res: dict[str, Any]) -> list[Table]:
     out: list[Table] = []
     cap = res.get("capacity") or {}
@@ -183,6 +238,9 @@ def tables(res: dict[str, Any]) -> list[Table]:
     kf = res.get("kafka_floor")
     if kf:
         out.append(kafka_floor_table(kf, res.get("moderate") or {}))
+    nb = res.get("no_broker")
+    if nb:
+        out.append(no_broker_table(nb, res.get("moderate") or {}))
     over = res.get("overload")
     if over:
         f, g = over.get("floor"), over.get("gateway")

@@ -199,17 +199,19 @@ def http_get(url: str, timeout: float = 5.0) -> bytes:
         return r.read()
 
 
+GATEWAY_LIMITS_OFF: dict[str, object] = {
+    "MDGW_GATEWAY_CONNECTS_PER_MINUTE_PER_IP": 0,
+    "MDGW_GATEWAY_MAX_CONNECTIONS_PER_IP": 0,
+    "MDGW_GATEWAY_OPS_REQUESTS_PER_SECOND": 0,
+    "MDGW_GATEWAY_HANDSHAKE_TIMEOUT": 60,
+}
+"""Every benchmark client connects from 127.0.0.1: the per-IP limits would refuse them."""
+
+
 def start_gateway(cfg: Config, port: int, *, workers: int = 1, **env: object) -> Proc:
     """``mdgw gateway`` on 127.0.0.1:port, all clients from one IP allowed."""
-    e = kafka_env(
-        cfg,
-        MDGW_GATEWAY_CONNECTS_PER_MINUTE_PER_IP=0,
-        MDGW_GATEWAY_MAX_CONNECTIONS_PER_IP=0,
-        MDGW_GATEWAY_OPS_REQUESTS_PER_SECOND=0,
-        MDGW_GATEWAY_HANDSHAKE_TIMEOUT=60,
-        MDGW_GATEWAY_GROUP_ID=f"{cfg.kafka.client_id}-gw{port}",
-        **env,
-    )
+    group = {"MDGW_GATEWAY_GROUP_ID": f"{cfg.kafka.client_id}-gw{port}"}
+    e = kafka_env(cfg, **(GATEWAY_LIMITS_OFF | group | env))
     argv = [PY, "-m", "mdgw", "gateway", "--host", "127.0.0.1", "--port", str(port)]
     if workers > 1:
         argv += ["--workers", str(workers)]

@@ -178,9 +178,9 @@ class MemorySource:
             on_assign(self, [(t, p) for t in topics for p in self.partitions(t)])
         deadline = time.monotonic() + timeout
         out: list[Record] = []
-        now = time.perf_counter_ns()
         with self.broker._cond:
             while True:
+                now = time.perf_counter_ns()  # when the records were there (hop timings)
                 for (topic, part), offset in self._next.items() if not self.broker.down else ():
                     p = self.broker._parts(topic)[part]
                     start = max(offset, p.low)  # auto.offset.reset=earliest past retention

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +68,13 @@ def test_tables_of_a_full_result() -> None:
             "gateway_age_ms": {"p50": 5.0, "p99": 20.0, "p999": 30.0},
             "gateway_cpu_cores": {"server": 0.5},
         },
+        "no_broker": {
+            "rate": 15.0,
+            "clients": 1000,
+            "gateway": side(1.5, 7.0)
+            | {"hops": {"fanout": {"count": 9.0, "p50_ms": 1.0, "p99_ms": 4.0, "p999_ms": 5.0}}},
+            "diff_ms": {"p50": 0.5, "p99": 2.0, "p999": 4.0},
+        },
         "overload": {
             "floor": side(10, 50) | {"rate": 240.0},
             "gateway": side(900, 3000)
@@ -104,9 +112,25 @@ def test_tables_of_a_full_result() -> None:
         },
     }
     titles = [t.title for t in latency_report.tables(res)]
-    assert len(titles) == 9
+    assert len(titles) == 10
     assert any(t and "Kafka hop alone" in str(t) for t in titles)
+    nb = next(t for t in latency_report.tables(res) if "without Kafka" in str(t.title))
+    cells = {c.header: list(c.cells) for c in nb.columns}
+    assert cells["gateway, no broker"][:2] == ["1.50", "7.00"]
+    assert cells["no broker - floor"][:2] == ["0.50", "2.00"]  # the moderate floor: 1 / 5
+    assert cells["gateway, Kafka"][:2] == ["2", "9"]
+    assert cells["Kafka - floor"][:2] == ["1", "4"]
     latency_report.print_tables(res)
+
+
+def test_no_broker_result_is_its_window_beside_the_floor() -> None:
+    p = latency.Plan(latency.parse(["--capacity", "60"]), Path("/tmp"), None, capacity=60.0)
+    r = latency.no_broker_result(p, side(1, 5), {"": side(1.25, 6)})
+    assert r["rate"] == 15.0 and r["clients"] == 1000
+    assert r["diff_ms"] == {"p50": 0.25, "p99": 1.0, "p999": 2.0}
+    failed = latency.no_broker_result(p, side(1, 5), {"error": "boom"})
+    assert failed["gateway"] == {"error": "boom"} and failed["diff_ms"] == {}
+    assert latency.no_broker_result(p, None, {"": side(1, 2)})["diff_ms"] == {}
 
 
 def test_bare_hop_keeps_the_window_and_tells_an_empty_one() -> None:
@@ -137,6 +161,7 @@ def test_tables_of_failed_workloads() -> None:
         "overload": {"floor": {"error": "x"}, "gateway": None},
         "ingest": {"error": "x"},
         "workers": {"1": None, "2": {"error": "y"}},
+        "no_broker": {"rate": 1.0, "clients": 1000, "gateway": {"error": "z"}, "diff_ms": {}},
     }
     assert latency_report.tables(res)
     latency_report.print_tables(res)

@@ -1,0 +1,132 @@
+"""The gateway without Kafka, for ``bench.latency``'s ``nobroker`` workload.
+
+``python -m bench.memory_gateway --port P`` runs the real gateway (``gateway.app``,
+the same code, configuration and environment as ``mdgw gateway``) on the in-memory
+broker of :mod:`mdgw.kafka.memory` instead of a Kafka cluster, and the simulator of
+``mdgw simulate`` on a thread of the same process, publishing to that broker. Every
+record still takes the gateway's whole path: its consumer thread (woken by the
+broker's condition variable instead of librdkafka), the hand-off to the loop, decode,
+apply, encode and the pass over the clients. What is left out is the Kafka hop
+(producer -> broker -> consumer), so the clients' age here, beside the floor's, is
+the gateway's own share of the latency.
+
+Like ``bench.latency_floor`` it reads the feed rate (updates/s over all streams)
+from stdin, one number per line (0 stops the feed; each new rate starts a new
+simulator run: snapshots first, as a new ``mdgw simulate`` process would), prints
+``ready`` once the gateway has every stream's book, and exits at EOF. The simulator
+thread costs this process ~1 % of a core at the moderate rate (counted in its CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from gateway.app import start_gateway
+from mdgw.config import Config, load_config
+from mdgw.kafka.admin import topic_specs
+from mdgw.kafka.memory import MemoryBroker
+from producers.publisher import Publisher
+from producers.simulate_run import run_simulator
+from producers.simulator import default_streams
+
+PRIME_RATE = 200.0
+"""The first feed (what ``bench.latency.Gateway`` primes a real gateway with)."""
+
+
+def broker_for(config: Config) -> MemoryBroker:
+    """An in-memory broker holding the configured topics, partitioned as configured."""
+    broker = MemoryBroker()
+    for spec in topic_specs(config.kafka):
+        broker.create_topic(spec.name, spec.partitions)
+    return broker
+
+
+class Feed:
+    """At most one simulator run at a time, on its own thread."""
+
+    def __init__(self, config: Config, broker: MemoryBroker) -> None:
+        self.config = config
+        self.publisher = Publisher(broker, config.kafka)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+
+    def set_rate(self, rate: float) -> None:
+        self.stop()
+        if rate <= 0:
+            return
+        sim = dataclasses.replace(self.config.simulator, rate=rate, duration=0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=run_simulator,
+            args=(sim, self.publisher),
+            kwargs={"stop": self._stop, "kafka": self.config.kafka},
+            name=f"simulate{self.runs}",
+            daemon=True,
+        )
+        self.runs += 1
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+
+async def wait_for(pred: Callable[[], object], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the memory gateway did not get ready")
+        await asyncio.sleep(0.05)
+
+
+async def main_async(config: Config, streams: int) -> None:
+    broker = broker_for(config)
+    gateway = await start_gateway(config, sources=broker, sink=broker)
+    feed = Feed(config, broker)
+    try:
+        await wait_for(gateway.server.is_ready, 60)
+        feed.set_rate(PRIME_RATE)
+        await wait_for(lambda: gateway.market.stream_count() >= streams, 60)
+        feed.set_rate(0)
+        print("ready", gateway.port, flush=True)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while line := await reader.readline():
+            if line.strip():
+                await asyncio.to_thread(feed.set_rate, float(line))
+    finally:
+        feed.stop()
+        await gateway.stop(timeout=5)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--symbols", type=int, default=3, help="symbols per exchange (as simulate)")
+    args = ap.parse_args()
+    overrides = {
+        "gateway": {"host": "127.0.0.1", "port": args.port, "workers": 1},
+        "simulator": {"symbols_per_exchange": args.symbols},
+    }
+    config = load_config(None, overrides=overrides)
+    streams = len(default_streams(args.symbols))
+    import uvloop
+
+    uvloop.install()
+    asyncio.run(main_async(config, streams))
+
+
+if __name__ == "__main__":
+    main()
