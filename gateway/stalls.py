@@ -59,6 +59,8 @@ class Stall:
 @dataclass(slots=True)
 class StallReport:
     seconds: float
+    """How late the loop's beat came: the loop ran something else (or nothing) at least
+    this long past the beat's due time (the beats' own period is not counted)."""
     gc_seconds: float
     samples: list[str]
 
@@ -72,7 +74,10 @@ class StallReport:
             lines.append(f"  sample {i + 1}, innermost last:")
             lines.append(stack)
         if not self.samples:
-            lines.append("  (no sample: the loop thread held the interpreter lock throughout)")
+            lines.append(
+                "  (no sample: the loop thread kept the interpreter lock throughout, in C code"
+                " or while the OS had it waiting for a core)"
+            )
         return "\n".join(lines)
 
 
@@ -150,15 +155,15 @@ class StallWatch:
     def beat(self) -> None:
         """Loop side: the loop runs; report the stall it comes out of, if any."""
         now = self.clock()
-        gap = now - self.last_beat
+        late = now - self.last_beat - self.period
         stall, self.stall = self.stall, None
-        if self.enabled and gap - self.period >= self.threshold:
+        if self.enabled and late >= self.threshold:
             self.stalls += 1
             metrics.LOOP_STALLS.inc()
             # a sample taken for an earlier beat (the watchdog raced this one) is not ours
             samples = stall.samples if stall and stall.since == self.last_beat else []
             gc_s = (gc_ns() - self._gc_at_beat) / 1e9
-            self.on_report(StallReport(seconds=gap, gc_seconds=gc_s, samples=samples))
+            self.on_report(StallReport(seconds=late, gc_seconds=gc_s, samples=samples))
         self.last_beat = now
         self._gc_at_beat = gc_ns()
 

@@ -54,10 +54,10 @@ def test_a_late_beat_is_reported_with_the_stack_sampled_meanwhile() -> None:
     w.beat()
     assert len(reports) == 1 and w.stalls == 1
     report = reports[0]
-    assert report.seconds == pytest.approx(0.61)
+    assert report.seconds == pytest.approx(0.56)  # late by: the 50 ms period is not counted
     assert len(report.samples) == 2
     assert "test_a_late_beat_is_reported_with_the_stack_sampled_meanwhile" in report.samples[0]
-    assert "held for 610 ms" in report.message()
+    assert "held for 560 ms" in report.message()
     clock.now += 0.05
     w.beat()
     assert len(reports) == 1  # over: the next beat is on time
@@ -149,5 +149,5 @@ async def test_the_watchdog_thread_samples_a_loop_held_by_python_code() -> None:
         task.cancel()
         w.stop()
     assert len(reports) == 1
-    assert reports[0].seconds >= 0.6
+    assert reports[0].seconds >= 0.55
     assert reports[0].samples and all("hold_the_loop_for_test" in s for s in reports[0].samples)
