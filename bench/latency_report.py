@@ -478,18 +478,23 @@ def plot(res: dict[str, Any], path: Path) -> None:
         ax.set_title("1. floor capacity")
     ax = axes[0][1]
     groups = [(k, res.get(k)) for k in ("moderate", "big") if res.get(k)]
-    labels, fl, gw = [], [], []
+    own = (res.get("no_broker") or {}).get("gateway")
+    labels, fl, gw, nb = [], [], [], []
     for key, m in groups:
         for q in ("p50", "p99", "p999"):
             labels.append(f"{'1k' if key == 'moderate' else '10k'} {q}")
             fl.append(m["floor"]["age_ms"][q] if _ok(m.get("floor")) else 0)
             gw.append(m["gateway"]["age_ms"][q] if _ok(m.get("gateway")) else 0)
+            nb.append(own["age_ms"][q] if key == "moderate" and _ok(own) else 0)
     if labels:
         x = range(len(labels))
-        ax.bar([i - 0.2 for i in x], fl, 0.4, label="floor")
-        ax.bar([i + 0.2 for i in x], gw, 0.4, label="gateway")
+        ax.bar([i - 0.27 for i in x], fl, 0.27, label="floor")
+        ax.bar(list(x), gw, 0.27, label="gateway")
+        if any(nb):
+            ax.bar([i + 0.27 for i in x], nb, 0.27, label="gateway, no broker (3c)")
         ax.set_xticks(list(x), labels, rotation=30)
-        ax.set_ylabel("receive - ingest_ts, ms")
+        ax.set_yscale("log")
+        ax.set_ylabel("receive - ingest_ts, ms (log)")
         ax.set_title("2. moderate load (a quarter of capacity)")
         ax.legend()
     ax = axes[1][0]
