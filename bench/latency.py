@@ -240,24 +240,19 @@ class Server:
         raise NotImplementedError
 
 
-class Floor(Server):
-    kind = "floor"
+class PipedServer(Server):
+    """A server process that says ``ready`` on stdout and reads its feed rate (updates/s,
+    one number per line) from stdin: the floor, the gateway without a broker."""
 
-    def __init__(self, frame_bytes: int) -> None:
-        self.port = free_port()
-        argv = [procs.PY, "-m", "bench.latency_floor", "--port", str(self.port)]
-        argv += ["--streams", ",".join(STREAMS), "--frame-bytes", str(frame_bytes)]
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         self.proc = procs.spawn(
-            f"floor{self.port}",
-            argv,
-            dict(os.environ),
-            stdout=subprocess.PIPE,
-            stdin=subprocess.PIPE,
+            f"{name}{self.port}", argv, env, stdout=subprocess.PIPE, stdin=subprocess.PIPE
         )
         assert self.proc.popen.stdout is not None
         line = self.proc.popen.stdout.readline()
         if not line.startswith(b"ready"):
-            raise RuntimeError(f"floor did not start: {line!r}")
+            self.proc.stop(10)
+            raise RuntimeError(f"{name} did not start: {line!r}")
 
     def feed(self, rate: float, seconds: float, **env: object) -> procs.Proc | None:
         stdin = self.proc.popen.stdin
@@ -265,6 +260,24 @@ class Floor(Server):
         stdin.write(f"{rate}\n".encode())
         stdin.flush()
         return None
+
+
+def scrape(port: int) -> str:
+    """A gateway's ``/metrics`` ("" when it does not answer)."""
+    try:
+        return procs.http_get(f"http://127.0.0.1:{port}/metrics", 20.0).decode()
+    except OSError:
+        return ""
+
+
+class Floor(PipedServer):
+    kind = "floor"
+
+    def __init__(self, frame_bytes: int) -> None:
+        self.port = free_port()
+        argv = [procs.PY, "-m", "bench.latency_floor", "--port", str(self.port)]
+        argv += ["--streams", ",".join(STREAMS), "--frame-bytes", str(frame_bytes)]
+        super().__init__("floor", argv, dict(os.environ))
 
     def counters(self) -> dict[str, int]:
         """Messages produced, frames sent and dropped so far (the floor prints them on "?")."""
@@ -284,7 +297,7 @@ class Floor(Server):
         return out
 
 
-class NoBroker(Server):
+class NoBroker(PipedServer):
     """The gateway on an in-memory broker, the simulator in its process
     (``bench.memory_gateway``)."""
 
@@ -294,28 +307,12 @@ class NoBroker(Server):
         self.port = free_port()
         argv = [procs.PY, "-m", "bench.memory_gateway", "--port", str(self.port)]
         argv += ["--symbols", str(SYMBOLS)]
-        env = procs.kafka_env(bench_config(), **procs.GATEWAY_LIMITS_OFF, **GATEWAY_ENV)
-        self.proc = procs.spawn(
-            f"nobroker{self.port}", argv, env, stdout=subprocess.PIPE, stdin=subprocess.PIPE
-        )
-        assert self.proc.popen.stdout is not None
-        line = self.proc.popen.stdout.readline()
-        if not line.startswith(b"ready"):
-            self.proc.stop(10)
-            raise RuntimeError(f"the gateway without a broker did not start: {line!r}")
-
-    def feed(self, rate: float, seconds: float, **env: object) -> procs.Proc | None:
-        stdin = self.proc.popen.stdin
-        assert stdin is not None
-        stdin.write(f"{rate}\n".encode())
-        stdin.flush()
-        return None
+        # its own in-memory topics: nothing is created in (or asked of) a Kafka cluster
+        env = procs.kafka_env(Config(), **procs.GATEWAY_LIMITS_OFF, **GATEWAY_ENV)
+        super().__init__("nobroker", argv, env)
 
     def metrics(self) -> str:
-        try:
-            return procs.http_get(f"http://127.0.0.1:{self.port}/metrics", 20.0).decode()
-        except OSError:
-            return ""
+        return scrape(self.port)
 
     def stop(self) -> dict[str, Any]:
         with contextlib.suppress(OSError, ValueError):
@@ -348,10 +345,7 @@ class Gateway(Server):
         return procs.spawn(f"sim{int(rate)}", argv, procs.kafka_env(self.cfg, **env))
 
     def metrics(self) -> str:
-        try:
-            return procs.http_get(f"http://127.0.0.1:{self.port}/metrics", 20.0).decode()
-        except OSError:
-            return ""
+        return scrape(self.port)
 
     def stop(self) -> dict[str, Any]:
         self.proc.stop(20)
