@@ -138,14 +138,9 @@ def no_broker_table(nb: dict[str, Any], moderate: dict[str, Any]) -> Table:
         dn = n - f if n is not None and f is not None else None
         dg = g - f if g is not None and f is not None else None
         t.add_row(f"age {label} (ms)", fmt(f, 2), fmt(n, 2), fmt(dn, 2), fmt(g, 2), fmt(dg, 2))
-    for label, key in (("delivered msgs/s", "delivered_per_s"),):
-        t.add_row(
-            label, fmt(_get(floor, key), 0), fmt(_get(own, key), 0), "", fmt(_get(gw, key), 0), ""
-        )
-    cpu = [
-        fmt((d or {}).get("cpu_cores", {}).get("server"), 2) if _ok(d) else "-"
-        for d in (floor, own, gw)
-    ]
+    delivered = [fmt(_get(d, "delivered_per_s"), 0) for d in (floor, own, gw)]
+    t.add_row("delivered msgs/s", delivered[0], delivered[1], "", delivered[2], "")
+    cpu = [fmt(_r(d, "cpu_cores", "server"), 2) if _ok(d) else "-" for d in (floor, own, gw)]
     t.add_row("server CPU (cores)", cpu[0], cpu[1], "", cpu[2], "")
     for hop in ("handoff", "apply", "fanout"):
         h = ((own or {}).get("hops") or {}).get(hop) if _ok(own) else None

@@ -11,7 +11,8 @@ apply, encode and the pass over the clients. What is left out is the Kafka hop
 the gateway's own share of the latency.
 
 Like ``bench.latency_floor`` it reads the feed rate (updates/s over all streams)
-from stdin, one number per line (0 stops the feed; each new rate starts a new
+from stdin, one number per line (a line that is not a finite number is reported on
+stderr and ignored; 0 stops the feed; each new rate starts a new
 simulator run: snapshots first, as a new ``mdgw simulate`` process would), prints
 ``ready`` once the gateway has every stream's book, and exits at EOF. The simulator
 thread costs this process ~1 % of a core at the moderate rate (counted in its CPU).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import math
 import sys
 import threading
 import time
@@ -29,22 +31,13 @@ from collections.abc import Callable
 
 from gateway.app import start_gateway
 from mdgw.config import Config, load_config
-from mdgw.kafka.admin import topic_specs
-from mdgw.kafka.memory import MemoryBroker
+from mdgw.kafka.memory import MemoryBroker, broker_with_topics
 from producers.publisher import Publisher
 from producers.simulate_run import run_simulator
 from producers.simulator import default_streams
 
 PRIME_RATE = 200.0
 """The first feed (what ``bench.latency.Gateway`` primes a real gateway with)."""
-
-
-def broker_for(config: Config) -> MemoryBroker:
-    """An in-memory broker holding the configured topics, partitioned as configured."""
-    broker = MemoryBroker()
-    for spec in topic_specs(config.kafka):
-        broker.create_topic(spec.name, spec.partitions)
-    return broker
 
 
 class Feed:
@@ -80,6 +73,16 @@ class Feed:
             self._thread = None
 
 
+def parse_rate(line: bytes) -> float | None:
+    """A feed rate line (updates/s; 0 or less stops the feed), None if it is not a finite
+    number (the caller says so and goes on)."""
+    try:
+        rate = float(line)
+    except ValueError:
+        return None
+    return rate if math.isfinite(rate) else None
+
+
 async def wait_for(pred: Callable[[], object], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
@@ -89,7 +92,7 @@ async def wait_for(pred: Callable[[], object], timeout: float) -> None:
 
 
 async def main_async(config: Config, streams: int) -> None:
-    broker = broker_for(config)
+    broker = broker_with_topics(config.kafka)
     gateway = await start_gateway(config, sources=broker, sink=broker)
     feed = Feed(config, broker)
     try:
@@ -102,8 +105,13 @@ async def main_async(config: Config, streams: int) -> None:
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         while line := await reader.readline():
-            if line.strip():
-                await asyncio.to_thread(feed.set_rate, float(line))
+            if not line.strip():
+                continue
+            rate = parse_rate(line)
+            if rate is None:
+                print(f"memory_gateway: not a rate, ignored: {line!r}", file=sys.stderr)
+            else:
+                await asyncio.to_thread(feed.set_rate, rate)
     finally:
         feed.stop()
         await gateway.stop(timeout=5)

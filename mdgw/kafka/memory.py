@@ -19,6 +19,8 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from mdgw.config import KafkaConfig
+from mdgw.kafka.admin import topic_specs
 from mdgw.kafka.client import (
     BROKERS_DOWN,
     END,
@@ -136,6 +138,15 @@ class MemoryBroker:
         with self._cond:
             self._clients.append(source)
         return source
+
+
+def broker_with_topics(cfg: KafkaConfig, clock_ms: Callable[[], int] | None = None) -> MemoryBroker:
+    """A broker holding the project's topics, partitioned as ``mdgw topics create`` makes
+    them (``clock_ms``: the broker's clock for timestamps, default the wall clock)."""
+    broker = MemoryBroker(clock_ms) if clock_ms is not None else MemoryBroker()
+    for spec in topic_specs(cfg):
+        broker.create_topic(spec.name, spec.partitions)
+    return broker
 
 
 class MemorySource:

@@ -149,5 +149,5 @@ async def test_the_watchdog_thread_samples_a_loop_held_by_python_code() -> None:
         task.cancel()
         w.stop()
     assert len(reports) == 1
-    assert reports[0].seconds >= 0.55
+    assert reports[0].seconds >= 0.6 - 0.02  # held 0.6 s, less the 20 ms between beats
     assert reports[0].samples and all("hold_the_loop_for_test" in s for s in reports[0].samples)

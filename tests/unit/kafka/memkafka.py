@@ -6,8 +6,7 @@ from core.book import OrderBook
 from core.market import Market
 from core.types import BookUpdate, Exchange, Trade
 from mdgw.config import KafkaConfig
-from mdgw.kafka.admin import topic_specs
-from mdgw.kafka.memory import MemoryBroker
+from mdgw.kafka.memory import MemoryBroker, broker_with_topics
 from mdgw.materializer import Materializer
 from producers.publisher import Publisher
 
@@ -34,10 +33,7 @@ class Clock:
 
 def broker_for(cfg: KafkaConfig, clock: Clock | None = None) -> MemoryBroker:
     """A broker holding the project's topics (as ``mdgw topics create`` makes them)."""
-    broker = MemoryBroker(clock.ms) if clock is not None else MemoryBroker()
-    for spec in topic_specs(cfg):
-        broker.create_topic(spec.name, spec.partitions)
-    return broker
+    return broker_with_topics(cfg, clock.ms if clock is not None else None)
 
 
 def publisher(broker: MemoryBroker, cfg: KafkaConfig, clock: Clock) -> Publisher:
