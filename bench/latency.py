@@ -58,6 +58,8 @@ STREAMS = [s.key for s in default_streams(SYMBOLS)]
 PER_CLIENT = 3
 SHARE = PER_CLIENT / len(STREAMS)
 """Each message goes to this share of the clients."""
+CLIENT = [procs.PY, "-m", "bench.latency_client"]
+"""The client processes' command (``--client go``: the compiled twin's binary)."""
 GATEWAY_ENV: dict[str, object] = {
     "MDGW_GATEWAY_MAX_CONNECTIONS": 20_000,
     # pings every 100 ms are 10 control messages/s: above the default 5/s limit
@@ -195,7 +197,7 @@ def start_clients(
         n = clients // nprocs + (1 if i < clients % nprocs else 0)
         out = tmp / f"{name}-{i}.json"
         argv = ["nice", "-n", str(procs.CLIENT_NICE)] if procs.CLIENT_NICE else []
-        argv += [procs.PY, "-m", "bench.latency_client", "--url", f"ws://127.0.0.1:{port}/ws"]
+        argv += [*CLIENT, "--url", f"ws://127.0.0.1:{port}/ws"]
         argv += ["--clients", str(n), "--offset", str(first), "--streams", ",".join(STREAMS)]
         argv += ["--duration", str(duration), "--out", str(out), "--pingers", str(pingers)]
         argv += extra
@@ -1188,6 +1190,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated fetch settings for the ingest workload, of {','.join(INGEST_FETCH)}",
     )
     ap.add_argument(
+        "--client",
+        choices=("python", "go"),
+        default="python",
+        help="the client processes: bench.latency_client (picows + orjson), or its compiled "
+        "twin (bench/goclient, built with the Go toolchain), which costs the shared cores less",
+    )
+    ap.add_argument(
         "--client-nice",
         type=int,
         default=0,
@@ -1213,10 +1222,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench import latency_report
+    from bench import compiled_client, latency_report
 
     a = parse(argv)
     procs.CLIENT_NICE = a.client_nice
+    if a.client == "go":
+        CLIENT[:] = [str(compiled_client.build())]
     started = time.time()
     m0 = procs.machine_busy()
     res = run(a)

@@ -434,9 +434,11 @@ def print_tables(res: dict[str, Any]) -> None:
         console.print(t)
     m = res.get("machine_during_run")
     if m:
+        settings = res.get("settings", {})
         console.print(
             f"machine: {m['cores_busy_avg']} of 2 cores busy on average over {m['wall_s']} s; "
-            f"client processes at nice {res.get('settings', {}).get('client_nice')}"
+            f"{settings.get('client', 'python')} client processes at nice "
+            f"{settings.get('client_nice')}"
         )
 
 
