@@ -35,7 +35,7 @@ def build(binary: Path = BINARY, source: Path = SOURCE) -> Path:
         return binary
     go = shutil.which("go")
     if go is None:
-        raise BuildError("--client go needs the Go toolchain (go 1.26 or newer) on PATH")
+        raise BuildError("the Go toolchain (go 1.26 or newer) is not on PATH")
     binary.parent.mkdir(parents=True, exist_ok=True)
     r = subprocess.run(
         [go, "build", "-trimpath", "-o", str(binary), "."],

@@ -1227,7 +1227,10 @@ def main(argv: list[str] | None = None) -> None:
     a = parse(argv)
     procs.CLIENT_NICE = a.client_nice
     if a.client == "go":
-        CLIENT[:] = [str(compiled_client.build())]
+        try:
+            CLIENT[:] = [str(compiled_client.build())]
+        except compiled_client.BuildError as e:
+            raise SystemExit(f"--client go: {e}") from None
     started = time.time()
     m0 = procs.machine_busy()
     res = run(a)
