@@ -55,6 +55,46 @@ def test_a_broken_source_fails_the_build_with_go_s_message(tmp_path: Path) -> No
         compiled_client.build(tmp_path / "client", src)
 
 
+@pytest.fixture(scope="module")
+def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The client built once for this module's tests (from the repository's sources)."""
+    if shutil.which("go") is None:
+        pytest.skip("tool missing: go (the Go toolchain)")
+    return compiled_client.build(tmp_path_factory.mktemp("goclient") / "latency-client")
+
+
+@pytest.mark.slow  # builds the client (Go modules on first use)
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--per-client", "0"], {}, "--per-client: must be at least 1"),
+        (["--channel", "trades"], {}, "--channel: invalid choice"),
+        (["--clients", "-1"], {}, "must not be negative"),
+        (["--clients", "many"], {}, "invalid value"),
+        ([], {"LATENCY_CLIENT_READER": "threads"}, "epoll or goroutine"),
+        ([], {"LATENCY_CLIENT_SHARDS": "0"}, "a positive number"),
+    ],
+)
+def test_bad_arguments_exit_2_with_the_reason(
+    binary: Path, tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    base = ["--url", "ws://127.0.0.1:1/ws", "--streams", "A:B", "--out", str(tmp_path / "o")]
+    argv = [str(binary), *base, *args]
+    r = subprocess.run(
+        argv, capture_output=True, text=True, env=dict(os.environ, **env), timeout=30
+    )
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.ready").exists()
+
+
+@pytest.mark.slow  # builds the client (Go modules on first use)
+def test_without_its_required_arguments_it_says_which(binary: Path) -> None:
+    r = subprocess.run([str(binary)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "the following arguments are required: --url, --streams, --out" in r.stderr
+
+
 def _run_clients(
     argv: list[str], out: Path, seconds: float, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -98,11 +138,10 @@ def _shape(v: Any) -> Any:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("reader", ["epoll", "goroutine"])
-async def test_it_reads_the_gateway_as_the_python_client_does(tmp_path: Path, reader: str) -> None:
+async def test_it_reads_the_gateway_as_the_python_client_does(
+    binary: Path, tmp_path: Path, reader: str
+) -> None:
     """Both of its readers: the epoll loop (the default) and a goroutine per connection."""
-    if shutil.which("go") is None:
-        pytest.skip("tool missing: go (the Go toolchain)")
-    binary = await asyncio.to_thread(compiled_client.build, tmp_path / "latency-client")
     port = free_port()
     env = dict(os.environ, MDGW_TELEMETRY_LOG_LEVEL="WARNING", MDGW_TELEMETRY_TRACING="0")
     env |= {k: str(v) for k, v in GATEWAY_ENV.items()}  # the benchmark's ping rate
@@ -151,3 +190,38 @@ async def test_it_reads_the_gateway_as_the_python_client_does(tmp_path: Path, re
         assert r["other"].get("pong", 0) == len(rtts)
     # the same streams at the same rate: the same messages, within what timing can move
     assert abs(go["updates"] - py["updates"]) <= 0.2 * py["updates"]
+
+
+@pytest.mark.slow  # builds the client (Go modules on first use)
+async def test_bad_frames_are_counted_and_a_close_code_kept(binary: Path, tmp_path: Path) -> None:
+    """What a server sends that is not a book message: counted as the Python client counts it,
+    never a crash."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()  # the subscription
+        await ws.send("not json {")
+        await ws.send('{"type":"status","status":"resync"}')
+        await ws.send('{"type":"order_book_update","ingest_ts":"soon"}')  # no integer: skipped
+        await ws.send(b"\x00\x01binary")
+        await ws.send("[1, 2]")
+        await ws.close(4000, "bye")
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        common = ["--url", f"ws://127.0.0.1:{port}/ws", "--clients", "1", "--streams", "A:B"]
+        common += ["--per-client", "1", "--duration", "60"]
+        go, py = await asyncio.gather(
+            asyncio.to_thread(_run_clients, [str(binary), *common], tmp_path / "go.json", 1.5),
+            asyncio.to_thread(
+                _run_clients,
+                [sys.executable, "-m", "bench.latency_client", *common],
+                tmp_path / "py.json",
+                1.5,
+            ),
+        )
+    for r in (go, py):
+        assert r["other"] == {"bad_json": 1, "status": 1, "list": 1}
+        assert r["status"] == {"resync": 1}
+        assert r["book_messages"] == 0 and r["errors"] == {}
+        assert r["per_client"]["close"][0][0] == 4000
