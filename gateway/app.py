@@ -415,16 +415,31 @@ def _timers(
         hub.send_stats(time.time_ns())
 
     checking = False  # a freshness check is under way in slices (it goes on where it stopped)
+    period = hub.check_period_s
+    last_turn = 0.0
+    """Loop time this timer or a slice of its check last ran."""
+
+    def held(now: float, expected: float) -> None:
+        """Tell the hub when the loop ran this timer or slice a check period late: the
+        probes' answers that came meanwhile are unread (``Hub.loop_held``)."""
+        nonlocal last_turn
+        if last_turn and now - last_turn > expected + period:
+            hub.loop_held()
+        last_turn = now
 
     def slow() -> None:
+        held(asyncio.get_running_loop().time(), period)
         if not checking:
             check_more()
 
     def check_more() -> None:
         nonlocal checking
+        loop = asyncio.get_running_loop()
+        if checking:  # the next slice: one loop turn after the last
+            held(loop.time(), 0.0)
         checking = not hub.check_slow(close_later, CHECK_SLICE_NS)
         if checking:
-            asyncio.get_running_loop().call_soon(check_more)
+            loop.call_soon(check_more)
 
     pace_fetch = _fetch_pacer(hub, consumer)
     clients = ClientTimers(hub)
@@ -453,7 +468,7 @@ def _timers(
         asyncio.create_task(_every(g.heartbeat_interval / slices, heartbeat, until=clients.wait)),
         asyncio.create_task(_every(1.0, stats, until=clients.wait)),
         asyncio.create_task(_every(0.25, hub.candles.tick, until=clients.wait)),
-        asyncio.create_task(_every(max(0.01, g.max_lag_ms / 5000), slow, until=clients.wait)),
+        asyncio.create_task(_every(period, slow, until=clients.wait)),
         asyncio.create_task(_every(0.5, housekeeping)),
         asyncio.create_task(
             _every(1.0, lambda: server.sent.fold_all(hub.sessions), until=clients.wait)

@@ -183,6 +183,9 @@ class Hub:
         self._behind: set[Session] = set()
         self._slow_steps: Iterator[None] | None = None
         """A ``check_slow`` under way (it runs in slices)."""
+        self._judge_from = 0
+        """Monotonic ns before which no client is judged behind for its lag or closed for
+        it: the loop was held until a check period before (``loop_held``)."""
         self._rotation = 0
         self._hb_round: list[Session] = []
         self._hb_step = 1
@@ -667,6 +670,27 @@ class Hub:
         if streams:
             s.send_controls([{**f, "status": status, **fields} for _, f in sorted(streams.items())])
 
+    @property
+    def check_period_s(self) -> float:
+        """Seconds between two freshness checks (``check_slow``): a fifth of ``max_lag``."""
+        return max(0.01, self.max_lag_ns / 5e9)
+
+    def loop_held(self) -> None:
+        """The loop was held (a long callback, a collection, no core) until now: the
+        answers to probes that came meanwhile wait unread in its sockets, and an age
+        counts the stall as if the clients had not read. For the next checks the loop
+        reads those answers and probes what they did not cover, and a client that keeps
+        up has answered; they judge no one behind (nor close anyone) until then: two and
+        a half check periods (the last of them a margin for the timer's jitter).
+
+        A loop that is late all the time (overload) must still judge: after a grace,
+        a check period of verdicts comes before the next grace."""
+        now = self.mono()
+        period = int(self.check_period_s * 1e9)
+        if now < self._judge_from + period:
+            return
+        self._judge_from = now + int(2.5 * period)
+
     def check_fresh(self) -> None:
         """Find clients whose oldest unread message is older than ``max_lag`` (all at
         once; ``check_slow`` runs the same steps in slices)."""
@@ -717,10 +741,11 @@ class Hub:
             if not marks and not out.pending:
                 self._watch.discard(s)
                 continue
-            if out.age(now) > max_lag:
+            if out.age(now) > max_lag and now >= self._judge_from:
                 self.fall_behind(s, "lag")
         for s in list(self._waiting):  # held back by a full kernel queue: nothing written
-            if s.behind_since is None and s.out.age(self.mono()) > max_lag:
+            now = self.mono()
+            if s.behind_since is None and s.out.age(now) > max_lag and now >= self._judge_from:
                 self.fall_behind(s, "lag")
                 yield
 
@@ -777,7 +802,7 @@ class Hub:
                 elif s.last_resync is None or now - s.last_resync >= self.resync_interval:
                     due.append(s)
                 # else: caught up, but resynced lately; its next resync comes when due
-            elif now - s.behind_since > self.slow_timeout:
+            elif now - s.behind_since > self.slow_timeout and mono >= self._judge_from:
                 metrics.SLOW_DISCONNECTS.inc()
                 self.remove_session(s)
                 close(s, 1013, "slow consumer")

@@ -681,3 +681,75 @@ def test_the_fanout_hop_of_a_batch_ends_when_its_last_client_is_written(
     while hub.backlog:
         hub.flush(2 * MS)
     assert fanouts() == before + 3  # the batch's 3 records, once
+
+
+# ---- a stall of the gateway's own loop (test_freshness_stalls.py: live) -------------
+
+
+def stalled(kernel: dict[int, int]) -> tuple[Market, Hub, Session, Clock]:
+    """A probed client that read updates 2 and 3 (and answered the probe on 2); then the
+    loop is held for 800 ms, and the hub is told."""
+    market, hub, s, clock = probed(kernel)
+    feed(market, hub, 2)  # a probe rides on it
+    feed(market, hub, 3)  # unconfirmed: the probe went before it
+    clock.t += 800 * MS  # the loop held; the answer to the probe waits unread
+    hub.loop_held()
+    return market, hub, s, clock
+
+
+def test_after_a_stall_a_client_that_answers_is_not_judged(kernel: dict[int, int]) -> None:
+    _market, hub, s, clock = stalled(kernel)
+    never = lambda *a: pytest.fail("closed")  # noqa: E731
+    hub.check_slow(never)  # update 3 is 800 ms old: not judged, the loop just came back
+    assert s.behind_since is None
+    s.on_pong(pings(s)[-1])  # the next poll reads the answer to the first probe
+    clock.t += 100 * MS
+    hub.check_slow(never)  # update 3 is still unconfirmed: a probe of its own
+    assert s.behind_since is None and len(pings(s)) == 2
+    s.on_pong(pings(s)[-1])
+    for _ in range(5):
+        clock.t += 100 * MS
+        hub.check_slow(never)
+    assert s.behind_since is None and s.dropped == 0
+
+
+def test_after_a_stall_a_client_that_does_not_answer_falls_behind(
+    kernel: dict[int, int],
+) -> None:
+    _market, hub, s, clock = stalled(kernel)
+    never = lambda *a: pytest.fail("closed")  # noqa: E731
+    judged = []
+    for _ in range(4):
+        hub.check_slow(never)
+        judged.append(s.behind_since is not None)
+        clock.t += 100 * MS
+    # not for two and a half check periods (the check runs every 100 ms), then at once
+    assert judged == [False, False, False, True]
+    assert s.behind_reason == "lag"
+
+
+def test_without_a_stall_the_same_client_is_judged_at_once(kernel: dict[int, int]) -> None:
+    market, hub, s, clock = probed(kernel)
+    feed(market, hub, 2)
+    feed(market, hub, 3)
+    clock.t += 800 * MS
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is not None and s.behind_reason == "lag"
+
+
+def test_the_check_period_is_a_fifth_of_max_lag() -> None:
+    assert Hub(Market(), max_lag_ms=500).check_period_s == 0.1
+    assert Hub(Market(), max_lag_ms=20).check_period_s == 0.01  # at least 10 ms
+
+
+def test_a_loop_late_all_the_time_still_judges(kernel: dict[int, int]) -> None:
+    """Overload: every check comes late. A grace is not extended, and the next comes only
+    after a check period of verdicts."""
+    _market, hub, s, clock = stalled(kernel)
+    judged = []
+    for _ in range(4):
+        hub.loop_held()  # late again
+        hub.check_slow(lambda *a: pytest.fail("closed"))
+        judged.append(s.behind_since is not None)
+        clock.t += 100 * MS
+    assert judged == [False, False, False, True]
