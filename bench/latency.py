@@ -275,14 +275,16 @@ def scrape(port: int) -> str:
 class Floor(PipedServer):
     kind = "floor"
 
-    def __init__(self, frame_bytes: int) -> None:
+    def __init__(self, frame_bytes: int, stamp: str = "due", wake: str = "feed") -> None:
         self.port = free_port()
         argv = [procs.PY, "-m", "bench.latency_floor", "--port", str(self.port)]
         argv += ["--streams", ",".join(STREAMS), "--frame-bytes", str(frame_bytes)]
+        argv += ["--stamp", stamp, "--wake", wake]
         super().__init__("floor", argv, dict(os.environ))
 
-    def counters(self) -> dict[str, int]:
-        """Messages produced, frames sent and dropped so far (the floor prints them on "?")."""
+    def counters(self) -> dict[str, Any]:
+        """Messages produced, frames sent and dropped so far, and the histogram of each
+        message's wait before its frame was built (the floor prints them on "?")."""
         p = self.proc.popen
         assert p.stdin is not None and p.stdout is not None
         p.stdin.write(b"?\n")
@@ -305,10 +307,10 @@ class NoBroker(PipedServer):
 
     kind = "nobroker"
 
-    def __init__(self) -> None:
+    def __init__(self, stamp: str = "due") -> None:
         self.port = free_port()
         argv = [procs.PY, "-m", "bench.memory_gateway", "--port", str(self.port)]
-        argv += ["--symbols", str(SYMBOLS)]
+        argv += ["--symbols", str(SYMBOLS), "--stamp", "due" if stamp == "due" else "published"]
         # its own in-memory topics: nothing is created in (or asked of) a Kafka cluster
         env = procs.kafka_env(Config(), **procs.GATEWAY_LIMITS_OFF, **GATEWAY_ENV)
         super().__init__("nobroker", argv, env)
@@ -365,7 +367,7 @@ class Window:
     m0: str = ""
     m1: str = ""
     feed_log: str = ""
-    counters: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, Any] = field(default_factory=dict)
     """The floor's counters over the window."""
 
 
@@ -403,7 +405,7 @@ class Meter:
         m1 = self.server.metrics() if scrape else ""
         wall = t1 - t0
         cpu = {k: round(max(0.0, c1[k] - c0.get(k, 0.0)) / wall, 3) for k in c1}
-        counters = {k: v - k0.get(k, 0) for k, v in k1.items()}
+        counters = {k: counter_delta(v, k0.get(k)) for k, v in k1.items()}
         return Window(t0, t1, cpu, m0, m1, counters=counters)
 
 
@@ -469,8 +471,23 @@ def summary(results: list[dict[str, Any]], w: Window, rate: float, clients: int)
     if w.feed_log:
         out["feed"] = w.feed_log
     if w.counters:
-        out["floor_counters"] = w.counters
+        late = w.counters.get("late") or []
+        out["floor_counters"] = {k: v for k, v in w.counters.items() if k != "late"}
+        if sum(late):
+            # how long the floor's messages waited for its loop before their frame was built
+            out["floor_wait_ms"] = {
+                label: round(st.hist_percentile(late, q) / 1e3, 3)
+                for q, label in ((0.5, "p50"), (0.99, "p99"), (0.999, "p999"))
+            }
     return out
+
+
+def counter_delta(now: Any, before: Any) -> Any:
+    """``now - before`` of one of the floor's counters: a number, or a list of bucket counts."""
+    if isinstance(now, list):
+        prev = before if isinstance(before, list) else []
+        return [n - (prev[i] if i < len(prev) else 0) for i, n in enumerate(now)]
+    return now - (before or 0)
 
 
 FEED_LINE = re.compile(r"simulated (\d+) events in ([\d.]+)s")
@@ -913,7 +930,7 @@ def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     # ---- the floor
     log(f"floor: {a.clients} clients in {a.client_procs} processes, 3 of 9 streams each")
-    floor = Floor(a.frame_bytes)
+    floor = Floor(a.frame_bytes, a.stamp, a.floor_wake)
     fm = Meter(floor, p.broker)
     try:
         res["capacity"] = capacity(p, floor, fm)
@@ -941,7 +958,7 @@ def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         log(f"gateway without a broker: moderate {p.moderate:,.1f}/s, {a.clients} clients")
         nb: Any = None
         try:
-            nobroker = NoBroker()
+            nobroker = NoBroker(a.stamp)
             try:
                 nb = guarded(
                     "no broker",
@@ -1138,6 +1155,22 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--big-procs", type=int, default=8)
     ap.add_argument("--pingers", type=int, default=5)
     ap.add_argument("--frame-bytes", type=int, default=330, help="floor frame size (gateway ~326)")
+    ap.add_argument(
+        "--stamp",
+        choices=("due", "produced"),
+        default="due",
+        help="ingest_ts of the floor and of the gateway without a broker: each message's "
+        "arrival time (default: its wait for the process's loop counts, as it does for the "
+        "gateway on Kafka, whose feed is another process) or when it is built or published "
+        "(before the nineteenth pass)",
+    )
+    ap.add_argument(
+        "--floor-wake",
+        choices=("feed", "tick"),
+        default="feed",
+        help="what wakes the floor's loop to produce: a feed thread at each arrival (default, "
+        "as the gateway's consumer thread does) or a 1 ms timer (before the nineteenth pass)",
+    )
     ap.add_argument("--cap-start", type=float, default=60.0, help="first floor step, updates/s")
     ap.add_argument(
         "--capacity",

@@ -3,16 +3,25 @@
 ``python -m bench.latency_floor --port P --streams S1,...`` serves ``/ws`` to the
 same clients as the gateway (``bench.latency_client``): it answers ``subscribe``
 with ``subscribed`` and ``ping`` with ``pong``, like the gateway. The feed rate
-(messages/s over all streams) is read from stdin, one number per line. Every
-~1 ms the loop produces the messages that came due, round robin over the
-streams; each is a JSON ``order_book_update`` of ``--frame-bytes`` (the size of
-the gateway's depth-20 update) stamped with a fresh ``ingest_ts``
-(``time.time_ns()`` when produced) and sent as one text frame to each of the
-stream's subscribers: one ``send`` per frame per client, what a plain
-broadcaster does. A client with more than ``--max-buffer`` bytes unsent has
-frames dropped (counted) rather than the process's memory grow without bound
-under overload. A line ``?`` on stdin prints the counters (``{"produced": n,
-"sent": n, "dropped": n, "skipped": n}``) to stdout, as does EOF before it exits.
+(messages/s over all streams) is read from stdin, one number per line. When a
+message comes due (Poisson arrivals, as ``mdgw simulate`` paces), a feed thread
+wakes the loop, which produces the messages due by then, round robin over the
+streams; each is a JSON ``order_book_update`` of ``--frame-bytes`` (the size of the
+gateway's depth-20 update) and sent as one text frame to each of the stream's
+subscribers: one ``send`` per frame per client, what a plain broadcaster does.
+
+Its ``ingest_ts`` is the message's arrival time (``--stamp due``, the default): the
+moment an outside feed would have handed it over, as ``mdgw simulate`` stamps a
+record when it hands it to Kafka. The wait until the loop gets to it (its ~1 ms
+tick, a pass over the clients still running) is part of the floor's latency, as
+the same wait is part of the gateway's. ``--stamp produced`` stamps the moment the
+frame is built instead, which leaves that wait out (how the floor stamped before
+the nineteenth pass); either way the wait is counted, in µs, in ``late``.
+
+A client with more than ``--max-buffer`` bytes unsent has frames dropped (counted)
+rather than the process's memory grow without bound under overload. A line ``?``
+on stdin prints the counters (``{"produced": n, "sent": n, "dropped": n,
+"skipped": n, "late": [bucket counts]}``) to stdout, as does EOF before it exits.
 """
 
 from __future__ import annotations
@@ -20,12 +29,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import threading
 import time
 from typing import Any
 
 import orjson
 from picows import WSListener, WSMsgType, WSTransport, ws_create_server
 
+from bench.latency_stats import bucket
 from producers.simulate_run import MAX_LAG_NS
 from producers.simulator import PoissonArrivals
 
@@ -56,8 +67,11 @@ def frame_parts(stream: str, size: int) -> tuple[bytes, bytes, bytes]:
 
 
 class Floor:
-    def __init__(self, streams: list[str], frame_bytes: int, max_buffer: int) -> None:
+    def __init__(
+        self, streams: list[str], frame_bytes: int, max_buffer: int, stamp_due: bool = True
+    ) -> None:
         self.streams = streams
+        self.stamp_due = stamp_due
         self.parts = [frame_parts(s, frame_bytes) for s in streams]
         self.subs: dict[str, list[WSTransport]] = {s: [] for s in streams}
         self.max_buffer = max_buffer
@@ -66,17 +80,28 @@ class Floor:
         self.sent = 0
         self.dropped = 0
         self.skipped = 0
+        self.late: list[int] = []
+        """Histogram (``latency_stats.bucket``, µs) of each message's wait from its arrival
+        time to its frame being built."""
         self._arrivals: PoissonArrivals | None = None
         self._next = 0
         self._seq = 1_000_000
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> dict[str, Any]:
         return {
             "produced": self.produced,
             "sent": self.sent,
             "dropped": self.dropped,
             "skipped": self.skipped,
+            "late": list(self.late),
         }
+
+    def _waited(self, us: int) -> None:
+        idx = bucket(us)
+        late = self.late
+        if idx >= len(late):
+            late.extend([0] * (idx + 1 - len(late)))
+        late[idx] += 1
 
     def set_rate(self, rate: float) -> None:
         self.rate = rate
@@ -93,12 +118,17 @@ class Floor:
         streams = self.streams
         text = WSMsgType.TEXT
         cap = self.max_buffer
-        for _ in arrivals.due(now_ns):
+        wall_offset = time.time_ns() - time.monotonic_ns()
+        for due in arrivals.due(now_ns):
             i = self._next % len(streams)
             self._next += 1
             self._seq += 1
             head, middle, tail = self.parts[i]
-            frame = b"%s%d%s%d%s" % (head, self._seq, middle, time.time_ns(), tail)
+            arrived = due + wall_offset
+            built = time.time_ns()
+            self._waited((built - arrived) // 1000)
+            stamp = arrived if self.stamp_due else built
+            frame = b"%s%d%s%d%s" % (head, self._seq, middle, stamp, tail)
             self.produced += 1
             for t in self.subs[streams[i]]:
                 if t.underlying_transport.get_write_buffer_size() > cap:
@@ -144,8 +174,33 @@ class Listener(WSListener):  # type: ignore[misc]
                 subs.remove(transport)
 
 
+def feed_thread(floor: Floor, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+    """Wake the loop when the next message comes due, as a feed handing messages over
+    from another thread does (the gateway's consumer thread): it sleeps until the arrival
+    time, asks the loop to produce, and waits until it has. The loop's own timers (libuv's
+    are whole milliseconds) would add ~0.5 ms to every message's age."""
+    produced = threading.Event()
+
+    def produce() -> None:
+        floor.produce(time.monotonic_ns())
+        produced.set()
+
+    while not stop.is_set():
+        arrivals = floor._arrivals
+        delay = 0.01 if arrivals is None else (arrivals.next_ns - time.monotonic_ns()) / 1e9
+        if delay > 0:
+            stop.wait(min(delay, 0.01))  # then look again: the rate may have changed
+            continue
+        produced.clear()
+        try:
+            loop.call_soon_threadsafe(produce)
+        except RuntimeError:  # the loop is closed: the process is exiting
+            return
+        produced.wait(1.0)
+
+
 async def main_async(args: argparse.Namespace) -> None:
-    floor = Floor(args.streams.split(","), args.frame_bytes, args.max_buffer)
+    floor = Floor(args.streams.split(","), args.frame_bytes, args.max_buffer, args.stamp == "due")
     server = await ws_create_server(
         lambda _request: Listener(floor),
         "127.0.0.1",
@@ -166,9 +221,17 @@ async def main_async(args: argparse.Namespace) -> None:
                 floor.set_rate(float(line))
 
     task = asyncio.create_task(read_rates())
-    while not task.done():
-        await asyncio.sleep(0.001)
-        floor.produce(time.monotonic_ns())
+    if args.wake == "tick":
+        while not task.done():
+            await asyncio.sleep(0.001)
+            floor.produce(time.monotonic_ns())
+    else:
+        stop = threading.Event()
+        feed = threading.Thread(target=feed_thread, args=(floor, loop, stop), daemon=True)
+        feed.start()
+        await task
+        stop.set()
+        feed.join(1.0)
     server.close()
     print(orjson.dumps(floor.counters()).decode(), flush=True)
 
@@ -181,6 +244,19 @@ def main() -> None:
     ap.add_argument("--streams", required=True)
     ap.add_argument("--frame-bytes", type=int, default=320)
     ap.add_argument("--max-buffer", type=int, default=1 << 20)
+    ap.add_argument(
+        "--stamp",
+        choices=("due", "produced"),
+        default="due",
+        help="ingest_ts: the message's arrival time (default) or when its frame is built",
+    )
+    ap.add_argument(
+        "--wake",
+        choices=("feed", "tick"),
+        default="feed",
+        help="the loop produces when a feed thread wakes it at each arrival (default), or "
+        "on a 1 ms timer (before the nineteenth pass)",
+    )
     args = ap.parse_args()
     import uvloop
 

@@ -209,7 +209,20 @@ def tables(res: dict[str, Any]) -> list[Table]:
         t.add_row("book frame bytes", fmt(fb, 0), fmt(gb, 0), "", ratio(gb, fb))
         for label, k in WHO_WAS_TOLD:
             t.add_row(label, fmt(_get(m.get("floor"), k)), fmt(_get(m.get("gateway"), k)), "", "")
-        t.caption = "target: p99 (gateway - floor) <= 2 ms, p50 <= 0.5 ms"
+        wait = _get(m.get("floor"), "floor_wait_ms")
+        if isinstance(wait, dict):
+            t.add_row(
+                "floor's wait for its loop p50 / p99 (ms)",
+                f"{fmt(wait.get('p50'), 2)} / {fmt(wait.get('p99'), 2)}",
+                "",
+                "",
+                "",
+            )
+        stamp = (res.get("settings") or {}).get("stamp", "produced")
+        t.caption = (
+            "target: p99 (gateway - floor) <= 2 ms, p50 <= 0.5 ms; the floor's ingest_ts: "
+            + ("arrival (its wait counts)" if stamp == "due" else "frame built (its wait left out)")
+        )
         out.append(t)
     hops = res.get("hops")
     if hops:

@@ -10,6 +10,15 @@ apply, encode and the pass over the clients. What is left out is the Kafka hop
 (producer -> broker -> consumer), so the clients' age here, beside the floor's, is
 the gateway's own share of the latency.
 
+Each record's ``ingest_ts`` is its arrival time (``--stamp due``, the default): the
+simulator's own time for it, which it gives as the record's ``timestamp_ns``, the
+moment an outside feed would have handed it over. The simulator runs on a thread of
+the gateway's process, so it waits for the interpreter lock while the loop holds it.
+Stamped when published (``--stamp published``, as ``mdgw simulate`` does and as this
+workload did before the nineteenth pass), that wait would be left out of the clients'
+age, although it is the gateway's own doing; ``bench.latency_floor`` stamps its
+messages the same way, for the same reason.
+
 Like ``bench.latency_floor`` it reads the feed rate (updates/s over all streams)
 from stdin, one number per line (a line that is not a finite number is reported on
 stderr and ignored; 0 stops the feed; each new rate starts a new
@@ -29,9 +38,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from core.types import BookUpdate, Trade
 from gateway.app import start_gateway
-from mdgw.config import Config, load_config
+from mdgw.config import Config, KafkaConfig, load_config
 from mdgw.kafka.memory import MemoryBroker, broker_with_topics
+from mdgw.kafka.sink import RecordSink
 from producers.publisher import Publisher
 from producers.simulate_run import run_simulator
 from producers.simulator import default_streams
@@ -40,12 +51,27 @@ PRIME_RATE = 200.0
 """The first feed (what ``bench.latency.Gateway`` primes a real gateway with)."""
 
 
+class ArrivalPublisher(Publisher):
+    """A :class:`Publisher` that stamps ``ingest_ns`` with the record's arrival time, its
+    ``timestamp_ns`` (the simulator's Poisson arrival, on the wall clock)."""
+
+    def __init__(self, sink: RecordSink, kafka: KafkaConfig) -> None:
+        super().__init__(sink, kafka, clock=lambda: self._arrival)
+        self._arrival = 0
+
+    def publish(self, msg: BookUpdate | Trade) -> None:
+        self._arrival = msg.timestamp_ns
+        super().publish(msg)
+
+
 class Feed:
     """At most one simulator run at a time, on its own thread."""
 
-    def __init__(self, config: Config, broker: MemoryBroker) -> None:
+    def __init__(self, config: Config, broker: MemoryBroker, stamp_due: bool = True) -> None:
         self.config = config
-        self.publisher = Publisher(broker, config.kafka)
+        self.publisher = (
+            ArrivalPublisher(broker, config.kafka) if stamp_due else Publisher(broker, config.kafka)
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.runs = 0
@@ -91,10 +117,10 @@ async def wait_for(pred: Callable[[], object], timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def main_async(config: Config, streams: int) -> None:
+async def main_async(config: Config, streams: int, stamp_due: bool = True) -> None:
     broker = broker_with_topics(config.kafka)
     gateway = await start_gateway(config, sources=broker, sink=broker)
-    feed = Feed(config, broker)
+    feed = Feed(config, broker, stamp_due)
     try:
         await wait_for(gateway.server.is_ready, 60)
         feed.set_rate(PRIME_RATE)
@@ -123,6 +149,12 @@ def main() -> None:
     )
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--symbols", type=int, default=3, help="symbols per exchange (as simulate)")
+    ap.add_argument(
+        "--stamp",
+        choices=("due", "published"),
+        default="due",
+        help="ingest_ts: the record's arrival time (default) or when it is published",
+    )
     args = ap.parse_args()
     overrides = {
         "gateway": {"host": "127.0.0.1", "port": args.port, "workers": 1},
@@ -133,7 +165,7 @@ def main() -> None:
     import uvloop
 
     uvloop.install()
-    asyncio.run(main_async(config, streams))
+    asyncio.run(main_async(config, streams, args.stamp == "due"))
 
 
 if __name__ == "__main__":

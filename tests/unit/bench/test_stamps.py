@@ -1,0 +1,148 @@
+"""How the benchmark's floor and its gateway without a broker stamp ``ingest_ts``: with a
+message's arrival time by default, so its wait for the process's loop is part of its age,
+and the floor counts that wait either way."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from bench import latency, latency_stats
+from bench.latency_floor import Floor, feed_thread
+from bench.memory_gateway import ArrivalPublisher
+from core.types import BookUpdate, Exchange
+from mdgw.config import KafkaConfig
+from producers.publisher import Publisher
+from producers.simulator import PoissonArrivals
+from schemas import codec
+
+STREAM = "BINANCE:BTC-USDT"
+
+
+class Sent:
+    """A picows transport that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.underlying_transport = self
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def send(self, _msg_type: Any, frame: bytes) -> None:
+        self.frames.append(frame)
+
+
+def run_floor(stamp_due: bool, late_ms: int) -> tuple[Floor, list[int], int, int]:
+    """A floor at 1,000 msgs/s whose loop gets to its messages ``late_ms`` after the first
+    came due: (the floor, the frames' ingest_ts, the first arrival, the wall clock then)."""
+    floor = Floor([STREAM], 330, 1 << 20, stamp_due)
+    sub = Sent()
+    floor.subs[STREAM].append(sub)
+    # the feed started late_ms ago: the loop gets to its first messages late_ms late
+    floor._arrivals = PoissonArrivals(1000.0, time.monotonic_ns() - late_ms * 1_000_000)
+    first = floor._arrivals.next_ns
+    wall_offset = time.time_ns() - time.monotonic_ns()
+    floor.produce(time.monotonic_ns())
+    after = time.time_ns()
+    stamps = [orjson.loads(f)["ingest_ts"] for f in sub.frames]
+    return floor, stamps, first + wall_offset, after
+
+
+def test_the_floor_stamps_arrival_times_and_counts_the_wait() -> None:
+    floor, stamps, first_wall, after = run_floor(True, late_ms=50)
+    n = len(stamps)
+    assert n > 10 and floor.produced == floor.sent == n
+    assert stamps == sorted(stamps) and len(set(stamps)) == n
+    # the first message's stamp is its arrival, ~50 ms before the loop built its frame
+    assert abs(stamps[0] - first_wall) < 2_000_000
+    assert after - stamps[0] >= 40_000_000
+    late = floor.counters()["late"]
+    assert sum(late) == n
+    # the first waited ~50 ms, the last (due just before the loop ran) hardly at all
+    assert latency_stats.hist_percentile(late, 1.0) >= 40_000
+    assert latency_stats.hist_percentile(late, 0.0) < 5_000
+
+
+def test_stamped_when_built_the_wait_is_left_out_of_the_age_but_still_counted() -> None:
+    floor, stamps, _first_wall, after = run_floor(False, late_ms=50)
+    assert stamps and all(after - s < 20_000_000 for s in stamps)
+    assert sum(floor.counters()["late"]) == len(stamps)
+    assert latency_stats.hist_percentile(floor.counters()["late"], 1.0) >= 40_000
+
+
+@pytest.mark.parametrize(
+    ("now", "before", "delta"),
+    [(7, 3, 4), (7, None, 7), ([1, 5, 2], [1, 2], [0, 3, 2]), ([4], None, [4]), ([], [], [])],
+)
+def test_a_window_takes_the_difference_of_each_counter(now: Any, before: Any, delta: Any) -> None:
+    assert latency.counter_delta(now, before) == delta
+
+
+def _update(timestamp_ns: int) -> BookUpdate:
+    return BookUpdate(
+        exchange=Exchange.BINANCE,
+        symbol="BTC-USDT",
+        timestamp_ns=timestamp_ns,
+        sequence=7,
+        bids=[(100.0, 1.0)],
+        asks=[(101.0, 1.0)],
+        is_snapshot=True,
+    )
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    def send(self, topic: str, key: Any, value: bytes | None, *args: Any, **kw: Any) -> None:
+        assert value is not None
+        self.values.append(value)
+
+    def poll(self) -> None:
+        pass
+
+    def flush(self, timeout: float = 30.0) -> int:
+        return 0
+
+
+def test_the_memory_gateways_feed_stamps_each_record_with_its_arrival() -> None:
+    sink = Sink()
+    pub = ArrivalPublisher(sink, KafkaConfig())
+    for ts in (1_700_000_000_000_000_000, 1_700_000_000_250_000_000):
+        pub.publish(_update(ts))
+    decoded = [codec.decode(v) for v in sink.values]
+    assert [d.ingest_ns for d in decoded] == [d.timestamp_ns for d in decoded]
+    assert decoded[1].ingest_ns == 1_700_000_000_250_000_000
+
+
+def test_a_plain_publisher_stamps_when_it_publishes() -> None:
+    sink = Sink()
+    Publisher(sink, KafkaConfig(), clock=lambda: 42).publish(_update(1_700_000_000_000_000_000))
+    assert codec.decode(sink.values[0]).ingest_ns == 42
+
+
+async def test_a_feed_thread_wakes_the_loop_at_each_arrival_and_stops() -> None:
+    floor = Floor([STREAM], 330, 1 << 20)
+    sub = Sent()
+    floor.subs[STREAM].append(sub)
+    stop = threading.Event()
+    feed = threading.Thread(target=feed_thread, args=(floor, asyncio.get_running_loop(), stop))
+    feed.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert floor.produced == 0  # no rate yet: nothing comes due
+        floor.set_rate(500.0)
+        await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await asyncio.to_thread(feed.join, 2.0)
+    assert not feed.is_alive()
+    # ~250 Poisson arrivals in 0.5 s, each produced and sent once
+    assert 150 <= floor.produced <= 400 and len(sub.frames) == floor.produced
+    assert sum(floor.counters()["late"]) == floor.produced
