@@ -690,6 +690,7 @@ class Hub:
         if now < self._judge_from + period:
             return
         self._judge_from = now + int(2.5 * period)
+        metrics.VERDICTS_PAUSED.inc()
 
     def check_fresh(self) -> None:
         """Find clients whose oldest unread message is older than ``max_lag`` (all at

@@ -57,6 +57,11 @@ RESYNCS_DEFERRED = Counter(
     "slow_consumer_resyncs_deferred_total",
     "Resyncs due but left to the next freshness check: the check's time for them was spent",
 )
+VERDICTS_PAUSED = Counter(
+    "slow_consumer_verdicts_paused_total",
+    "Freshness checks paused after a stall of the gateway's own loop: the answers to its "
+    "probes waited unread, so no client was judged behind until they were read",
+)
 SLOW_CAUGHT_UP = Counter(
     "slow_consumer_caught_up_total",
     "Clients that fell behind, lost nothing while behind and went on without a resync",

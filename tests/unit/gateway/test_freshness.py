@@ -21,6 +21,7 @@ from gateway.clock import Clock as GatewayClock
 from gateway.hub import Hub
 from gateway.session import Session
 from gateway.subscriptions import StreamKey, ViewKey
+from mdgw import metrics
 from tests.unit.gateway.fakes import FakeConn, frames_of, messages_of
 
 MS = 1_000_000
@@ -745,11 +746,14 @@ def test_the_check_period_is_a_fifth_of_max_lag() -> None:
 def test_a_loop_late_all_the_time_still_judges(kernel: dict[int, int]) -> None:
     """Overload: every check comes late. A grace is not extended, and the next comes only
     after a check period of verdicts."""
+    paused = metrics.VERDICTS_PAUSED._value.get()
     _market, hub, s, clock = stalled(kernel)
     judged = []
-    for _ in range(4):
+    for _ in range(6):
         hub.loop_held()  # late again
         hub.check_slow(lambda *a: pytest.fail("closed"))
         judged.append(s.behind_since is not None)
         clock.t += 100 * MS
-    assert judged == [False, False, False, True]
+    assert judged == [False, False, False, True, True, True]
+    # the stall, and again at the first late check a check period after the grace
+    assert metrics.VERDICTS_PAUSED._value.get() - paused == 2
