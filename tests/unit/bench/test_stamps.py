@@ -17,6 +17,7 @@ from bench.latency_floor import Floor, feed_thread
 from bench.memory_gateway import ArrivalPublisher
 from core.types import BookUpdate, Exchange
 from mdgw.config import KafkaConfig
+from mdgw.kafka.memory import broker_with_topics
 from producers.publisher import Publisher
 from producers.simulator import PoissonArrivals
 from schemas import codec
@@ -96,35 +97,24 @@ def _update(timestamp_ns: int) -> BookUpdate:
     )
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.values: list[bytes] = []
-
-    def send(self, topic: str, key: Any, value: bytes | None, *args: Any, **kw: Any) -> None:
-        assert value is not None
-        self.values.append(value)
-
-    def poll(self) -> None:
-        pass
-
-    def flush(self, timeout: float = 30.0) -> int:
-        return 0
-
-
 def test_the_memory_gateways_feed_stamps_each_record_with_its_arrival() -> None:
-    sink = Sink()
-    pub = ArrivalPublisher(sink, KafkaConfig())
+    kafka = KafkaConfig()
+    broker = broker_with_topics(kafka)
+    pub = ArrivalPublisher(broker, kafka)
     for ts in (1_700_000_000_000_000_000, 1_700_000_000_250_000_000):
         pub.publish(_update(ts))
-    decoded = [codec.decode(v) for v in sink.values]
+    decoded = [codec.decode(r.value) for r in broker.records(kafka.book_topic)]
+    assert len(decoded) == 2
     assert [d.ingest_ns for d in decoded] == [d.timestamp_ns for d in decoded]
     assert decoded[1].ingest_ns == 1_700_000_000_250_000_000
 
 
 def test_a_plain_publisher_stamps_when_it_publishes() -> None:
-    sink = Sink()
-    Publisher(sink, KafkaConfig(), clock=lambda: 42).publish(_update(1_700_000_000_000_000_000))
-    assert codec.decode(sink.values[0]).ingest_ns == 42
+    kafka = KafkaConfig()
+    broker = broker_with_topics(kafka)
+    Publisher(broker, kafka, clock=lambda: 42).publish(_update(1_700_000_000_000_000_000))
+    [record] = broker.records(kafka.book_topic)
+    assert codec.decode(record.value).ingest_ns == 42
 
 
 async def test_a_feed_thread_wakes_the_loop_at_each_arrival_and_stops() -> None:
