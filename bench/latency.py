@@ -307,10 +307,11 @@ class NoBroker(PipedServer):
 
     kind = "nobroker"
 
-    def __init__(self, stamp: str = "due") -> None:
+    def __init__(self, stamp: str = "due", feed: str = "ahead") -> None:
         self.port = free_port()
         argv = [procs.PY, "-m", "bench.memory_gateway", "--port", str(self.port)]
         argv += ["--symbols", str(SYMBOLS), "--stamp", "due" if stamp == "due" else "published"]
+        argv += ["--feed", feed]
         # its own in-memory topics: nothing is created in (or asked of) a Kafka cluster
         env = procs.kafka_env(Config(), **procs.GATEWAY_LIMITS_OFF, **GATEWAY_ENV)
         super().__init__("nobroker", argv, env)
@@ -958,7 +959,7 @@ def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         log(f"gateway without a broker: moderate {p.moderate:,.1f}/s, {a.clients} clients")
         nb: Any = None
         try:
-            nobroker = NoBroker(a.stamp)
+            nobroker = NoBroker(a.stamp, a.nobroker_feed)
             try:
                 nb = guarded(
                     "no broker",
@@ -1170,6 +1171,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default="feed",
         help="what wakes the floor's loop to produce: a feed thread at each arrival (default, "
         "as the gateway's consumer thread does) or a 1 ms timer (before the nineteenth pass)",
+    )
+    ap.add_argument(
+        "--nobroker-feed",
+        choices=("ahead", "live"),
+        default="ahead",
+        help="the gateway without a broker: its simulator runs ahead and each record is "
+        "handed over at its arrival (default), or each event is made as it comes due, "
+        "competing with the gateway's loop for the interpreter lock",
     )
     ap.add_argument("--cap-start", type=float, default=60.0, help="first floor step, updates/s")
     ap.add_argument(

@@ -12,19 +12,24 @@ the gateway's own share of the latency.
 
 Each record's ``ingest_ts`` is its arrival time (``--stamp due``, the default): the
 simulator's own time for it, which it gives as the record's ``timestamp_ns``, the
-moment an outside feed would have handed it over. The simulator runs on a thread of
-the gateway's process, so it waits for the interpreter lock while the loop holds it.
-Stamped when published (``--stamp published``, as ``mdgw simulate`` does and as this
-workload did before the nineteenth pass), that wait would be left out of the clients'
-age, although it is the gateway's own doing; ``bench.latency_floor`` stamps its
-messages the same way, for the same reason.
+moment an outside feed would have handed it over; ``bench.latency_floor`` stamps its
+messages the same way. Stamped when published (``--stamp published``, as ``mdgw
+simulate`` does and as this workload did before the nineteenth pass), the record's
+wait for the interpreter lock, held by the gateway's loop, would be left out of the
+clients' age, although it is the gateway's own doing.
+
+The simulator runs ahead of the wall clock (``--feed ahead``, the default with
+arrival stamps; :mod:`bench.scheduled_feed`) and a release thread hands each record
+to the broker at its arrival time, so making the events does not compete with the
+gateway's loop for that lock as they come due. ``--feed live`` makes each event as
+it comes due, on the simulator's thread, as ``mdgw simulate`` does in its process.
 
 Like ``bench.latency_floor`` it reads the feed rate (updates/s over all streams)
 from stdin, one number per line (a line that is not a finite number is reported on
 stderr and ignored; 0 stops the feed; each new rate starts a new
 simulator run: snapshots first, as a new ``mdgw simulate`` process would), prints
 ``ready`` once the gateway has every stream's book, and exits at EOF. The simulator
-thread costs this process ~1 % of a core at the moderate rate (counted in its CPU).
+(counted in this process's CPU) makes 30 s of events at a time.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from bench.scheduled_feed import RunAheadClock, ScheduledSink
 from core.types import BookUpdate, Trade
 from gateway.app import start_gateway
 from mdgw.config import Config, KafkaConfig, load_config
@@ -53,27 +59,40 @@ PRIME_RATE = 200.0
 
 class ArrivalPublisher(Publisher):
     """A :class:`Publisher` that stamps ``ingest_ns`` with the record's arrival time, its
-    ``timestamp_ns`` (the simulator's Poisson arrival, on the wall clock)."""
+    ``timestamp_ns`` (the simulator's Poisson arrival, on the wall clock), and tells a
+    :class:`ScheduledSink` when to hand it over."""
 
     def __init__(self, sink: RecordSink, kafka: KafkaConfig) -> None:
         super().__init__(sink, kafka, clock=lambda: self._arrival)
         self._arrival = 0
+        self._scheduled = sink if isinstance(sink, ScheduledSink) else None
 
     def publish(self, msg: BookUpdate | Trade) -> None:
         self._arrival = msg.timestamp_ns
+        if self._scheduled is not None:
+            self._scheduled.due_wall_ns = msg.timestamp_ns
         super().publish(msg)
 
 
 class Feed:
-    """At most one simulator run at a time, on its own thread."""
+    """At most one simulator run at a time, on its own thread.
 
-    def __init__(self, config: Config, broker: MemoryBroker, stamp_due: bool = True) -> None:
+    ``feed`` ``ahead`` (the default with arrival stamps): the simulator runs ahead on
+    its own clock and a release thread hands each record to the broker at its arrival
+    time (:mod:`bench.scheduled_feed`); ``live``: the simulator paces itself and
+    publishes as it goes, as ``mdgw simulate`` does, sharing the interpreter lock with
+    the gateway's loop as it makes each event."""
+
+    def __init__(
+        self, config: Config, broker: MemoryBroker, stamp_due: bool = True, ahead: bool = True
+    ) -> None:
         self.config = config
-        self.publisher = (
-            ArrivalPublisher(broker, config.kafka) if stamp_due else Publisher(broker, config.kafka)
-        )
+        self.broker = broker
+        self.stamp_due = stamp_due
+        self.ahead = ahead and stamp_due
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sink: ScheduledSink | None = None
         self.runs = 0
 
     def set_rate(self, rate: float) -> None:
@@ -81,11 +100,21 @@ class Feed:
         if rate <= 0:
             return
         sim = dataclasses.replace(self.config.simulator, rate=rate, duration=0.0)
+        kafka = self.config.kafka
+        clock: RunAheadClock | None = None
+        if self.ahead:
+            self._sink = ScheduledSink(self.broker)
+            publisher: Publisher = ArrivalPublisher(self._sink, kafka)
+            clock = RunAheadClock()
+        elif self.stamp_due:
+            publisher = ArrivalPublisher(self.broker, kafka)
+        else:
+            publisher = Publisher(self.broker, kafka)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=run_simulator,
-            args=(sim, self.publisher),
-            kwargs={"stop": self._stop, "kafka": self.config.kafka},
+            args=(sim, publisher),
+            kwargs={"stop": self._stop, "kafka": kafka, "clock": clock},
             name=f"simulate{self.runs}",
             daemon=True,
         )
@@ -97,6 +126,9 @@ class Feed:
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
+        if self._sink is not None:  # what the run made ahead and is not due yet: dropped
+            self._sink.close()
+            self._sink = None
 
 
 def parse_rate(line: bytes) -> float | None:
@@ -117,10 +149,12 @@ async def wait_for(pred: Callable[[], object], timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def main_async(config: Config, streams: int, stamp_due: bool = True) -> None:
+async def main_async(
+    config: Config, streams: int, stamp_due: bool = True, ahead: bool = True
+) -> None:
     broker = broker_with_topics(config.kafka)
     gateway = await start_gateway(config, sources=broker, sink=broker)
-    feed = Feed(config, broker, stamp_due)
+    feed = Feed(config, broker, stamp_due, ahead)
     try:
         await wait_for(gateway.server.is_ready, 60)
         feed.set_rate(PRIME_RATE)
@@ -155,6 +189,13 @@ def main() -> None:
         default="due",
         help="ingest_ts: the record's arrival time (default) or when it is published",
     )
+    ap.add_argument(
+        "--feed",
+        choices=("ahead", "live"),
+        default="ahead",
+        help="with arrival stamps: the simulator runs ahead and a release thread hands each "
+        "record over at its arrival (default), or it makes each event as it comes due",
+    )
     args = ap.parse_args()
     overrides = {
         "gateway": {"host": "127.0.0.1", "port": args.port, "workers": 1},
@@ -165,7 +206,7 @@ def main() -> None:
     import uvloop
 
     uvloop.install()
-    asyncio.run(main_async(config, streams, args.stamp == "due"))
+    asyncio.run(main_async(config, streams, args.stamp == "due", args.feed == "ahead"))
 
 
 if __name__ == "__main__":
