@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 from picows import WSListener, WSMsgType, WSTransport, ws_create_server
 
-from bench.latency_stats import bucket
+from bench.latency_stats import observe
 from producers.simulate_run import MAX_LAG_NS
 from producers.simulator import PoissonArrivals
 
@@ -96,13 +96,6 @@ class Floor:
             "late": list(self.late),
         }
 
-    def _waited(self, us: int) -> None:
-        idx = bucket(us)
-        late = self.late
-        if idx >= len(late):
-            late.extend([0] * (idx + 1 - len(late)))
-        late[idx] += 1
-
     def set_rate(self, rate: float) -> None:
         self.rate = rate
         self._arrivals = PoissonArrivals(rate, time.monotonic_ns(), seed=SEED) if rate > 0 else None
@@ -126,7 +119,7 @@ class Floor:
             head, middle, tail = self.parts[i]
             arrived = due + wall_offset
             built = time.time_ns()
-            self._waited((built - arrived) // 1000)
+            observe(self.late, (built - arrived) // 1000)
             stamp = arrived if self.stamp_due else built
             frame = b"%s%d%s%d%s" % (head, self._seq, middle, stamp, tail)
             self.produced += 1

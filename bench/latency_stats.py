@@ -34,6 +34,22 @@ def bucket_bounds(idx: int) -> tuple[int, int]:
     return mant << shift, (mant + 1) << shift
 
 
+def observe(counts: list[int], us: int) -> None:
+    """Count one latency of ``us`` µs in a bucket-count list (it grows as needed)."""
+    idx = bucket(us)
+    if idx >= len(counts):
+        counts.extend([0] * (idx + 1 - len(counts)))
+    counts[idx] += 1
+
+
+def hist_ms(counts: Sequence[int]) -> dict[str, float]:
+    """p50 / p99 / p99.9 in ms of a bucket-count list (keys ``p50``, ``p99``, ``p999``)."""
+    return {
+        label: hist_percentile(counts, q) / 1e3
+        for q, label in ((0.5, "p50"), (0.99, "p99"), (0.999, "p999"))
+    }
+
+
 def add_counts(into: list[int], counts: Sequence[int]) -> list[int]:
     """Element-wise sum of two bucket-count lists (``into`` grows as needed)."""
     if len(counts) > len(into):
@@ -252,10 +268,7 @@ def window(
         "clients": connected,
         "book_messages": book_messages,
         "delivered_per_s": book_messages / span,
-        "age_ms": {
-            label: hist_percentile(hist, q) / 1e3
-            for q, label in ((0.5, "p50"), (0.99, "p99"), (0.999, "p999"))
-        },
+        "age_ms": hist_ms(hist),
         "age_max_ms": (bucket_bounds(max_bucket(hist))[1] / 1e3) if hist else math.nan,
         "per_client": _spread(per_client) or {"min": 0, "median": 0, "max": 0},
         **fair_share(served),

@@ -235,3 +235,15 @@ def test_fair_share_of_nobody_and_of_old_results_without_groups() -> None:
     w = st.window([r], 1000.5, 1005.0)
     assert w["per_group"]["0"] == {"clients": 4, "min": 4, "median": 20, "max": 36}
     assert w["share"]["max"] == pytest.approx(36 / 20, abs=1e-3)
+
+
+def test_observe_counts_into_a_list_that_grows_and_hist_ms_reads_it_back() -> None:
+    counts: list[int] = []
+    for us in (5, 5, 1_000, 250_000, -3):
+        st.observe(counts, us)
+    assert sum(counts) == 5 and counts[5] == 2 and counts[0] == 1  # negatives count as 0
+    assert len(counts) == st.bucket(250_000) + 1
+    ms = st.hist_ms(counts)
+    assert set(ms) == {"p50", "p99", "p999"}
+    assert 0.005 <= ms["p50"] <= 0.006  # the third of five: 5 µs
+    assert 240 <= ms["p999"] <= 260  # the largest, within the bucket's 3 %
