@@ -5,6 +5,8 @@ and the floor counts that wait either way."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -136,3 +138,21 @@ async def test_a_feed_thread_wakes_the_loop_at_each_arrival_and_stops() -> None:
     # ~250 Poisson arrivals in 0.5 s, each produced and sent once
     assert 150 <= floor.produced <= 400 and len(sub.frames) == floor.produced
     assert sum(floor.counters()["late"]) == floor.produced
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench.latency_floor", "--port", "1", "--streams", STREAM, "--stamp", "sometime"],
+        ["bench.latency_floor", "--port", "1", "--streams", STREAM, "--wake", "never"],
+        ["bench.memory_gateway", "--port", "1", "--stamp", "sometime"],
+        ["bench.memory_gateway", "--port", "1", "--feed", "later"],
+        ["bench.latency", "--stamp", "sometime"],
+        ["bench.latency", "--floor-wake", "never"],
+        ["bench.latency", "--nobroker-feed", "later"],
+    ],
+)
+def test_an_unknown_stamp_wake_or_feed_is_refused_with_the_choices(argv: list[str]) -> None:
+    out = subprocess.run([sys.executable, "-m", *argv], capture_output=True, timeout=60)
+    assert out.returncode == 2
+    assert b"invalid choice" in out.stderr and out.stdout == b""
