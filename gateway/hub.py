@@ -184,8 +184,8 @@ class Hub:
         self._slow_steps: Iterator[None] | None = None
         """A ``check_slow`` under way (it runs in slices)."""
         self._judge_from = 0
-        """Monotonic ns before which no client is judged behind for its lag or closed for
-        it: the loop was held until a check period before (``loop_held``)."""
+        """Monotonic ns before which no client is judged by its probes' answers: the loop
+        was held until a check period before (``loop_held``, ``_unsure``)."""
         self._rotation = 0
         self._hb_round: list[Session] = []
         self._hb_step = 1
@@ -680,8 +680,9 @@ class Hub:
         answers to probes that came meanwhile wait unread in its sockets, and an age
         counts the stall as if the clients had not read. For the next checks the loop
         reads those answers and probes what they did not cover, and a client that keeps
-        up has answered; they judge no one behind (nor close anyone) until then: two and
-        a half check periods (the last of them a margin for the timer's jitter).
+        up has answered; until then (two and a half check periods, the last of them a
+        margin for the timer's jitter) no verdict rests on a probe (``_unsure``). Data
+        still in the process or the kernel's send queue is judged as always.
 
         A loop that is late all the time (overload) must still judge: after a grace,
         a check period of verdicts comes before the next grace."""
@@ -691,6 +692,11 @@ class Hub:
             return
         self._judge_from = now + int(2.5 * period)
         metrics.VERDICTS_PAUSED.inc()
+
+    def _unsure(self, s: Session, now: int) -> bool:
+        """``s``'s age rests on written data only a probe's answer confirms, and such
+        answers may wait unread since a stall of the loop (``loop_held``)."""
+        return now < self._judge_from and bool(s.probe_ns) and bool(s.out.marks)
 
     def check_fresh(self) -> None:
         """Find clients whose oldest unread message is older than ``max_lag`` (all at
@@ -742,11 +748,10 @@ class Hub:
             if not marks and not out.pending:
                 self._watch.discard(s)
                 continue
-            if out.age(now) > max_lag and now >= self._judge_from:
+            if out.age(now) > max_lag and not self._unsure(s, now):
                 self.fall_behind(s, "lag")
         for s in list(self._waiting):  # held back by a full kernel queue: nothing written
-            now = self.mono()
-            if s.behind_since is None and s.out.age(now) > max_lag and now >= self._judge_from:
+            if s.behind_since is None and s.out.age(self.mono()) > max_lag:
                 self.fall_behind(s, "lag")
                 yield
 
@@ -803,7 +808,7 @@ class Hub:
                 elif s.last_resync is None or now - s.last_resync >= self.resync_interval:
                     due.append(s)
                 # else: caught up, but resynced lately; its next resync comes when due
-            elif now - s.behind_since > self.slow_timeout and mono >= self._judge_from:
+            elif now - s.behind_since > self.slow_timeout and not self._unsure(s, mono):
                 metrics.SLOW_DISCONNECTS.inc()
                 self.remove_session(s)
                 close(s, 1013, "slow consumer")

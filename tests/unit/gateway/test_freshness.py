@@ -757,3 +757,17 @@ def test_a_loop_late_all_the_time_still_judges(kernel: dict[int, int]) -> None:
     assert judged == [False, False, False, True, True, True]
     # the stall, and again at the first late check a check period after the grace
     assert metrics.VERDICTS_PAUSED._value.get() - paused == 2
+
+
+def test_after_a_stall_data_the_kernel_still_holds_is_judged_at_once(
+    kernel: dict[int, int],
+) -> None:
+    """Without probes the kernel's send queue is asked at the check itself: nothing waits
+    unread, so a stall pauses no verdict."""
+    market, hub, s, clock = make(kernel)  # probes off
+    feed(market, hub, 2)
+    kernel[7] = s.out.written  # nothing written has reached the client
+    clock.t += 800 * MS
+    hub.loop_held()
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is not None and s.behind_reason == "lag"
