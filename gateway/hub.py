@@ -682,7 +682,8 @@ class Hub:
         reads those answers and probes what they did not cover, and a client that keeps
         up has answered; until then (two and a half check periods, the last of them a
         margin for the timer's jitter) no verdict rests on a probe (``_unsure``). Data
-        still in the process or the kernel's send queue is judged as always.
+        still held in the process (and, with probes off, the kernel's send queue, asked
+        at the check itself) is judged as always.
 
         A loop that is late all the time (overload) must still judge: after a grace,
         a check period of verdicts comes before the next grace."""
