@@ -696,8 +696,12 @@ class Hub:
 
     def _unsure(self, s: Session, now: int) -> bool:
         """``s``'s age rests on written data only a probe's answer confirms, and such
-        answers may wait unread since a stall of the loop (``loop_held``)."""
-        return now < self._judge_from and bool(s.probe_ns) and bool(s.out.marks)
+        answers may wait unread since a stall of the loop (``loop_held``); data it still
+        holds unwritten past ``max_lag`` is sure."""
+        out = s.out
+        if now >= self._judge_from or not s.probe_ns or not out.marks:
+            return False
+        return not (out.pending and now - out.pending_since > self.max_lag_ns)
 
     def check_fresh(self) -> None:
         """Find clients whose oldest unread message is older than ``max_lag`` (all at

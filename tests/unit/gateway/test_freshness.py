@@ -771,3 +771,18 @@ def test_after_a_stall_data_the_kernel_still_holds_is_judged_at_once(
     hub.loop_held()
     hub.check_slow(lambda *a: pytest.fail("closed"))
     assert s.behind_since is not None and s.behind_reason == "lag"
+
+
+def test_after_a_stall_data_still_unwritten_past_max_lag_is_judged_at_once(
+    kernel: dict[int, int],
+) -> None:
+    market, hub, s, clock = probed(kernel)
+    feed(market, hub, 2)  # written, a probe rides on it: unconfirmed until answered
+    upd = BookUpdate(Exchange.KRAKEN, "BTC-USD", 3, 3, [(100.0, 3.0)], [], False, 2)
+    event = market.apply_book(upd, 0)
+    hub.on_book(event.stream, event.result, None)  # queued, not written yet
+    assert s.out.pending
+    clock.t += 800 * MS
+    hub.loop_held()
+    hub.check_slow(lambda *a: pytest.fail("closed"))
+    assert s.behind_since is not None and s.behind_reason == "lag"
