@@ -3,7 +3,8 @@
 ``python -m bench.latency_floor --port P --streams S1,...`` serves ``/ws`` to the
 same clients as the gateway (``bench.latency_client``): it answers ``subscribe``
 with ``subscribed`` and ``ping`` with ``pong``, like the gateway. The feed rate
-(messages/s over all streams) is read from stdin, one number per line. When a
+(messages/s over all streams) is read from stdin, one number per line (anything
+else is reported on stderr and skipped). When a
 message comes due (Poisson arrivals, as ``mdgw simulate`` paces), a feed thread
 wakes the loop, which produces the messages due by then, round robin over the
 streams; each is a JSON ``order_book_update`` of ``--frame-bytes`` (the size of the
@@ -37,11 +38,22 @@ import orjson
 from picows import WSListener, WSMsgType, WSTransport, ws_create_server
 
 from bench.latency_stats import observe
+from bench.rate_lines import read_rate
 from producers.simulate_run import MAX_LAG_NS
 from producers.simulator import PoissonArrivals
 
 SEED = 2
 """``mdgw simulate`` paces with ``PoissonArrivals(seed=simulator.seed + 1)``, default seed 1."""
+
+
+def stream_list(text: str) -> list[str]:
+    """``--streams``: comma-separated ``EXCHANGE:SYMBOL`` names (an argparse type)."""
+    streams = text.split(",")
+    for s in streams:
+        exchange, _, symbol = s.partition(":")
+        if not exchange or not symbol:
+            raise argparse.ArgumentTypeError(f"{s!r} is not EXCHANGE:SYMBOL")
+    return streams
 
 
 def frame_parts(stream: str, size: int) -> tuple[bytes, bytes, bytes]:
@@ -193,7 +205,7 @@ def feed_thread(floor: Floor, loop: asyncio.AbstractEventLoop, stop: threading.E
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    floor = Floor(args.streams.split(","), args.frame_bytes, args.max_buffer, args.stamp == "due")
+    floor = Floor(args.streams, args.frame_bytes, args.max_buffer, args.stamp == "due")
     server = await ws_create_server(
         lambda _request: Listener(floor),
         "127.0.0.1",
@@ -210,8 +222,8 @@ async def main_async(args: argparse.Namespace) -> None:
         while line := await reader.readline():
             if line.strip() == b"?":  # the counters so far, for the caller's windows
                 print(orjson.dumps(floor.counters()).decode(), flush=True)
-            else:
-                floor.set_rate(float(line))
+            elif (rate := read_rate(line, "latency_floor")) is not None:
+                floor.set_rate(rate)
 
     task = asyncio.create_task(read_rates())
     if args.wake == "tick":
@@ -234,7 +246,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--streams", required=True)
+    ap.add_argument("--streams", type=stream_list, required=True, help="EXCHANGE:SYMBOL,...")
     ap.add_argument("--frame-bytes", type=int, default=320)
     ap.add_argument("--max-buffer", type=int, default=1 << 20)
     ap.add_argument(

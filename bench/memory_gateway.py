@@ -37,12 +37,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import math
 import sys
 import threading
 import time
 from collections.abc import Callable
 
+from bench.rate_lines import read_rate
 from bench.scheduled_feed import RunAheadClock, ScheduledSink
 from core.types import BookUpdate, Trade
 from gateway.app import start_gateway
@@ -131,16 +131,6 @@ class Feed:
             self._sink = None
 
 
-def parse_rate(line: bytes) -> float | None:
-    """A feed rate line (updates/s; 0 or less stops the feed), None if it is not a finite
-    number (the caller says so and goes on)."""
-    try:
-        rate = float(line)
-    except ValueError:
-        return None
-    return rate if math.isfinite(rate) else None
-
-
 async def wait_for(pred: Callable[[], object], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
@@ -165,12 +155,8 @@ async def main_async(
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         while line := await reader.readline():
-            if not line.strip():
-                continue
-            rate = parse_rate(line)
-            if rate is None:
-                print(f"memory_gateway: not a rate, ignored: {line!r}", file=sys.stderr)
-            else:
+            rate = read_rate(line, "memory_gateway")
+            if rate is not None:
                 await asyncio.to_thread(feed.set_rate, rate)
     finally:
         feed.stop()

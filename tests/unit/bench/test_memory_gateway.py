@@ -8,11 +8,9 @@ import os
 import subprocess
 import sys
 
-import pytest
 from mdgw_client import MarketDataClient
 
 from bench.fanout import free_port
-from bench.memory_gateway import parse_rate
 
 STREAM = "BINANCE:BTC-USDT"
 
@@ -55,16 +53,3 @@ async def test_it_streams_exact_books_and_stops_at_eof() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-@pytest.mark.parametrize(
-    ("line", "rate"),
-    [(b"200\n", 200.0), (b" 75.5 \n", 75.5), (b"0\n", 0.0), (b"-1\n", -1.0)],
-)
-def test_a_rate_line_is_a_number(line: bytes, rate: float) -> None:
-    assert parse_rate(line) == rate
-
-
-@pytest.mark.parametrize("line", [b"fast\n", b"nan\n", b"inf\n", b"1e999\n", b"\xff\n"])
-def test_anything_else_is_no_rate(line: bytes) -> None:
-    assert parse_rate(line) is None
