@@ -375,10 +375,20 @@ def tables(res: dict[str, Any]) -> list[Table]:
             ("age p50 (ms)", lambda d: d["age_ms"]["p50"]),
             ("age p99 (ms)", lambda d: d["age_ms"]["p99"]),
             ("server CPU (cores)", lambda d: d["cpu_cores"].get("server")),
+            ("clients' CPU (cores)", lambda d: d["cpu_cores"].get("clients")),
+            ("broker + feed CPU (cores)", broker_and_feed),
+            ("machine CPU (cores)", lambda d: d["cpu_cores"].get("machine")),
+            ("delivered msgs per client CPU-second", per_client_core),
         ):
             a = get(w1) if _ok(w1) else None
             b = get(w2) if _ok(w2) else None
-            t.add_row(label, fmt(a, 1), fmt(b, 1), ratio(b, a))
+            digits = 2 if "(cores)" in label else 0 if "msgs" in label else 1
+            t.add_row(label, fmt(a, digits), fmt(b, digits), ratio(b, a))
+        t.caption = (
+            "with the clients, the broker and the feed on the same host, what the clients can "
+            "read bounds the messages: when the delivered messages per client CPU-second are "
+            "the same for both and the machine is busy, a second worker's CPU is the clients'"
+        )
         out.append(t)
     ks = res.get("kafka_settings")
     if ks and ks.get("rows"):
@@ -431,6 +441,20 @@ def tables(res: dict[str, Any]) -> list[Table]:
         )
         out.append(t)
     return out
+
+
+def broker_and_feed(d: dict[str, Any]) -> float | None:
+    c = d.get("cpu_cores") or {}
+    if c.get("broker") is None or c.get("feed") is None:
+        return None
+    return float(c["broker"]) + float(c["feed"])
+
+
+def per_client_core(d: dict[str, Any]) -> float | None:
+    """Messages delivered per second of the clients' CPU: the same for two runs means the
+    clients' CPU, not the server, set how many were delivered."""
+    cores = (d.get("cpu_cores") or {}).get("clients")
+    return d["delivered_per_s"] / cores if cores else None
 
 
 def _get(d: Any, key: str) -> Any:

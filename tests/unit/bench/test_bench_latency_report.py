@@ -187,3 +187,27 @@ def test_ingest_fetch_settings_are_chosen_by_name() -> None:
     assert floor["MDGW_KAFKA_FETCH_WAIT_MAX_MS"] == KafkaConfig().idle_fetch_wait_ms
     with pytest.raises(SystemExit, match="unknown"):
         latency.parse(["--ingest-fetch", "fast"])
+
+
+def table_rows(t: object) -> dict[str, tuple[str, ...]]:
+    """A rich table's rows by their first cell."""
+    cols = [list(c.cells) for c in t.columns]  # type: ignore[attr-defined]
+    return {row[0]: tuple(row[1:]) for row in zip(*cols, strict=True)}
+
+
+def test_workers_table_gives_messages_per_client_cpu_second() -> None:
+    def run(delivered: float, server: float, clients: float) -> dict[str, object]:
+        cores = {"server": server, "clients": clients, "broker": 0.4, "feed": 0.2, "machine": 1.9}
+        return side(200, 600) | {"delivered_per_s": delivered, "cpu_cores": cores}
+
+    res = {"workers": {"1": run(250_000, 0.6, 0.75), "2": run(200_000, 0.75, 0.6)}}
+    t = next(t for t in latency_report.tables(res) if "--workers 1 vs 2" in str(t.title))
+    rows = table_rows(t)
+    assert rows["delivered msgs per client CPU-second"] == ("333,333", "333,333", "1.00x")
+    assert rows["clients' CPU (cores)"] == ("0.75", "0.60", "0.80x")
+    assert rows["broker + feed CPU (cores)"][:2] == ("0.60", "0.60")
+    # an older result without the clients' CPU: a dash, not a crash
+    res["workers"]["2"]["cpu_cores"] = {"server": 0.7}
+    t = next(t for t in latency_report.tables(res) if "--workers 1 vs 2" in str(t.title))
+    rows = table_rows(t)
+    assert rows["delivered msgs per client CPU-second"][1] == "-"
