@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -111,7 +112,25 @@ def kafka_floor_table(kf: dict[str, Any], moderate: dict[str, Any]) -> Table:
         "Kafka-sourced gateway goes below on this host; exact percentiles (the gateway's are "
         "interpolated in its histogram buckets)"
     )
+    over = over_budget(kf.get("bare") or {})
+    if over:
+        t.caption += f"; the hop alone is over target 2's whole budget at {over}"
     return t
+
+
+TARGET_MS = {"p50_ms": 0.5, "p99_ms": 2.0}
+"""Target 2's budget for gateway - floor at moderate load (issue 14)."""
+
+
+def over_budget(hop: dict[str, Any]) -> str:
+    """Which of a hop's percentiles alone exceed target 2's budget ("" if none, or if the
+    hop was not measured): then no gateway behind that hop can meet the target."""
+    over = []
+    for key, budget in TARGET_MS.items():
+        v = hop.get(key)
+        if isinstance(v, int | float) and v > budget:
+            over.append(f"{key[:3]} ({fmt(v, 2)} > {budget:g} ms)")
+    return " and ".join(over)
 
 
 def no_broker_table(nb: dict[str, Any], moderate: dict[str, Any]) -> Table:
@@ -563,9 +582,24 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
 
 def main() -> None:
-    res = json.loads((RESULTS / "latency.json").read_text())
+    ap = argparse.ArgumentParser(description="bench.latency's tables and plot, from its results")
+    ap.add_argument(
+        "results",
+        nargs="?",
+        type=Path,
+        default=RESULTS / "latency.json",
+        help="a results file of bench.latency (default: bench/results/latency.json); the "
+        "plot is written beside it, with the extension .png",
+    )
+    args = ap.parse_args()
+    try:
+        res = json.loads(args.results.read_text())
+    except (OSError, ValueError) as e:
+        ap.error(f"cannot read {args.results}: {e}")
+    if not isinstance(res, dict):
+        ap.error(f"{args.results} is not a bench.latency result")
     print_tables(res)
-    plot(res, RESULTS / "latency.png")
+    plot(res, args.results.with_suffix(".png"))
 
 
 if __name__ == "__main__":

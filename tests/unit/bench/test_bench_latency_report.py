@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -211,3 +214,39 @@ def test_workers_table_gives_messages_per_client_cpu_second() -> None:
     t = next(t for t in latency_report.tables(res) if "--workers 1 vs 2" in str(t.title))
     rows = table_rows(t)
     assert rows["delivered msgs per client CPU-second"][1] == "-"
+
+
+def test_a_kafka_hop_over_the_whole_budget_is_said() -> None:
+    assert latency_report.over_budget({"p50_ms": 1.1, "p99_ms": 7.3}) == (
+        "p50 (1.10 > 0.5 ms) and p99 (7.30 > 2 ms)"
+    )
+    assert latency_report.over_budget({"p50_ms": 0.4, "p99_ms": 2.5}) == "p99 (2.50 > 2 ms)"
+    assert latency_report.over_budget({"p50_ms": 0.4, "p99_ms": 1.5}) == ""
+    assert latency_report.over_budget({"p50_ms": "n/a", "p99_ms": "n/a"}) == ""
+    kf = {"rate": 84.0, "bare": {"count": 9, "p50_ms": 1.1, "p99_ms": 1.9, "p999_ms": 3.0}}
+    t = latency_report.kafka_floor_table(kf, {})
+    assert str(t.caption).endswith("over target 2's whole budget at p50 (1.10 > 0.5 ms)")
+    kf["bare"] = {"count": 0, "p50_ms": "n/a", "p99_ms": "n/a", "p999_ms": "n/a"}
+    assert "budget" not in str(latency_report.kafka_floor_table(kf, {}).caption)
+
+
+def test_the_report_renders_a_named_result_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    res = {"workers": {"1": side(200, 600), "2": side(210, 700)}}
+    good = tmp_path / "run.json"
+    good.write_text(json.dumps(res))
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.latency_report", str(good)], capture_output=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    assert b"--workers 1 vs 2" in out.stdout and (tmp_path / "run.png").exists()
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for bad, says in (
+        (tmp_path / "missing.json", b"cannot read"),
+        (tmp_path / "list.json", b"is not a bench.latency result"),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.latency_report", str(bad)],
+            capture_output=True,
+            timeout=60,
+        )
+        assert out.returncode == 2 and says in out.stderr
