@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -505,6 +506,9 @@ def plot(res: dict[str, Any], path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        print(
+            f"no plot ({path.name}): matplotlib is not installed (the bench extra)", file=sys.stderr
+        )
         return
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     ax = axes[0][0]
