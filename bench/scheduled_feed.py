@@ -51,6 +51,11 @@ class RunAheadClock:
             stop.wait((self.virtual - self.ahead_ns // 2 - time.monotonic_ns()) / 1e9)
 
 
+_Queued = tuple[int, str, str | bytes | None, bytes | None, Headers | None, int | None, int | None]
+"""A record kept until it is due: (due wall ns, topic, key, value, headers, partition,
+timestamp_ms), the last five as ``RecordSink.send`` takes them."""
+
+
 class ScheduledSink:
     """A record sink (``mdgw.kafka.sink.RecordSink``) that keeps each record until its
     arrival time (``due_wall_ns``, set before each ``send`` by the publisher), then a
@@ -60,8 +65,7 @@ class ScheduledSink:
         self.broker = broker
         self.clock = clock
         self.due_wall_ns = 0
-        self._queue: deque[tuple[int, str, str | bytes | None, bytes | None, Headers | None]]
-        self._queue = deque()
+        self._queue: deque[_Queued] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self.released = 0
@@ -80,7 +84,9 @@ class ScheduledSink:
         timestamp_ms: int | None = None,
     ) -> None:
         with self._cond:
-            self._queue.append((self.due_wall_ns, topic, key, value, headers))
+            self._queue.append(
+                (self.due_wall_ns, topic, key, value, headers, partition, timestamp_ms)
+            )
             self._cond.notify()
 
     def poll(self) -> None:
@@ -115,7 +121,7 @@ class ScheduledSink:
                         cond.wait()
                 if self._closed:
                     return
-                due, topic, key, value, headers = self._queue.popleft()
+                due, topic, key, value, headers, partition, timestamp_ms = self._queue.popleft()
             self.late_ns = max(self.late_ns, self.clock() - due)
-            self.broker.send(topic, key, value, headers)
+            self.broker.send(topic, key, value, headers, partition, timestamp_ms)
             self.released += 1

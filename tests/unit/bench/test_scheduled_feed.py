@@ -59,6 +59,24 @@ def test_records_are_released_at_their_time_in_order_and_the_rest_dropped() -> N
     assert sink.pending() == 0 and sink.released == 2
 
 
+def test_a_record_keeps_the_partition_and_timestamp_it_was_sent_with() -> None:
+    kafka = KafkaConfig()
+    broker = broker_with_topics(kafka)
+    sink = ScheduledSink(broker)
+    sink.due_wall_ns = time.time_ns()
+    sink.send(kafka.book_topic, "K", b"placed", [("h", b"1")], partition=1, timestamp_ms=1234)
+    sink.send(kafka.book_topic, "K", b"left to the broker")
+    deadline = time.monotonic() + 2
+    while sink.released < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    sink.close()
+    by_value = {r.value: r for r in broker.records(kafka.book_topic)}
+    placed, other = by_value[b"placed"], by_value[b"left to the broker"]
+    assert (placed.value, placed.partition, placed.timestamp_ms) == (b"placed", 1, 1234)
+    assert placed.headers == [("h", b"1")]
+    assert other.timestamp_ms != 1234  # the broker's clock
+
+
 def test_a_run_ahead_simulator_hands_over_records_on_time_stamped_with_their_arrival() -> None:
     kafka = KafkaConfig()
     broker = broker_with_topics(kafka)
