@@ -13,11 +13,12 @@ subscribers: one ``send`` per frame per client, what a plain broadcaster does.
 
 Its ``ingest_ts`` is the message's arrival time (``--stamp due``, the default): the
 moment an outside feed would have handed it over, as ``mdgw simulate`` stamps a
-record when it hands it to Kafka. The wait until the loop gets to it (its ~1 ms
-tick, a pass over the clients still running) is part of the floor's latency, as
-the same wait is part of the gateway's. ``--stamp produced`` stamps the moment the
-frame is built instead, which leaves that wait out (how the floor stamped before
-the nineteenth pass); either way the wait is counted, in µs, in ``late``.
+record when it hands it to Kafka. The wait until the loop gets to it (a pass over
+the clients still running; with ``--wake tick``, its 1 ms timer too) is part of the
+floor's latency, as the same wait is part of the gateway's. ``--stamp produced``
+stamps the moment the frame is built instead, which leaves that wait out (how the
+floor stamped before the nineteenth pass); either way the wait is counted, in µs, in
+``late``.
 
 A client with more than ``--max-buffer`` bytes unsent has frames dropped (counted)
 rather than the process's memory grow without bound under overload. A line ``?``
