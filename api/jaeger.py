@@ -249,7 +249,12 @@ def waterfall(trace: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def summary(trace: dict[str, Any]) -> dict[str, Any] | None:
-    """One line of the trace list: when, how long, where from, what it carried."""
+    """One line of the trace list: when, how long, where from, what it carried.
+
+    ``complete`` says the trace's origin is in it (its root span has no parent): a
+    trace whose producer span Jaeger has not received yet (each process exports in
+    its own batches) starts at the gateway's ``process`` instead.
+    """
     w = waterfall(trace)
     if w is None:
         return None
@@ -266,5 +271,6 @@ def summary(trace: dict[str, Any]) -> dict[str, Any] | None:
         "spans": len(trace.get("spans") or ()),
         "services": w["services"],
         "root": f"{root['service']}: {root['operation']}",
+        "complete": root["parent_id"] == "",
         "stream": stream,
     }

@@ -233,6 +233,10 @@ class TraceSummary(msgspec.Struct):
     spans: int
     services: list[str]
     root: Annotated[str, Meta(examples=["mdgw-producer: send marketdata.book"])]
+    complete: Annotated[
+        bool,
+        Meta(description="The trace's origin is in it: its root span has no parent"),
+    ]
     stream: Annotated[str, Meta(description="Kafka key of the record traced, if any")]
 
 

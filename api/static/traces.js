@@ -5,6 +5,7 @@
 // Shown only when the API has a Jaeger URL (dashboard.json "traces": true); otherwise
 // the panel stays hidden and nothing is requested. ?key= is sent as X-API-Key.
 
+import { pickTrace, rank, replaces } from "./tracepick.js";
 import { fmtDuration, layout } from "./waterfall.js";
 
 const LIST_EVERY_MS = 5000;
@@ -13,7 +14,8 @@ const params = new URLSearchParams(location.search);
 const headers = params.get("key") ? { "X-API-Key": params.get("key") } : {};
 const panel = document.getElementById("traces");
 
-const state = { selected: "", traces: [], loaded: 0, error: "" };
+// picked: the selection was the page's own choice, not a click (so a better one may replace it)
+const state = { selected: "", picked: false, pickedRank: 0, traces: [], loaded: 0, error: "" };
 window.mdgwTraces = state; // for the console and the browser tests
 
 function el(tag, cls, text) {
@@ -66,9 +68,10 @@ function renderList() {
         el("span", "t-time", fmtClock(t.start_us)),
         el("span", "t-stream", t.stream || t.root),
         el("span", "t-dur", fmtDuration(t.duration_us)),
-        el("span", "t-n", `${t.spans} spans`),
+        el("span", "t-n", t.complete === false ? `${t.spans} spans, partial` : `${t.spans} spans`),
       );
-      b.addEventListener("click", () => select(t.trace_id));
+      if (t.complete === false) b.title = "its producer span has not reached Jaeger (yet)";
+      b.addEventListener("click", () => select(t.trace_id, false));
       li.append(b);
       return li;
     }),
@@ -116,8 +119,9 @@ function renderWaterfall(trace) {
   wf.dataset.trace = trace.trace_id;
 }
 
-async function select(id) {
+async function select(id, picked) {
   state.selected = id;
+  state.picked = picked;
   renderList();
   try {
     renderWaterfall(await getJson(`api/v1/traces/${encodeURIComponent(id)}`));
@@ -137,12 +141,12 @@ async function refresh() {
     state.error = `traces: ${e.message}`;
   }
   renderList();
-  if (!state.selected && state.traces.length) await select(pickComplete(state.traces).trace_id);
-}
-
-// Prefer a trace that crossed both services (a message that reached the gateway's clients).
-function pickComplete(traces) {
-  return traces.find((t) => t.services.length > 1 && t.spans >= 4) || traces[0];
+  // the page's own choice gives way to a fuller trace; a clicked one stays
+  const best = pickTrace(state.traces);
+  if (replaces(best, state.selected, state.picked, state.pickedRank)) {
+    state.pickedRank = rank(best);
+    await select(best.trace_id, true);
+  }
 }
 
 async function main() {

@@ -24,9 +24,10 @@ JS_PACKAGE = HERE.parents[1] / "clients" / "js"
         (HERE, "wsurl.test.mjs"),
         (HERE, "waterfall.test.mjs"),
         (HERE, "candles.test.mjs"),
+        (HERE, "tracepick.test.mjs"),
         (JS_PACKAGE, "test/"),
     ],
-    ids=["mdclient", "wsurl", "waterfall", "candles", "package"],
+    ids=["mdclient", "wsurl", "waterfall", "candles", "tracepick", "package"],
 )
 def test_js_client_unit_tests_pass_under_node(cwd: Path, suite: str) -> None:
     node = shutil.which("node")

@@ -124,9 +124,13 @@ def test_trace_view_draws_a_sampled_message_from_jaeger(
     page = context.new_page()
     console.attach(page)
     page.goto(f"http://127.0.0.1:{api_port}/?ws=ws://127.0.0.1:{gw_port}/ws")
+    # the page draws a whole message's path: a trace whose producer span had not reached
+    # Jaeger yet when the list was read gives way to a complete one at the next refresh
     page.wait_for_function(
         "document.querySelector('#traces') && !document.querySelector('#traces').hidden "
-        "&& Number(document.querySelector('#waterfall')?.dataset.spans) >= 4",
+        "&& Number(document.querySelector('#waterfall')?.dataset.spans) >= 4 "
+        "&& document.querySelector('#waterfall .wf-row[data-service]')?.dataset.service "
+        f"=== '{tracing.PRODUCER_SERVICE}'",
         timeout=30_000,
         polling=200,
     )

@@ -144,6 +144,7 @@ def test_recent_traces_newest_first(traces: Client, jaeger: FakeJaeger) -> None:
         "spans": 4,
         "services": ["mdgw-gateway", "mdgw-producer"],
         "root": "mdgw-producer: send marketdata.book",
+        "complete": True,
         "stream": "KRAKEN:BTC-USD",
     }
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(jaeger.requests[-1]).query)
@@ -241,6 +242,17 @@ def test_an_oversized_answer_is_refused(traces: Client, jaeger: FakeJaeger) -> N
 )
 def test_broken_traces_are_dropped(broken: dict[str, Any]) -> None:
     assert waterfall(broken) is None and summary(broken) is None
+
+
+def test_a_trace_without_its_producer_span_is_not_complete() -> None:
+    # the gateway's spans reached Jaeger before the producer's batch did
+    t = jaeger_trace()
+    t["spans"] = [s for s in t["spans"] if s["spanID"] != "s"]
+    line = summary(t)
+    assert line is not None
+    assert line["complete"] is False
+    assert line["root"] == "mdgw-gateway: process marketdata.book"
+    assert line["services"] == ["mdgw-gateway"]
 
 
 def test_hostile_fields_are_typed_and_cut() -> None:
