@@ -14,7 +14,10 @@ picows + orjson, each on 3 of the 9 streams, depth 20, raw, JSON), in the same r
 Workloads (``--only``): ``capacity`` (the floor's rate stepped up; always run,
 every other rate derives from it), ``moderate`` (a quarter of it, 1,000
 clients), ``big`` (the same messages/s to 10,000 clients in 8 processes),
-``hops`` (the gateway's /metrics over the moderate window), ``nobroker`` (the
+``hops`` (the gateway's /metrics over the moderate window), ``kafkafed`` (the
+moderate window on the same broadcaster behind Kafka, ``bench.latency_floor --feed
+kafka``, fed by ``mdgw simulate`` as the gateway is: the floor of a Kafka-sourced
+gateway, measured beside the gateway's), ``nobroker`` (the
 moderate window on the same gateway code with an in-memory broker and the simulator
 in its process, ``bench.memory_gateway``: its latency without the Kafka hop, i.e.
 the gateway's own share), ``overload`` (4x the
@@ -70,6 +73,7 @@ ALL = (
     "capacity",
     "moderate",
     "hops",
+    "kafkafed",
     "nobroker",
     "big",
     "overload",
@@ -82,6 +86,7 @@ QUICK = (
     "capacity",
     "moderate",
     "hops",
+    "kafkafed",
     "nobroker",
     "overload",
     "responsive",
@@ -301,6 +306,42 @@ class Floor(PipedServer):
         return out
 
 
+class KafkaFed(Floor):
+    """The floor's broadcaster behind Kafka (``bench.latency_floor --feed kafka``) on
+    topics of its own, fed by ``mdgw simulate`` as the gateway is."""
+
+    kind = "kafkafed"
+
+    def __init__(self, frame_bytes: int) -> None:
+        self.cfg: Config = bench_config()
+        self.port = free_port()
+        argv = [procs.PY, "-m", "bench.latency_floor", "--port", str(self.port)]
+        argv += ["--streams", ",".join(STREAMS), "--frame-bytes", str(frame_bytes)]
+        argv += ["--feed", "kafka"]
+        try:
+            PipedServer.__init__(self, "kafkafed", argv, procs.kafka_env(self.cfg))
+        except Exception:
+            drop_topics(self.cfg.kafka)
+            raise
+
+    def feed(self, rate: float, seconds: float, **env: object) -> procs.Proc | None:
+        return simulate(self.cfg, rate, seconds, **env)
+
+    def stop(self) -> dict[str, Any]:
+        try:
+            return super().stop()
+        finally:
+            with contextlib.suppress(Exception):
+                drop_topics(self.cfg.kafka)
+
+
+def simulate(cfg: Config, rate: float, seconds: float, **env: object) -> procs.Proc:
+    """``mdgw simulate`` at ``rate`` updates/s over the 9 streams, into ``cfg``'s topics."""
+    argv = [procs.PY, "-m", "mdgw", "simulate", "--rate", str(rate)]
+    argv += ["--symbols", str(SYMBOLS), "--duration", str(seconds)]
+    return procs.spawn(f"sim{int(rate)}", argv, procs.kafka_env(cfg, **env))
+
+
 class NoBroker(PipedServer):
     """The gateway on an in-memory broker, the simulator in its process
     (``bench.memory_gateway``)."""
@@ -345,9 +386,7 @@ class Gateway(Server):
             raise
 
     def feed(self, rate: float, seconds: float, **env: object) -> procs.Proc | None:
-        argv = [procs.PY, "-m", "mdgw", "simulate", "--rate", str(rate)]
-        argv += ["--symbols", str(SYMBOLS), "--duration", str(seconds)]
-        return procs.spawn(f"sim{int(rate)}", argv, procs.kafka_env(self.cfg, **env))
+        return simulate(self.cfg, rate, seconds, **env)
 
     def metrics(self) -> str:
         return scrape(self.port)
@@ -551,7 +590,7 @@ def capacity(p: Plan, floor: Floor, meter: Meter) -> dict[str, Any]:
             time.sleep(1.0)  # drain
         p.capacity = best or a.cap_start
         moderate = None
-        if {"moderate", "nobroker"} & set(a.only):  # both are compared with it
+        if {"moderate", "nobroker", "kafkafed"} & set(a.only):  # all are compared with it
             log(f"  floor moderate {p.moderate:,.1f}/s")
             w = measure(floor, meter, p.moderate, a.window_s, 1.0)
             moderate = summary(cs.snapshot(), w, p.moderate, a.clients)
@@ -898,6 +937,40 @@ def no_broker_result(p: Plan, floor: Any, nb: Any) -> dict[str, Any]:
     return out
 
 
+def run_kafka_fed(p: Plan, guarded: Any) -> Any:
+    """The moderate window on :class:`KafkaFed` (its summary, or the error)."""
+    try:
+        kf = KafkaFed(p.a.frame_bytes)
+    except Exception as e:
+        log(f"floor behind Kafka failed: {e!r}")
+        return {"error": repr(e)}
+    try:
+        meter = Meter(kf, p.broker)
+        a = p.a
+        out = guarded(
+            "kafka-fed floor", steady, p, kf, meter, p.moderate, a.clients, a.client_procs, "kfed"
+        )
+    finally:
+        kf.stop()
+    return out.get("") if isinstance(out, dict) and "" in out else out
+
+
+def kafka_fed_result(p: Plan, floor: Any, kafka_fed: Any, gateway: Any) -> dict[str, Any]:
+    """The Kafka-fed floor's moderate window beside the floor's and the gateway's:
+    ``kafka_minus_floor`` is what the Kafka hop costs a plain broadcaster,
+    ``diff_ms`` the gateway's own share over a Kafka-sourced floor."""
+    ok = isinstance(kafka_fed, dict) and "age_ms" in kafka_fed
+    gw_ok = isinstance(gateway, dict) and "age_ms" in gateway
+    floor_ok = isinstance(floor, dict) and "age_ms" in floor
+    return {
+        "rate": p.moderate,
+        "clients": p.a.clients,
+        "kafka_fed": kafka_fed,
+        "kafka_minus_floor": diff(floor, kafka_fed) if ok and floor_ok else {},
+        "diff_ms": diff(kafka_fed, gateway) if ok and gw_ok else {},
+    }
+
+
 def diff(floor: dict[str, Any] | None, gw: dict[str, Any] | None) -> dict[str, float]:
     if not floor or not gw:
         return {}
@@ -1043,6 +1116,11 @@ def run_in(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     floor_mod = res["capacity"].get("moderate")
     gmod0 = gw_mod.get("") if isinstance(gw_mod, dict) else None
+
+    # ---- the floor behind Kafka, right after the gateway's moderate window (broker warm)
+    if "kafkafed" in only:
+        log(f"floor behind Kafka: moderate {p.moderate:,.1f}/s, {a.clients} clients")
+        res["kafka_fed"] = kafka_fed_result(p, floor_mod, run_kafka_fed(p, guarded), gmod0)
     res["moderate"] = (
         None
         if "moderate" not in only

@@ -20,6 +20,14 @@ stamps the moment the frame is built instead, which leaves that wait out (how th
 floor stamped before the nineteenth pass); either way the wait is counted, in µs, in
 ``late``.
 
+``--feed kafka`` puts the same broadcaster behind Kafka: rates on stdin are ignored,
+and a consumer thread (the gateway's Kafka client wrapper and settings, every
+partition of the book topic from its end, as ``bench.kafka_floor``) hands each batch
+of records to the loop, which sends one frame per book record of the floor's streams,
+stamped with the record's own ``ingest_ts`` (the producer's). No books, no sequencing
+checks, no per-client queues: what any Kafka-sourced broadcaster pays, and the floor
+of a gateway fed by the same records (``bench.latency``'s ``kafkafed`` workload).
+
 A client with more than ``--max-buffer`` bytes unsent has frames dropped (counted)
 rather than the process's memory grow without bound under overload. A line ``?``
 on stdin prints the counters (``{"produced": n, "sent": n, "dropped": n,
@@ -42,6 +50,8 @@ from bench.latency_stats import observe
 from bench.rate_lines import read_rate
 from producers.simulate_run import MAX_LAG_NS
 from producers.simulator import PoissonArrivals
+from schemas.codec import decode
+from schemas.errors import SchemaError
 
 SEED = 2
 """``mdgw simulate`` paces with ``PoissonArrivals(seed=simulator.seed + 1)``, default seed 1."""
@@ -55,6 +65,23 @@ def stream_list(text: str) -> list[str]:
         if not exchange or not symbol:
             raise argparse.ArgumentTypeError(f"{s!r} is not EXCHANGE:SYMBOL")
     return streams
+
+
+def record_stamp(value: bytes | None) -> tuple[str, int] | None:
+    """(``EXCHANGE:SYMBOL``, the producer's ``ingest_ts``) of a book record; None for
+    anything else (a tombstone, a record that does not decode, one without a stamp)."""
+    if value is None:
+        return None
+    try:
+        msg = decode(value)
+    except SchemaError:
+        return None
+    ingest = getattr(msg, "ingest_ns", 0)
+    exchange = getattr(msg, "exchange", None)
+    symbol = getattr(msg, "symbol", None)
+    if not ingest or exchange is None or not isinstance(symbol, str):
+        return None
+    return f"{exchange.name}:{symbol}", ingest
 
 
 def frame_parts(stream: str, size: int) -> tuple[bytes, bytes, bytes]:
@@ -99,6 +126,9 @@ class Floor:
         self._arrivals: PoissonArrivals | None = None
         self._next = 0
         self._seq = 1_000_000
+        self._index = {s: i for i, s in enumerate(streams)}
+        self.unknown = 0
+        """Records (``--feed kafka``) that are not a stamped book record of the floor's streams."""
 
     def counters(self) -> dict[str, Any]:
         return {
@@ -106,6 +136,7 @@ class Floor:
             "sent": self.sent,
             "dropped": self.dropped,
             "skipped": self.skipped,
+            "unknown": self.unknown,
             "late": list(self.late),
         }
 
@@ -121,27 +152,43 @@ class Floor:
             return
         if now_ns - arrivals.next_ns > MAX_LAG_NS:  # far behind: drop the backlog, as it does
             self.skipped += arrivals.skip_to(now_ns)
-        streams = self.streams
-        text = WSMsgType.TEXT
-        cap = self.max_buffer
         wall_offset = time.time_ns() - time.monotonic_ns()
         for due in arrivals.due(now_ns):
-            i = self._next % len(streams)
+            i = self._next % len(self.streams)
             self._next += 1
-            self._seq += 1
-            head, middle, tail = self.parts[i]
             arrived = due + wall_offset
             built = time.time_ns()
             observe(self.late, (built - arrived) // 1000)
-            stamp = arrived if self.stamp_due else built
-            frame = b"%s%d%s%d%s" % (head, self._seq, middle, stamp, tail)
-            self.produced += 1
-            for t in self.subs[streams[i]]:
-                if t.underlying_transport.get_write_buffer_size() > cap:
-                    self.dropped += 1
-                    continue
-                t.send(text, frame)
-                self.sent += 1
+            self.broadcast(i, arrived if self.stamp_due else built)
+
+    def records(self, values: list[bytes | None]) -> None:
+        """``--feed kafka``: one frame per book record of the floor's streams, stamped
+        with the producer's ``ingest_ts``; the wait since then (Kafka, the hand-off and
+        the loop) is counted in ``late``."""
+        built = time.time_ns()
+        for value in values:
+            found = record_stamp(value)
+            i = None if found is None else self._index.get(found[0])
+            if found is None or i is None:
+                self.unknown += 1
+                continue
+            observe(self.late, (built - found[1]) // 1000)
+            self.broadcast(i, found[1])
+
+    def broadcast(self, i: int, stamp: int) -> None:
+        """One message of stream ``i``: a frame built, sent to each of its subscribers."""
+        self._seq += 1
+        head, middle, tail = self.parts[i]
+        frame = b"%s%d%s%d%s" % (head, self._seq, middle, stamp, tail)
+        self.produced += 1
+        text = WSMsgType.TEXT
+        cap = self.max_buffer
+        for t in self.subs[self.streams[i]]:
+            if t.underlying_transport.get_write_buffer_size() > cap:
+                self.dropped += 1
+                continue
+            t.send(text, frame)
+            self.sent += 1
 
 
 class Listener(WSListener):  # type: ignore[misc]
@@ -205,6 +252,33 @@ def feed_thread(floor: Floor, loop: asyncio.AbstractEventLoop, stop: threading.E
         produced.wait(1.0)
 
 
+ready = threading.Event()
+"""Set once the Kafka feed is assigned at the topic's end (what comes next is read)."""
+
+
+def kafka_thread(floor: Floor, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+    """``--feed kafka``: consume the book topic from its end (the gateway's client wrapper
+    and settings, from the environment as the gateway reads them) and hand each batch to
+    the loop, as the gateway's consumer thread does."""
+    from bench.common import bare_source
+    from mdgw.config import load_config
+
+    cfg = load_config().kafka
+    src = bare_source(cfg, "kafka-fed-floor", (cfg.book_topic,))
+    ready.set()
+    try:
+        while not stop.is_set():
+            batch = src.consume(2000, 0.1)  # the gateway's batch size
+            if not batch:
+                continue
+            try:
+                loop.call_soon_threadsafe(floor.records, [r.value for r in batch])
+            except RuntimeError:  # the loop is closed: the process is exiting
+                return
+    finally:
+        src.close()
+
+
 async def main_async(args: argparse.Namespace) -> None:
     floor = Floor(args.streams, args.frame_bytes, args.max_buffer, args.stamp == "due")
     server = await ws_create_server(
@@ -217,27 +291,38 @@ async def main_async(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    stop = threading.Event()
+    feeder: threading.Thread | None = None
+    from_kafka = args.feed == "kafka"
+    if from_kafka:
+        feeder = threading.Thread(target=kafka_thread, args=(floor, loop, stop), daemon=True)
+        feeder.start()
+        while not ready.is_set():
+            if not feeder.is_alive():
+                raise SystemExit("latency_floor: the Kafka feed did not start (see above)")
+            await asyncio.sleep(0.05)
     print("ready", flush=True)
 
     async def read_rates() -> None:
         while line := await reader.readline():
             if line.strip() == b"?":  # the counters so far, for the caller's windows
                 print(orjson.dumps(floor.counters()).decode(), flush=True)
-            elif (rate := read_rate(line, "latency_floor")) is not None:
-                floor.set_rate(rate)
+            elif (rate := read_rate(line, "latency_floor")) is not None and not from_kafka:
+                floor.set_rate(rate)  # a Kafka-fed floor's rate is its producer's
 
     task = asyncio.create_task(read_rates())
-    if args.wake == "tick":
+    if feeder is None and args.wake == "tick":
         while not task.done():
             await asyncio.sleep(0.001)
             floor.produce(time.monotonic_ns())
     else:
-        stop = threading.Event()
-        feed = threading.Thread(target=feed_thread, args=(floor, loop, stop), daemon=True)
-        feed.start()
+        if feeder is None:
+            feeder = threading.Thread(target=feed_thread, args=(floor, loop, stop), daemon=True)
+            feeder.start()
         await task
-        stop.set()
-        feed.join(1.0)
+    stop.set()
+    if feeder is not None:
+        feeder.join(2.0)
     server.close()
     print(orjson.dumps(floor.counters()).decode(), flush=True)
 
@@ -262,6 +347,13 @@ def main() -> None:
         default="feed",
         help="the loop produces when a feed thread wakes it at each arrival (default), or "
         "on a 1 ms timer (before the nineteenth pass)",
+    )
+    ap.add_argument(
+        "--feed",
+        choices=("rate", "kafka"),
+        default="rate",
+        help="messages at the rate read from stdin (default), or one per book record read "
+        "from Kafka (the book topic of the environment's config, MDGW_KAFKA_*)",
     )
     args = ap.parse_args()
     import uvloop

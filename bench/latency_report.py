@@ -134,6 +134,70 @@ def over_budget(hop: dict[str, Any]) -> str:
     return " and ".join(over)
 
 
+def kafka_fed_table(kfed: dict[str, Any], moderate: dict[str, Any]) -> Table:
+    """The floor's broadcaster behind Kafka beside the floor and the gateway: what the
+    Kafka hop costs a plain broadcaster, and the gateway's share over that."""
+    floor, fed, gw = moderate.get("floor"), kfed.get("kafka_fed"), moderate.get("gateway")
+    t = Table(
+        title=f"3d. The floor behind Kafka, {fmt(kfed['rate'], 1)} updates/s, "
+        f"{kfed['clients']:,} clients (a plain broadcaster fed by the gateway's records' path)"
+    )
+    for c in (
+        "",
+        "floor",
+        "floor, Kafka",
+        "Kafka - floor",
+        "gateway, Kafka",
+        "gateway - floor, Kafka",
+    ):
+        t.add_column(c, justify="right" if c else "left")
+    for k, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
+        f, k_, g = (d["age_ms"][k] if _ok(d) else None for d in (floor, fed, gw))
+        t.add_row(
+            f"age {label} (ms)",
+            fmt(f, 2),
+            fmt(k_, 2),
+            fmt(k_ - f if k_ is not None and f is not None else None, 2),
+            fmt(g, 2),
+            fmt(g - k_ if g is not None and k_ is not None else None, 2),
+        )
+    delivered = [fmt(_get(d, "delivered_per_s"), 0) for d in (floor, fed, gw)]
+    t.add_row("delivered msgs/s", delivered[0], delivered[1], "", delivered[2], "")
+    cpu = [fmt(_r(d, "cpu_cores", "server"), 2) if _ok(d) else "-" for d in (floor, fed, gw)]
+    t.add_row("server CPU (cores)", cpu[0], cpu[1], "", cpu[2], "")
+    wait = _get(fed, "floor_wait_ms")
+    if isinstance(wait, dict):
+        t.add_row(
+            "producer stamp -> frame built p50 / p99 (ms)",
+            "",
+            f"{fmt(wait.get('p50'), 2)} / {fmt(wait.get('p99'), 2)}",
+            "",
+            "",
+            "",
+        )
+    if isinstance(fed, dict) and "error" in fed:
+        t.add_row("error", "", str(fed["error"])[:60], "", "", "")
+    t.caption = (
+        "bench.latency_floor --feed kafka: the floor's broadcaster (no books, no per-client "
+        "queues) sends one frame per book record it consumes (the gateway's Kafka settings, "
+        "its own topics, mdgw simulate at the same rate), stamped by the producer as the "
+        "gateway's are; the gateway's window is the moderate one of table 2"
+    )
+    diff = kfed.get("diff_ms") or {}
+    over = [
+        f"{k} +{fmt(diff[q], 2)} > {TARGET_MS[k + '_ms']:g} ms"
+        for q, k in (("p50", "p50"), ("p99", "p99"))
+        if isinstance(diff.get(q), int | float) and diff[q] > TARGET_MS[k + "_ms"]
+    ]
+    if diff:
+        t.caption += (
+            "; against this floor the gateway is over target 2's budget at " + ", ".join(over)
+            if over
+            else "; against this floor the gateway is within target 2's budget"
+        )
+    return t
+
+
 def no_broker_table(nb: dict[str, Any], moderate: dict[str, Any]) -> Table:
     """The moderate window on the gateway with an in-memory broker, beside the floor's and
     the Kafka-fed gateway's: the gateway's own share of the latency, with its hops."""
@@ -263,12 +327,19 @@ def tables(res: dict[str, Any]) -> list[Table]:
             "written; end_to_end: ingest -> frames written"
         )
         out.append(t)
+    moderate = res.get("moderate") or {
+        # a run without "moderate" still measured the floor's moderate window
+        "floor": (res.get("capacity") or {}).get("moderate")
+    }
     kf = res.get("kafka_floor")
     if kf:
-        out.append(kafka_floor_table(kf, res.get("moderate") or {}))
+        out.append(kafka_floor_table(kf, moderate))
     nb = res.get("no_broker")
     if nb:
-        out.append(no_broker_table(nb, res.get("moderate") or {}))
+        out.append(no_broker_table(nb, moderate))
+    kfed = res.get("kafka_fed")
+    if kfed:
+        out.append(kafka_fed_table(kfed, moderate))
     over = res.get("overload")
     if over:
         f, g = over.get("floor"), over.get("gateway")

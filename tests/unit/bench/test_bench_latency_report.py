@@ -255,3 +255,43 @@ def test_the_report_renders_a_named_result_and_refuses_a_bad_one(tmp_path: Path)
             timeout=60,
         )
         assert out.returncode == 2 and says in out.stderr
+
+
+def test_the_kafka_fed_floor_is_set_beside_the_floor_and_the_gateway() -> None:
+    p = latency.Plan(latency.parse(["--capacity", "60"]), Path("/tmp"), None, capacity=60.0)
+    r = latency.kafka_fed_result(p, side(1.0, 5.0), side(2.0, 8.0), side(3.0, 9.0))
+    assert r["rate"] == 15.0 and r["clients"] == 1000
+    assert r["kafka_minus_floor"] == {"p50": 1.0, "p99": 3.0, "p999": 6.0}
+    assert r["diff_ms"] == {"p50": 1.0, "p99": 1.0, "p999": 2.0}  # gateway - Kafka-fed floor
+    failed = latency.kafka_fed_result(p, side(1.0, 5.0), {"error": "boom"}, side(3.0, 9.0))
+    assert failed["kafka_minus_floor"] == {} and failed["diff_ms"] == {}
+    assert latency.kafka_fed_result(p, None, side(2.0, 8.0), None)["diff_ms"] == {}
+
+    moderate = {"floor": side(1.0, 5.0), "gateway": side(3.0, 9.0)}
+    t = latency_report.kafka_fed_table(r, moderate)
+    rows = table_rows(t)
+    assert rows["age p50 (ms)"] == ("1.00", "2.00", "1.00", "3.00", "1.00")
+    assert rows["age p99 (ms)"] == ("5.00", "8.00", "3.00", "9.00", "1.00")
+    assert str(t.caption).endswith("over target 2's budget at p50 +1.00 > 0.5 ms")
+    within = latency.kafka_fed_result(p, side(1.0, 5.0), side(2.0, 8.0), side(2.25, 9.0))
+    caption = str(latency_report.kafka_fed_table(within, moderate).caption)
+    assert caption.endswith("within target 2's budget")
+    # a failed window prints its error, and every table of the result still renders
+    res = {
+        "kafka_fed": failed | {"kafka_fed": {"error": "boom"}},
+        "moderate": moderate | {"rate": 15.0, "clients": 1000},
+    }
+    t = next(t for t in latency_report.tables(res) if str(t.title).startswith("3d."))
+    assert table_rows(t)["error"][1] == "boom"
+    latency_report.print_tables(res)
+
+
+def test_a_run_without_moderate_still_shows_the_floors_moderate_window() -> None:
+    # --only nobroker: the floor's moderate window is measured (capacity holds it)
+    res = {
+        "capacity": {"steps": [], "rate": 60.0, "moderate": side(1.0, 5.0)},
+        "moderate": None,
+        "no_broker": {"rate": 15.0, "clients": 1000, "gateway": side(1.5, 6.0), "diff_ms": {}},
+    }
+    t = next(t for t in latency_report.tables(res) if str(t.title).startswith("3c."))
+    assert table_rows(t)["age p50 (ms)"][:3] == ("1.00", "1.50", "0.50")

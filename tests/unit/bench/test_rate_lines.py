@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import orjson
 import pytest
@@ -47,8 +48,12 @@ def test_the_floor_skips_bad_lines_and_keeps_feeding() -> None:
     try:
         assert proc.stdin is not None and proc.stdout is not None
         assert proc.stdout.readline().strip() == b"ready"
-        # a bad line between two good ones; then the counters, then EOF
-        out, err = proc.communicate(b"fast\n\n200\nnan\n?\n0\n", timeout=30)
+        # a bad line between two good ones; the rate is taken: messages are produced
+        proc.stdin.write(b"fast\n\n200\nnan\n")
+        proc.stdin.flush()
+        time.sleep(0.5)
+        # then the counters, then EOF
+        out, err = proc.communicate(b"?\n0\n", timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -57,6 +62,7 @@ def test_the_floor_skips_bad_lines_and_keeps_feeding() -> None:
     lines = [orjson.loads(x) for x in out.splitlines() if x.strip()]
     assert len(lines) == 2  # the "?" counters, then the ones printed at EOF
     assert set(lines[-1]) >= {"produced", "sent", "dropped"}
+    assert lines[0]["produced"] > 0  # ~100 at 200/s
     assert b"not a rate, ignored: b'fast\\n'" in err and b"b'nan\\n'" in err
 
 

@@ -5,6 +5,7 @@ and the floor counts that wait either way."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ import orjson
 import pytest
 
 from bench import latency, latency_stats
-from bench.latency_floor import Floor, feed_thread
+from bench.latency_floor import Floor, feed_thread, record_stamp
 from bench.memory_gateway import ArrivalPublisher
 from core.types import BookUpdate, Exchange
 from mdgw.config import KafkaConfig
@@ -156,3 +157,39 @@ def test_an_unknown_stamp_wake_or_feed_is_refused_with_the_choices(argv: list[st
     out = subprocess.run([sys.executable, "-m", *argv], capture_output=True, timeout=60)
     assert out.returncode == 2
     assert b"invalid choice" in out.stderr and out.stdout == b""
+
+
+def book_record(stream: str, ingest_ns: int) -> bytes:
+    exchange, symbol = stream.split(":")
+    u = BookUpdate(Exchange[exchange], symbol, 1, 7, [(1.0, 2.0)], [], False, 6, 77, 20, 5, 6)
+    return codec.encode(dataclasses.replace(u, ingest_ns=ingest_ns))
+
+
+def test_a_kafka_fed_floor_sends_each_book_record_stamped_by_its_producer() -> None:
+    floor = Floor([STREAM, "KRAKEN:BTC-USD"], 330, 1 << 20)
+    sub = Sent()
+    floor.subs[STREAM].append(sub)
+    stamp = time.time_ns() - 3_000_000  # produced 3 ms ago
+    floor.records(
+        [
+            book_record(STREAM, stamp),
+            book_record("KRAKEN:BTC-USD", stamp + 1),  # nobody on that stream
+            book_record("COINBASE:ETH-USD", stamp),  # not one of the floor's streams
+            book_record(STREAM, 0),  # no producer stamp
+            None,  # a tombstone
+            b"\xff\x00 not protobuf",
+        ]
+    )
+    assert [orjson.loads(f)["ingest_ts"] for f in sub.frames] == [stamp]
+    k = floor.counters()
+    assert (k["produced"], k["sent"], k["unknown"]) == (2, 1, 4)
+    # the wait from the producer's stamp to the frame: ~3 ms, counted for both records
+    assert sum(k["late"]) == 2
+    assert 2_500 <= latency_stats.hist_percentile(k["late"], 0.5) < 50_000
+
+
+def test_record_stamp_names_the_stream_and_the_producers_stamp() -> None:
+    assert record_stamp(book_record(STREAM, 42)) == (STREAM, 42)
+    assert record_stamp(book_record(STREAM, 0)) is None
+    assert record_stamp(None) is None
+    assert record_stamp(b"\x00" * 40) is None
