@@ -134,6 +134,44 @@ def over_budget(hop: dict[str, Any]) -> str:
     return " and ".join(over)
 
 
+def three_sides(
+    t: Table,
+    names: tuple[str, str, str],
+    sides: tuple[Any, Any, Any],
+    *,
+    gateway_beside_middle: bool,
+    middle_rows: dict[str, Any],
+    suffix: str = "",
+) -> None:
+    """Columns and rows of a table of three windows: the floor, a middle one (``names[0]``,
+    minus the floor in ``names[1]``) and the gateway with Kafka, minus the floor or (with
+    ``gateway_beside_middle``) minus the middle one in ``names[2]``. ``middle_rows``: more
+    rows of the middle window, each a dict with p50/p99 (keys + ``suffix``) or None."""
+    mid = sides[1]
+    for c in ("", "floor", names[0], names[1], "gateway, Kafka", names[2]):
+        t.add_column(c, justify="right" if c else "left")
+
+    def less(a: Any, b: Any) -> Any:
+        return a - b if a is not None and b is not None else None
+
+    for k, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
+        f, m, g = (d["age_ms"][k] if _ok(d) else None for d in sides)
+        last = less(g, m) if gateway_beside_middle else less(g, f)
+        t.add_row(
+            f"age {label} (ms)", fmt(f, 2), fmt(m, 2), fmt(less(m, f), 2), fmt(g, 2), fmt(last, 2)
+        )
+    delivered = [fmt(_get(d, "delivered_per_s"), 0) for d in sides]
+    t.add_row("delivered msgs/s", delivered[0], delivered[1], "", delivered[2], "")
+    cpu = [fmt(_r(d, "cpu_cores", "server"), 2) if _ok(d) else "-" for d in sides]
+    t.add_row("server CPU (cores)", cpu[0], cpu[1], "", cpu[2], "")
+    for label, h in middle_rows.items():
+        if isinstance(h, dict):
+            pair = f"{fmt(h.get('p50' + suffix), 2)} / {fmt(h.get('p99' + suffix), 2)}"
+            t.add_row(label, "", pair, "", "", "")
+    if isinstance(mid, dict) and "error" in mid:
+        t.add_row("error", "", str(mid["error"])[:60], "", "", "")
+
+
 def kafka_fed_table(kfed: dict[str, Any], moderate: dict[str, Any]) -> Table:
     """The floor's broadcaster behind Kafka beside the floor and the gateway: what the
     Kafka hop costs a plain broadcaster, and the gateway's share over that."""
@@ -142,41 +180,14 @@ def kafka_fed_table(kfed: dict[str, Any], moderate: dict[str, Any]) -> Table:
         title=f"3d. The floor behind Kafka, {fmt(kfed['rate'], 1)} updates/s, "
         f"{kfed['clients']:,} clients (a plain broadcaster fed by the gateway's records' path)"
     )
-    for c in (
-        "",
-        "floor",
-        "floor, Kafka",
-        "Kafka - floor",
-        "gateway, Kafka",
-        "gateway - floor, Kafka",
-    ):
-        t.add_column(c, justify="right" if c else "left")
-    for k, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
-        f, k_, g = (d["age_ms"][k] if _ok(d) else None for d in (floor, fed, gw))
-        t.add_row(
-            f"age {label} (ms)",
-            fmt(f, 2),
-            fmt(k_, 2),
-            fmt(k_ - f if k_ is not None and f is not None else None, 2),
-            fmt(g, 2),
-            fmt(g - k_ if g is not None and k_ is not None else None, 2),
-        )
-    delivered = [fmt(_get(d, "delivered_per_s"), 0) for d in (floor, fed, gw)]
-    t.add_row("delivered msgs/s", delivered[0], delivered[1], "", delivered[2], "")
-    cpu = [fmt(_r(d, "cpu_cores", "server"), 2) if _ok(d) else "-" for d in (floor, fed, gw)]
-    t.add_row("server CPU (cores)", cpu[0], cpu[1], "", cpu[2], "")
-    wait = _get(fed, "floor_wait_ms")
-    if isinstance(wait, dict):
-        t.add_row(
-            "producer stamp -> frame built p50 / p99 (ms)",
-            "",
-            f"{fmt(wait.get('p50'), 2)} / {fmt(wait.get('p99'), 2)}",
-            "",
-            "",
-            "",
-        )
-    if isinstance(fed, dict) and "error" in fed:
-        t.add_row("error", "", str(fed["error"])[:60], "", "", "")
+    middle = {"producer stamp -> frame built p50 / p99 (ms)": _get(fed, "floor_wait_ms") or None}
+    three_sides(
+        t,
+        ("floor, Kafka", "Kafka - floor", "gateway - floor, Kafka"),
+        (floor, fed, gw),
+        gateway_beside_middle=True,
+        middle_rows=middle,
+    )
     t.caption = (
         "bench.latency_floor --feed kafka: the floor's broadcaster (no books, no per-client "
         "queues) sends one frame per book record it consumes (the gateway's Kafka settings, "
@@ -206,39 +217,16 @@ def no_broker_table(nb: dict[str, Any], moderate: dict[str, Any]) -> Table:
         title=f"3c. The gateway without Kafka, {fmt(nb['rate'], 1)} updates/s, "
         f"{nb['clients']:,} clients (in-memory broker)"
     )
-    for c in (
-        "",
-        "floor",
-        "gateway, no broker",
-        "no broker - floor",
-        "gateway, Kafka",
-        "Kafka - floor",
-    ):
-        t.add_column(c, justify="right" if c else "left")
-    for k, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
-        f = floor["age_ms"][k] if _ok(floor) else None
-        n = own["age_ms"][k] if _ok(own) else None
-        g = gw["age_ms"][k] if _ok(gw) else None
-        dn = n - f if n is not None and f is not None else None
-        dg = g - f if g is not None and f is not None else None
-        t.add_row(f"age {label} (ms)", fmt(f, 2), fmt(n, 2), fmt(dn, 2), fmt(g, 2), fmt(dg, 2))
-    delivered = [fmt(_get(d, "delivered_per_s"), 0) for d in (floor, own, gw)]
-    t.add_row("delivered msgs/s", delivered[0], delivered[1], "", delivered[2], "")
-    cpu = [fmt(_r(d, "cpu_cores", "server"), 2) if _ok(d) else "-" for d in (floor, own, gw)]
-    t.add_row("server CPU (cores)", cpu[0], cpu[1], "", cpu[2], "")
-    for hop in ("handoff", "apply", "fanout"):
-        h = ((own or {}).get("hops") or {}).get(hop) if _ok(own) else None
-        if h:
-            t.add_row(
-                f"{hop} hop p50 / p99 (ms)",
-                "",
-                f"{fmt(h.get('p50_ms'), 2)} / {fmt(h.get('p99_ms'), 2)}",
-                "",
-                "",
-                "",
-            )
-    if isinstance(own, dict) and "error" in own:
-        t.add_row("error", "", str(own["error"])[:60], "", "", "")
+    hops = ((own or {}).get("hops") or {}) if _ok(own) else {}
+    middle = {f"{hop} hop p50 / p99 (ms)": hops.get(hop) for hop in ("handoff", "apply", "fanout")}
+    three_sides(
+        t,
+        ("gateway, no broker", "no broker - floor", "Kafka - floor"),
+        (floor, own, gw),
+        gateway_beside_middle=False,
+        middle_rows=middle,
+        suffix="_ms",
+    )
     t.caption = (
         "the same gateway code and settings on an in-memory broker, the simulator on a thread "
         "of its process: every record still goes through the consumer thread, the hand-off, "
