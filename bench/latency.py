@@ -1327,6 +1327,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         a.kafka_floor_s = min(a.kafka_floor_s, 8.0)
         a.linger_ms, a.fetch_wait_ms = "0", ""  # a gateway per fetch.wait value: full run only
     a.only = tuple(a.only.split(",")) if a.only else (QUICK if a.quick else ALL)
+    if unknown_only := [w for w in a.only if w not in ALL]:
+        # a misspelt workload would otherwise be skipped without a word
+        ap.error(f"--only: unknown {', '.join(unknown_only)}; known: {', '.join(ALL)}")
     # ints: the settings are integer milliseconds and the config parses the variable as such
     a.linger_ms = [int(v) for v in floats(a.linger_ms)]
     a.fetch_wait_ms = [int(v) for v in floats(a.fetch_wait_ms)]

@@ -458,6 +458,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "holding httptools)",
     )
     args = ap.parse_args(argv)
+    if unknown := [w for w in args.only.split(",") if w not in ALL]:
+        # a misspelt workload would otherwise be skipped without a word
+        ap.error(f"--only: unknown {', '.join(unknown)}; known: {', '.join(ALL)}")
     if args.quick:
         args.clients = min(args.clients, 300)
         args.client_procs = min(args.client_procs, 2)

@@ -178,6 +178,17 @@ def test_ratio_of_missing_values_is_a_dash() -> None:
     assert latency_report.ratio(None, 2.0) == "-"
 
 
+def test_only_takes_known_workloads_and_refuses_a_misspelt_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert latency.parse(["--only", "moderate,kafkafed"]).only == ("moderate", "kafkafed")
+    assert "kafkafed" in latency.parse([]).only and "kafkafed" in latency.parse(["--quick"]).only
+    with pytest.raises(SystemExit) as exc:
+        latency.parse(["--only", "moderate,kafkfed"])
+    assert exc.value.code == 2
+    assert "--only: unknown kafkfed; known: capacity," in capsys.readouterr().err
+
+
 def test_ingest_fetch_settings_are_chosen_by_name() -> None:
     assert latency.parse([]).ingest_fetch == ["default", "eager", "batched"]
     a = latency.parse(["--ingest-fetch", "default,batched-2ms,batched-10ms"])
@@ -295,3 +306,15 @@ def test_a_run_without_moderate_still_shows_the_floors_moderate_window() -> None
     }
     t = next(t for t in latency_report.tables(res) if str(t.title).startswith("3c."))
     assert table_rows(t)["age p50 (ms)"][:3] == ("1.00", "1.50", "0.50")
+
+
+def test_the_first_rounds_workloads_refuse_a_misspelt_name_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench import run
+
+    assert run.parse(["--only", "w1,w5"]).only == "w1,w5"
+    with pytest.raises(SystemExit) as exc:
+        run.parse(["--only", "w1,w6"])
+    assert exc.value.code == 2
+    assert "--only: unknown w6; known: w5, w4, w1, w2, w3, ref" in capsys.readouterr().err
