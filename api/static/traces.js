@@ -124,8 +124,11 @@ async function select(id, picked) {
   state.picked = picked;
   renderList();
   try {
-    renderWaterfall(await getJson(`api/v1/traces/${encodeURIComponent(id)}`));
+    const trace = await getJson(`api/v1/traces/${encodeURIComponent(id)}`);
+    // another selection made meanwhile wins: answers may come back out of order
+    if (state.selected === id) renderWaterfall(trace);
   } catch (e) {
+    if (state.selected !== id) return;
     state.error = `trace ${id.slice(0, 8)}…: ${e.message}`;
     renderList();
   }
