@@ -25,21 +25,31 @@ import time
 from pathlib import Path
 
 from bench.common import Stop, bare_source
+from core.types import BookUpdate, Trade
 from mdgw.config import load_config
 from schemas.codec import decode
 from schemas.errors import SchemaError
 
 
-def hop_ms(value: bytes | None, now_ns: int) -> float | None:
-    """``now_ns`` minus the record's producer ``ingest_ts``, in ms; None for a record that
+def record_stamp(value: bytes | None) -> tuple[str, int] | None:
+    """(``EXCHANGE:SYMBOL``, the producer's ``ingest_ts``) of a record; None for one that
     is not a stamped market-data message (no value, undecodable, no ``ingest_ts``)."""
     if value is None:
         return None
     try:
-        ingest = decode(value).ingest_ns
-    except (SchemaError, AttributeError):
+        msg = decode(value)
+    except SchemaError:
         return None
-    return (now_ns - ingest) / 1e6 if ingest else None
+    if isinstance(msg, BookUpdate | Trade) and msg.ingest_ns:  # the stamped kinds
+        return msg.stream, msg.ingest_ns
+    return None
+
+
+def hop_ms(value: bytes | None, now_ns: int) -> float | None:
+    """``now_ns`` minus the record's producer ``ingest_ts``, in ms (None: ``record_stamp``
+    found no stamp)."""
+    found = record_stamp(value)
+    return (now_ns - found[1]) / 1e6 if found else None
 
 
 def main(argv: list[str]) -> int:

@@ -930,7 +930,7 @@ def ingest_floor(
 def no_broker_result(p: Plan, floor: Any, nb: Any) -> dict[str, Any]:
     """The ``nobroker`` window beside the floor's moderate one (``gateway`` holds its
     summary and hops, or the error)."""
-    window = nb.get("") if isinstance(nb, dict) and "" in nb else nb
+    window = main_window(nb)
     ok = isinstance(window, dict) and "age_ms" in window
     out: dict[str, Any] = {"rate": p.moderate, "clients": p.a.clients, "gateway": window}
     out["diff_ms"] = diff(floor, window) if ok and isinstance(floor, dict) else {}
@@ -952,6 +952,11 @@ def run_kafka_fed(p: Plan, guarded: Any) -> Any:
         )
     finally:
         kf.stop()
+    return main_window(out)
+
+
+def main_window(out: Any) -> Any:
+    """A ``steady`` result's main window (label ``""``), or ``out`` itself (an error)."""
     return out.get("") if isinstance(out, dict) and "" in out else out
 
 

@@ -46,12 +46,11 @@ from typing import Any
 import orjson
 from picows import WSListener, WSMsgType, WSTransport, ws_create_server
 
+from bench.kafka_floor import record_stamp
 from bench.latency_stats import observe
 from bench.rate_lines import read_rate
 from producers.simulate_run import MAX_LAG_NS
 from producers.simulator import PoissonArrivals
-from schemas.codec import decode
-from schemas.errors import SchemaError
 
 SEED = 2
 """``mdgw simulate`` paces with ``PoissonArrivals(seed=simulator.seed + 1)``, default seed 1."""
@@ -65,23 +64,6 @@ def stream_list(text: str) -> list[str]:
         if not exchange or not symbol:
             raise argparse.ArgumentTypeError(f"{s!r} is not EXCHANGE:SYMBOL")
     return streams
-
-
-def record_stamp(value: bytes | None) -> tuple[str, int] | None:
-    """(``EXCHANGE:SYMBOL``, the producer's ``ingest_ts``) of a book record; None for
-    anything else (a tombstone, a record that does not decode, one without a stamp)."""
-    if value is None:
-        return None
-    try:
-        msg = decode(value)
-    except SchemaError:
-        return None
-    ingest = getattr(msg, "ingest_ns", 0)
-    exchange = getattr(msg, "exchange", None)
-    symbol = getattr(msg, "symbol", None)
-    if not ingest or exchange is None or not isinstance(symbol, str):
-        return None
-    return f"{exchange.name}:{symbol}", ingest
 
 
 def frame_parts(stream: str, size: int) -> tuple[bytes, bytes, bytes]:
@@ -252,14 +234,16 @@ def feed_thread(floor: Floor, loop: asyncio.AbstractEventLoop, stop: threading.E
         produced.wait(1.0)
 
 
-ready = threading.Event()
-"""Set once the Kafka feed is assigned at the topic's end (what comes next is read)."""
-
-
-def kafka_thread(floor: Floor, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+def kafka_thread(
+    floor: Floor,
+    loop: asyncio.AbstractEventLoop,
+    stop: threading.Event,
+    ready: threading.Event,
+) -> None:
     """``--feed kafka``: consume the book topic from its end (the gateway's client wrapper
     and settings, from the environment as the gateway reads them) and hand each batch to
-    the loop, as the gateway's consumer thread does."""
+    the loop, as the gateway's consumer thread does; ``ready`` is set once assigned at
+    the topic's end (what comes next is read)."""
     from bench.common import bare_source
     from mdgw.config import load_config
 
@@ -292,15 +276,19 @@ async def main_async(args: argparse.Namespace) -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     stop = threading.Event()
-    feeder: threading.Thread | None = None
     from_kafka = args.feed == "kafka"
+    feeder: threading.Thread | None = None
     if from_kafka:
-        feeder = threading.Thread(target=kafka_thread, args=(floor, loop, stop), daemon=True)
+        ready = threading.Event()
+        feeder = threading.Thread(target=kafka_thread, args=(floor, loop, stop, ready), daemon=True)
         feeder.start()
         while not ready.is_set():
             if not feeder.is_alive():
                 raise SystemExit("latency_floor: the Kafka feed did not start (see above)")
             await asyncio.sleep(0.05)
+    elif args.wake == "feed":
+        feeder = threading.Thread(target=feed_thread, args=(floor, loop, stop), daemon=True)
+        feeder.start()
     print("ready", flush=True)
 
     async def read_rates() -> None:
@@ -311,14 +299,11 @@ async def main_async(args: argparse.Namespace) -> None:
                 floor.set_rate(rate)  # a Kafka-fed floor's rate is its producer's
 
     task = asyncio.create_task(read_rates())
-    if feeder is None and args.wake == "tick":
+    if feeder is None:  # --wake tick
         while not task.done():
             await asyncio.sleep(0.001)
             floor.produce(time.monotonic_ns())
     else:
-        if feeder is None:
-            feeder = threading.Thread(target=feed_thread, args=(floor, loop, stop), daemon=True)
-            feeder.start()
         await task
     stop.set()
     if feeder is not None:

@@ -16,10 +16,11 @@ export function pickTrace(traces) {
   return traces.reduce((best, t) => (rank(t) > rank(best) ? t : best), traces[0]);
 }
 
-// Whether the page's own earlier choice (of rank `pickedRank`) gives way to `best`.
-// A trace the user clicked always stays.
-export function replaces(best, selected, picked, pickedRank) {
+// Whether the selection gives way to `best`: none yet, or the page's own earlier choice
+// (of rank `pickedRank`) and `best` is fuller. A trace the user clicked (`pickedRank`
+// null) always stays.
+export function replaces(best, selected, pickedRank) {
   if (best == null) return false;
   if (!selected) return true;
-  return picked && rank(best) > pickedRank;
+  return pickedRank != null && rank(best) > pickedRank;
 }

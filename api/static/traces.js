@@ -14,8 +14,9 @@ const params = new URLSearchParams(location.search);
 const headers = params.get("key") ? { "X-API-Key": params.get("key") } : {};
 const panel = document.getElementById("traces");
 
-// picked: the selection was the page's own choice, not a click (so a better one may replace it)
-const state = { selected: "", picked: false, pickedRank: 0, traces: [], loaded: 0, error: "" };
+// pickedRank: the selection was the page's own choice, of this rank (a fuller trace may
+// replace it); null when the user clicked it
+const state = { selected: "", pickedRank: null, traces: [], loaded: 0, error: "" };
 window.mdgwTraces = state; // for the console and the browser tests
 
 function el(tag, cls, text) {
@@ -71,7 +72,7 @@ function renderList() {
         el("span", "t-n", t.complete === false ? `${t.spans} spans, partial` : `${t.spans} spans`),
       );
       if (t.complete === false) b.title = "its producer span has not reached Jaeger (yet)";
-      b.addEventListener("click", () => select(t.trace_id, false));
+      b.addEventListener("click", () => select(t.trace_id, null));
       li.append(b);
       return li;
     }),
@@ -119,9 +120,9 @@ function renderWaterfall(trace) {
   wf.dataset.trace = trace.trace_id;
 }
 
-async function select(id, picked) {
+async function select(id, pickedRank) {
   state.selected = id;
-  state.picked = picked;
+  state.pickedRank = pickedRank;
   renderList();
   try {
     const trace = await getJson(`api/v1/traces/${encodeURIComponent(id)}`);
@@ -146,10 +147,7 @@ async function refresh() {
   renderList();
   // the page's own choice gives way to a fuller trace; a clicked one stays
   const best = pickTrace(state.traces);
-  if (replaces(best, state.selected, state.picked, state.pickedRank)) {
-    state.pickedRank = rank(best);
-    await select(best.trace_id, true);
-  }
+  if (replaces(best, state.selected, state.pickedRank)) await select(best.trace_id, rank(best));
 }
 
 async function main() {

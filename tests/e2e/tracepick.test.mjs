@@ -35,9 +35,9 @@ test("nothing to pick from, and junk entries, do not throw", () => {
 });
 
 test("the page's own choice gives way to a fuller trace; a clicked one stays", () => {
-  assert.equal(replaces(whole, "", false, 0), true);
-  assert.equal(replaces(whole, "p", true, rank(partial)), true);
-  assert.equal(replaces(partial, "p", true, rank(partial)), false);
-  assert.equal(replaces(whole, "p", false, rank(partial)), false);
-  assert.equal(replaces(null, "", false, 0), false);
+  assert.equal(replaces(whole, "", null), true);
+  assert.equal(replaces(whole, "p", rank(partial)), true);
+  assert.equal(replaces(partial, "p", rank(partial)), false);
+  assert.equal(replaces(whole, "p", null), false);
+  assert.equal(replaces(null, "", null), false);
 });

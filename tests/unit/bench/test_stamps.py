@@ -16,7 +16,8 @@ import orjson
 import pytest
 
 from bench import latency, latency_stats
-from bench.latency_floor import Floor, feed_thread, record_stamp
+from bench.kafka_floor import record_stamp
+from bench.latency_floor import Floor, feed_thread
 from bench.memory_gateway import ArrivalPublisher
 from core.types import BookUpdate, Exchange
 from mdgw.config import KafkaConfig
