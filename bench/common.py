@@ -14,7 +14,7 @@ from typing import Any
 
 from mdgw.config import Config, KafkaConfig, load_config
 from mdgw.kafka.admin import admin_client, create_topics, topic_specs
-from mdgw.kafka.client import END, KafkaSource
+from mdgw.kafka.client import UNKNOWN_TOPIC, KafkaSource, SourceError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -90,9 +90,37 @@ class Stop:
         self.set = True
 
 
+TOPIC_WAIT_S = 15.0
+"""How long ``bare_source`` waits for a topic created a moment ago to be ready."""
+NEW_TOPIC_ERRORS = frozenset({UNKNOWN_TOPIC, "not_leader_for_partition", "leader_not_available"})
+"""What a broker answers about a topic it is still setting up (codes of ``SourceError``)."""
+
+
 def bare_source(cfg: KafkaConfig, name: str, topics: tuple[str, ...]) -> KafkaSource:
     """The gateway's Kafka client wrapper and settings, every partition of ``topics``
-    assigned at its end: what a bench floor reads with (records from now on)."""
+    assigned at its end: what a bench floor reads with (records from now on).
+
+    The end is asked for before this returns and assigned as an offset: assigned as
+    ``END`` it is looked up only at the first fetch, and records written meanwhile
+    (the caller says it is ready, its feed starts) would be skipped."""
     src = KafkaSource(cfg, f"{cfg.client_id}-{name}")
-    src.assign([(t, p, END) for t in topics for p in src.partitions(t)])
+    src.assign(topic_ends(src, topics))
     return src
+
+
+def topic_ends(
+    src: KafkaSource, topics: tuple[str, ...], wait_s: float = TOPIC_WAIT_S, step_s: float = 0.2
+) -> list[tuple[str, int, int]]:
+    """(topic, partition, end offset) of every partition of ``topics``, asked again while
+    the broker is still setting a topic up, for up to ``wait_s``: the harness creates
+    each run's topics just before its floors read them, and a broker just started knows
+    a new topic, and then its leaders, only after a moment (any other error, or one
+    that lasts, is raised)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return [(t, p, src.watermarks(t, p)[1]) for t in topics for p in src.partitions(t)]
+        except SourceError as e:
+            if e.code not in NEW_TOPIC_ERRORS or time.monotonic() >= deadline:
+                raise
+        time.sleep(step_s)

@@ -45,7 +45,9 @@ async def test_the_kafka_fed_floor_sends_each_record_with_its_producers_stamp(
     try:
         assert proc.stdin is not None and proc.stdout is not None
         line = await asyncio.to_thread(proc.stdout.readline)
-        assert line.strip() == b"ready", proc.stderr.read() if proc.poll() is not None else line
+        if line.strip() != b"ready":
+            proc.wait(30)
+            pytest.fail(f"the floor did not start: {line!r} {proc.stderr.read().decode()[-3000:]}")
         proc.stdin.write(b"5000\n")  # a rate line: ignored, nothing is made up
         proc.stdin.flush()
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
